@@ -1,0 +1,439 @@
+"""Pure client logic over httpx.MockTransport: status and exception mapping, configuration,
+request shape, secret masking, lifecycle. No sockets; the emulator tests cover the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import httpcore
+import httpx
+import pytest
+from client_support import KEY_ID, LOGSTORE, PROJECT, SECRET, TOKEN
+
+from yai_spool import client as client_module
+from yai_spool.client import (
+    AsyncPutLogsClient,
+    ClientTimeouts,
+    PutLogsClient,
+    PutLogsResult,
+    SdkPutLogsClient,
+)
+from yai_spool.credentials import Credentials
+from yai_spool.errors import (
+    ConfigError,
+    ConnectError,
+    ConnectionLost,
+    CredentialsError,
+    Outcome,
+    RequestTimeout,
+    SLSError,
+    TransportError,
+    classify_exception,
+)
+from yai_spool.model import Log, LogGroup
+
+GROUP = LogGroup(logs=(Log(time=1_700_000_000, contents=(("msg", "hello"),), time_ns=5),))
+
+
+def sls_answer(
+    status: int, code: str | None, message: str = "m", rid: str = "RID1"
+) -> httpx.Response:
+    body = (
+        b"" if code is None else json.dumps({"errorCode": code, "errorMessage": message}).encode()
+    )
+    return httpx.Response(status, headers={"x-log-requestid": rid}, content=body)
+
+
+def ok(_: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, headers={"x-log-requestid": "5B0A6B60BB6EE39764D458B5"})
+
+
+# ----------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("field", ["connect", "read", "write", "pool", "total"])
+@pytest.mark.parametrize("bad", [0, -1.0, math.inf, math.nan, True, "5"])
+def test_timeouts_reject_non_positive_or_non_numbers(field: str, bad: Any) -> None:
+    with pytest.raises(ConfigError, match=field):
+        ClientTimeouts(**{field: bad})
+
+
+def test_timeouts_defaults_are_explicit() -> None:
+    assert ClientTimeouts() == ClientTimeouts(
+        connect=5.0, read=30.0, write=30.0, pool=5.0, total=60.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"signature_version": "v2"}, "signature_version"),
+        ({"signature_version": "v4"}, "region"),
+        ({"compression": "brotli"}, "brotli"),
+        ({"max_connections": 0}, "max_connections"),
+    ],
+)
+@pytest.mark.parametrize("cls", [PutLogsClient, AsyncPutLogsClient])
+def test_bad_configuration_is_a_config_error(cls: type, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        cls("http://127.0.0.1:9", access_key_id=KEY_ID, access_key_secret=SECRET, **kwargs)
+
+
+def test_phase_timeouts_are_capped_by_the_total() -> None:
+    with PutLogsClient(
+        "http://127.0.0.1:9",
+        access_key_id=KEY_ID,
+        access_key_secret=SECRET,
+        timeouts=ClientTimeouts(connect=5, read=30, write=30, pool=5, total=2),
+    ) as client:
+        timeout = client._http.timeout
+        assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (2, 2, 2, 2)
+
+
+def test_connection_pool_is_bounded_and_env_is_not_trusted() -> None:
+    with PutLogsClient(
+        "http://127.0.0.1:9", access_key_id=KEY_ID, access_key_secret=SECRET, max_connections=3
+    ) as client:
+        assert client._http.trust_env is False
+        pool = client._http._transport._pool
+        assert pool._max_connections == 3
+        assert pool._retries == 0
+
+
+@pytest.mark.parametrize(
+    ("cls", "backend"),
+    [
+        (PutLogsClient, client_module._DeadlineBackend),
+        (AsyncPutLogsClient, client_module._AsyncDeadlineBackend),
+    ],
+)
+def test_total_deadline_backend_is_installed(cls: type, backend: type) -> None:
+    """Guards the httpx/httpcore internals the total deadline hooks into (see client.py)."""
+    client = cls("http://127.0.0.1:9", access_key_id=KEY_ID, access_key_secret=SECRET)
+    assert isinstance(client._http._transport._pool._network_backend, backend)
+    if isinstance(client, PutLogsClient):
+        client.close()
+    else:
+        asyncio.run(client.aclose())
+
+
+# -------------------------------------------------------------------- status mapping
+
+
+def test_200_returns_request_id(sync_mock: Callable[..., PutLogsClient]) -> None:
+    client = sync_mock(ok)
+    assert client.put_logs(PROJECT, LOGSTORE, GROUP) == PutLogsResult(
+        request_id="5B0A6B60BB6EE39764D458B5", status=200
+    )
+
+
+STATUS_CASES = [
+    (500, "InternalServerError", Outcome.RETRY),
+    (503, "ServerBusy", Outcome.RETRY),
+    (502, None, Outcome.RETRY),  # empty 5xx body -> BadResponse, retried by status
+    (401, "Unauthorized", Outcome.CREDENTIALS),
+    (401, "SignatureNotMatch", Outcome.CREDENTIALS),
+    (404, "LogStoreNotExist", Outcome.CREDENTIALS),
+    (403, "WriteQuotaExceed", Outcome.THROTTLED),
+    (400, "PostBodyInvalid", Outcome.REJECTED),
+    (413, "PostBodyTooLarge", Outcome.REJECTED),
+    (201, None, Outcome.RETRY),  # only 200 is success
+    (204, None, Outcome.RETRY),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "outcome"), STATUS_CASES)
+def test_non_200_raises_sls_error(
+    sync_mock: Callable[..., PutLogsClient], status: int, code: str | None, outcome: Outcome
+) -> None:
+    client = sync_mock(lambda _: sls_answer(status, code, rid="RIDX"))
+    with pytest.raises(SLSError) as info:
+        client.put_logs(PROJECT, LOGSTORE, GROUP)
+    error = info.value
+    assert error.status == status
+    assert error.error_code == (code or "BadResponse")
+    assert error.request_id == "RIDX"
+    assert classify_exception(error) is outcome
+    assert str(error).startswith(f"PutLogs {PROJECT}/{LOGSTORE}: SLS {status} ")
+
+
+@pytest.mark.parametrize(("status", "code", "outcome"), STATUS_CASES)
+def test_non_200_raises_sls_error_async(
+    async_mock: Callable[..., AsyncPutLogsClient], status: int, code: str | None, outcome: Outcome
+) -> None:
+    async def run() -> SLSError:
+        async with async_mock(lambda _: sls_answer(status, code, rid="RIDX")) as client:
+            with pytest.raises(SLSError) as info:
+                await client.put_logs(PROJECT, LOGSTORE, GROUP)
+            return info.value
+
+    error = asyncio.run(run())
+    assert (error.status, error.request_id) == (status, "RIDX")
+    assert classify_exception(error) is outcome
+
+
+# ----------------------------------------------------------------- exception mapping
+
+EXCEPTION_CASES = [
+    (httpx.ConnectError("[Errno 111] Connection refused"), ConnectError),
+    (httpx.ProxyError("proxy said no"), ConnectError),
+    (httpx.ConnectTimeout("timed out"), RequestTimeout),
+    (httpx.ReadTimeout("timed out"), RequestTimeout),
+    (httpx.WriteTimeout("timed out"), RequestTimeout),
+    (httpx.PoolTimeout("timed out"), RequestTimeout),
+    (httpx.ReadError("reset by peer"), ConnectionLost),
+    (httpx.WriteError("broken pipe"), ConnectionLost),
+    (httpx.RemoteProtocolError("Server disconnected without sending a response."), ConnectionLost),
+    (httpx.UnsupportedProtocol("nope"), TransportError),
+]
+
+
+@pytest.mark.parametrize(("raised", "expected"), EXCEPTION_CASES)
+def test_httpx_exceptions_map_to_transport_errors(
+    sync_mock: Callable[..., PutLogsClient], raised: httpx.HTTPError, expected: type
+) -> None:
+    def handler(_: httpx.Request) -> httpx.Response:
+        raise raised
+
+    client = sync_mock(handler)
+    with pytest.raises(expected) as info:
+        client.put_logs(PROJECT, LOGSTORE, GROUP)
+    assert type(info.value) is expected
+    assert info.value.__cause__ is raised
+    assert f"{PROJECT}/{LOGSTORE}" in str(info.value)
+    assert classify_exception(info.value) is Outcome.RETRY
+
+
+@pytest.mark.parametrize(("raised", "expected"), EXCEPTION_CASES)
+def test_httpx_exceptions_map_to_transport_errors_async(
+    async_mock: Callable[..., AsyncPutLogsClient], raised: httpx.HTTPError, expected: type
+) -> None:
+    def handler(_: httpx.Request) -> httpx.Response:
+        raise raised
+
+    async def run() -> BaseException:
+        async with async_mock(handler) as client:
+            with pytest.raises(expected) as info:
+                await client.put_raw(PROJECT, LOGSTORE, b"")
+            return info.value
+
+    error = asyncio.run(run())
+    assert type(error) is expected
+    assert error.__cause__ is raised
+
+
+# ------------------------------------------------------------------- request shape
+
+
+def test_each_call_asks_the_provider_and_signs_afresh(
+    sync_mock: Callable[..., PutLogsClient],
+) -> None:
+    calls: list[int] = []
+    seen: list[httpx.Request] = []
+
+    class CountingProvider:
+        def get_credentials(self) -> Credentials:
+            calls.append(1)
+            return Credentials(KEY_ID, SECRET, TOKEN)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return ok(request)
+
+    client = sync_mock(
+        handler, access_key_id=None, access_key_secret=None, credentials_provider=CountingProvider()
+    )
+    for _ in range(3):
+        client.put_logs(PROJECT, LOGSTORE, GROUP)
+    assert len(calls) == 3
+    request = seen[0]
+    assert request.method == "POST"
+    assert request.headers["host"] == f"{PROJECT}.127.0.0.1"
+    assert request.url.path == f"/logstores/{LOGSTORE}/shards/lb"
+    assert request.headers["x-acs-security-token"] == TOKEN
+    assert request.headers["authorization"].startswith(f"LOG {KEY_ID}:")
+
+
+def test_hash_key_routes_and_put_raw_sends_bytes_unchanged(
+    sync_mock: Callable[..., PutLogsClient],
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return ok(request)
+
+    client = sync_mock(handler, compression="none")
+    raw = b"\x0a\x00"  # an encoded LogGroup with one empty Log
+    client.put_raw(PROJECT, LOGSTORE, raw, hash_key="abc def/+=")
+    request = seen[0]
+    assert request.url.path == f"/logstores/{LOGSTORE}/shards/route"
+    assert request.url.params["key"] == "abc def/+="
+    assert request.content == raw
+    assert "x-log-compresstype" not in request.headers
+
+
+# ------------------------------------------------------------------- secrets, lifecycle
+
+
+def test_repr_masks_secrets_and_proxy_password() -> None:
+    client = PutLogsClient(
+        "http://127.0.0.1:9",
+        access_key_id=KEY_ID,
+        access_key_secret=SECRET,
+        security_token=TOKEN,
+        proxy="http://user:proxy-pass-xyz@127.0.0.1:3128",
+    )
+    try:
+        text = repr(client) + str(client)
+        for secret in (SECRET, TOKEN, "proxy-pass-xyz"):
+            assert secret not in text
+        assert "user:***@127.0.0.1:3128" in text
+    finally:
+        client.close()
+
+
+def test_close_is_idempotent_and_final(sync_mock: Callable[..., PutLogsClient]) -> None:
+    client = sync_mock(ok)
+    with client:
+        client.put_logs(PROJECT, LOGSTORE, GROUP)
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.put_logs(PROJECT, LOGSTORE, GROUP)
+    assert "closed=True" in repr(client)
+
+
+def test_async_close_is_idempotent_and_final(async_mock: Callable[..., AsyncPutLogsClient]) -> None:
+    async def run() -> None:
+        client = async_mock(ok)
+        async with client:
+            assert (await client.put_logs(PROJECT, LOGSTORE, GROUP)).status == 200
+        await client.aclose()
+        await client.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await client.put_logs(PROJECT, LOGSTORE, GROUP)
+
+    asyncio.run(run())
+
+
+# -------------------------------------------------------------- total-deadline plumbing
+
+
+class _FakeStream(httpcore.NetworkStream):
+    def __init__(self) -> None:
+        self.timeouts: list[float | None] = []
+        self.pieces: list[int] = []
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.timeouts.append(timeout)
+        return b""
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.timeouts.append(timeout)
+        self.pieces.append(len(buffer))
+
+
+def test_deadline_caps_each_socket_operation_and_splits_writes() -> None:
+    inner = _FakeStream()
+    stream = client_module._DeadlineStream(inner)
+    token = client_module._DEADLINE.set(client_module.time.monotonic() + 1000.0)
+    try:
+        stream.read(10, timeout=5.0)
+        stream.read(10, timeout=None)
+        stream.write(b"x" * (client_module._WRITE_PIECE * 2 + 1), timeout=5.0)
+    finally:
+        client_module._DEADLINE.reset(token)
+    assert inner.timeouts[0] == 5.0
+    assert inner.timeouts[1] is not None
+    assert 990 < inner.timeouts[1] <= 1000
+    assert inner.pieces == [client_module._WRITE_PIECE, client_module._WRITE_PIECE, 1]
+
+
+def test_spent_deadline_fails_the_next_operation_at_once() -> None:
+    stream = client_module._DeadlineStream(_FakeStream())
+    token = client_module._DEADLINE.set(client_module.time.monotonic() - 1.0)
+    try:
+        with pytest.raises(httpcore.ReadTimeout):
+            stream.read(10, timeout=5.0)
+        with pytest.raises(httpcore.WriteTimeout):
+            stream.write(b"x", timeout=5.0)
+    finally:
+        client_module._DEADLINE.reset(token)
+
+
+def test_without_a_call_in_progress_timeouts_pass_through() -> None:
+    inner = _FakeStream()
+    client_module._DeadlineStream(inner).read(1, timeout=3.0)
+    assert inner.timeouts == [3.0]
+
+
+# ---------------------------------------------------------------- SDK adapter config
+
+
+def test_sdk_adapter_without_the_zstd_package_refuses_zstd() -> None:
+    from aliyun.log import compress as sdk_compress
+
+    if sdk_compress.zstd_available:
+        pytest.skip("the SDK's optional 'zstd' package is installed here")
+    with pytest.raises(ConfigError, match="zstd"):
+        SdkPutLogsClient(
+            "sls.example.test", access_key_id=KEY_ID, access_key_secret=SECRET, compression="zstd"
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"compression": "deflate"}, "deflate"),
+        ({"signature_version": "v4"}, "region"),
+        ({"user_agent": "log-cli-v-0.1"}, "forever"),
+    ],
+)
+def test_sdk_adapter_rejects_what_the_sdk_cannot_do(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        SdkPutLogsClient(
+            "sls.example.test", access_key_id=KEY_ID, access_key_secret=SECRET, **kwargs
+        )
+
+
+def test_sdk_adapter_sets_explicit_timeouts_and_masks_secrets() -> None:
+    with SdkPutLogsClient(
+        "sls.example.test",
+        access_key_id=KEY_ID,
+        access_key_secret=SECRET,
+        security_token=TOKEN,
+        timeouts=ClientTimeouts(connect=1.5, read=7.0),
+    ) as client:
+        assert client._sdk.timeout == (1.5, 7.0)
+        assert SECRET not in repr(client)
+        assert TOKEN not in repr(client)
+
+
+class FailingProvider:
+    def get_credentials(self) -> Credentials:
+        raise CredentialsError("STS refresh failed")
+
+
+def test_provider_failure_keeps_its_type(sync_mock: Callable[..., PutLogsClient]) -> None:
+    client = sync_mock(
+        ok, access_key_id=None, access_key_secret=None, credentials_provider=FailingProvider()
+    )
+    with pytest.raises(CredentialsError):
+        client.put_logs(PROJECT, LOGSTORE, GROUP)
+    assert classify_exception(CredentialsError("x")) is Outcome.CREDENTIALS
+
+
+@pytest.mark.parametrize("sdk_retries", [True, False])
+def test_sdk_provider_failure_keeps_its_type(sdk_retries: bool) -> None:
+    # The SDK asks the provider while signing, before any network I/O.
+    with (
+        SdkPutLogsClient(
+            "sls.example.test", credentials_provider=FailingProvider(), sdk_retries=sdk_retries
+        ) as client,
+        pytest.raises(CredentialsError),
+    ):
+        client.put_logs(PROJECT, LOGSTORE, GROUP)

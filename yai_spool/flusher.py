@@ -1,0 +1,510 @@
+"""The flusher: leases batches from a spool, ships them with PutLogs, acks only on 200.
+
+Owns the delivery loop of one spool and the single retry layer of the project: what to do
+with a batch after each outcome, how long to wait, and when records leave the spool.
+
+``ShipCycle`` is the I/O-light core shared by every driver: it turns one leased batch into
+requests, bisects rejected batches down to the poison records, and settles every record
+with exactly one of ack / release / dead-letter. ``ThreadFlusher`` drives it from a
+background thread (the in-process flusher of ``SpoolHandler`` and the unit of the
+``yai-spool run`` daemon).
+
+Invariants:
+- A record is deleted only after SLS answered 200 for a request that contained it
+  (``Spool.ack``). Anything else leaves it READY for a later attempt or parks it DEAD with
+  the SLS errorCode, message and request id. Delivery is therefore *at least once*: a
+  flusher killed between the 200 and the ack resends that one batch.
+- Exactly one retry layer: the client never retries; this module waits after failures,
+  with full-jitter exponential backoff from a frozen ``RetryPolicy``. Every wait is on an
+  Event, so ``stop()`` cuts a backoff short.
+- Outcomes come from ``errors.classify_exception`` only:
+  DELIVERED -> ack; RETRY -> release + backoff; THROTTLED -> release + throttle backoff (a
+  quota error slows the send rate, it is not a failure of the data); CREDENTIALS -> release
+  + long backoff, surfaced as the spool's last error (the data is kept: a typo in a
+  logstore name must not dead-letter a day of logs); REJECTED -> bisect, and dead-letter
+  only the single records SLS refuses on their own.
+- Records older than ``RetryPolicy.max_age`` are dead-lettered (``MaxAgeExceeded``), never
+  silently deleted.
+- Only the holder of the spool's flusher lock ships; a second flusher (another process or
+  a daemon) waits in standby and takes over when the holder dies.
+- The flusher thread marks itself (``in_flusher_thread``) so records logged *by* the
+  shipping path (httpx debug logs, our own diagnostics) are not fed back into the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from yai_spool.destination import DestKey, decode_dest
+from yai_spool.encoding import encode_log_group
+from yai_spool.errors import (
+    EncodeError,
+    Outcome,
+    SLSError,
+    classify_exception,
+)
+from yai_spool.model import Log, LogGroup
+from yai_spool.retry import DEFAULT_RETRY, Backoff, RetryPolicy
+from yai_spool.spool import Batch, Spool
+
+__all__ = [
+    "FlusherConfig",
+    "FlusherStats",
+    "Sender",
+    "ShipCycle",
+    "ThreadFlusher",
+    "in_flusher_thread",
+]
+
+internal_log = logging.getLogger("yai_spool.internal")
+
+_MiB = 1024 * 1024
+_local = threading.local()
+
+
+def in_flusher_thread() -> bool:
+    """True on a thread that ships records (its own log records must not be spooled)."""
+    return getattr(_local, "flusher", False)
+
+
+class Sender(Protocol):
+    """What the flusher needs from a PutLogs client (``PutLogsClient`` and its adapter)."""
+
+    def put_raw(self, project: str, logstore: str, raw: bytes) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlusherConfig:
+    """How batches are formed and how the loop paces itself.
+
+    Args:
+        max_batch_records: records per PutLogs request (the producers' default, 4096).
+        max_batch_bytes: spooled bytes per request. The spool stores compact JSON, which is
+            a little larger than the protobuf it becomes, so 4 MiB keeps every request well
+            under the 10 MB raw-body limit of PutLogs while leaving room for big records.
+        linger: seconds to wait for more records before sending a batch that is not full.
+        poll_interval: seconds between looks at the spool when nothing woke the flusher
+            (records appended by other processes) and between standby lock attempts.
+        lease_seconds: a batch lease outlives any single request by far; if this flusher
+            dies the next one recovers the lease at once through the flusher lock.
+        checkpoint_interval: seconds between WAL checkpoints (kept off producers' threads).
+        retry: the backoff policy.
+        project, logstore: override the destination names stored in the spool rows (the
+            daemon's per-spool configuration); ``None`` keeps them.
+    """
+
+    max_batch_records: int = 4096
+    max_batch_bytes: int = 4 * _MiB
+    linger: float = 0.5
+    poll_interval: float = 1.0
+    lease_seconds: float = 300.0
+    checkpoint_interval: float = 1.0
+    retry: RetryPolicy = DEFAULT_RETRY
+    project: str | None = None
+    logstore: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_batch_records <= 40_960:
+            raise ValueError("FlusherConfig.max_batch_records must be in 1..40960 (SLS cap)")
+        if not 1024 <= self.max_batch_bytes <= 8 * _MiB:
+            raise ValueError(
+                "FlusherConfig.max_batch_bytes must be in 1 KiB..8 MiB "
+                "(headroom under the 10 MB PutLogs limit)"
+            )
+        for name in ("linger", "checkpoint_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FlusherConfig.{name} must be >= 0")
+        for name in ("poll_interval", "lease_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"FlusherConfig.{name} must be > 0")
+
+
+@dataclass(slots=True)
+class FlusherStats:
+    """In-process counters of one flusher (the spool keeps the durable ones)."""
+
+    requests: int = 0
+    delivered: int = 0
+    retried: int = 0
+    throttled: int = 0
+    credential_errors: int = 0
+    dead: int = 0
+    expired: int = 0
+    bisections: int = 0
+    last_outcome: str = ""
+    last_error_code: str = ""
+    last_success_at: float | None = None
+    consecutive_failures: int = 0
+    is_flusher: bool = False
+
+    def snapshot(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _entry_log(entry: dict[str, Any]) -> Log:
+    contents = tuple((k, v) for k, v in entry["contents"])
+    return Log(int(entry["time"]), contents, entry.get("time_ns"))
+
+
+@dataclass
+class ShipCycle:
+    """Ship one leased batch and settle every record in it; the shared core of the drivers.
+
+    ``ship(batch)`` returns the outcome that should pace the loop: DELIVERED when the link
+    worked (even if poison records were dead-lettered), otherwise the failure class.
+    """
+
+    spool: Spool
+    sender: Sender
+    config: FlusherConfig
+    stats: FlusherStats = field(default_factory=FlusherStats)
+    wall_clock: Callable[[], float] = time.time
+    encode: Callable[[LogGroup], bytes] = encode_log_group
+
+    def ship(self, batch: Batch) -> Outcome:
+        try:
+            dest = decode_dest(batch.dest)
+        except ValueError as exc:
+            self._dead(batch.ids, batch.attempts, "InvalidDestination", str(exc), None)
+            return Outcome.DELIVERED
+        ids, entries, attempts = list(batch.ids), list(batch.entries), list(batch.attempts)
+        ids, entries, attempts = self._expire(batch, ids, entries, attempts)
+        if not ids:
+            return Outcome.DELIVERED
+        return self._send(dest, ids, entries, attempts)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _expire(
+        self, batch: Batch, ids: list[int], entries: list[Any], attempts: list[int]
+    ) -> tuple[list[int], list[Any], list[int]]:
+        policy = self.config.retry
+        now = self.wall_clock()
+        if not policy.is_expired(batch.oldest_enqueued_at, now):
+            return ids, entries, attempts
+        enqueued = getattr(batch, "enqueued_at", None) or (batch.oldest_enqueued_at,) * len(ids)
+        keep: tuple[list[int], list[Any], list[int]] = ([], [], [])
+        old_ids, old_attempts = [], []
+        for i, e, a, t in zip(ids, entries, attempts, enqueued, strict=True):
+            if policy.is_expired(t, now):
+                old_ids.append(i)
+                old_attempts.append(a)
+            else:
+                keep[0].append(i)
+                keep[1].append(e)
+                keep[2].append(a)
+        if old_ids:
+            self.stats.expired += len(old_ids)
+            message = f"older than max_age={policy.max_age:g}s; never delivered"
+            self._dead(old_ids, old_attempts, "MaxAgeExceeded", message, None)
+        return keep
+
+    def _send(
+        self, dest: DestKey, ids: list[int], entries: list[Any], attempts: list[int]
+    ) -> Outcome:
+        project = self.config.project or dest.project
+        logstore = self.config.logstore or dest.logstore
+        exc: BaseException | None = None
+        try:
+            group = LogGroup(
+                logs=tuple(_entry_log(e) for e in entries),
+                topic=dest.topic,
+                source=dest.source,
+                tags=dest.tags,
+            )
+            raw = self.encode(group)
+        except (EncodeError, KeyError, TypeError, ValueError) as error:
+            # Data we cannot even encode is poison by definition.
+            exc = error if isinstance(error, EncodeError) else EncodeError(str(error))
+            outcome = Outcome.REJECTED
+        else:
+            self.stats.requests += 1
+            try:
+                result = self.sender.put_raw(project, logstore, raw)
+            except Exception as error:
+                exc = error
+                outcome = classify_exception(error)
+            else:
+                outcome = Outcome.DELIVERED
+                request_id = getattr(result, "request_id", None)
+        self.stats.last_outcome = outcome.name.lower()
+        if outcome is Outcome.DELIVERED:
+            self.spool.ack(ids, request_id=request_id)
+            self.stats.delivered += len(ids)
+            self.stats.last_success_at = self.wall_clock()
+            return outcome
+        code, message, request_id = _describe(exc)
+        self.stats.last_error_code = code
+        if outcome is Outcome.REJECTED:
+            if len(ids) == 1:
+                self._dead(ids, attempts, code, message, request_id)
+                return Outcome.DELIVERED  # the link works; this one record never will
+            self.stats.bisections += 1
+            mid = len(ids) // 2
+            halves = (
+                (ids[:mid], entries[:mid], attempts[:mid]),
+                (ids[mid:], entries[mid:], attempts[mid:]),
+            )
+            for n, (h_ids, h_entries, h_attempts) in enumerate(halves):
+                half_outcome = self._send(dest, h_ids, h_entries, h_attempts)
+                if half_outcome is not Outcome.DELIVERED:
+                    if n == 0:  # the second half was never tried: give it back untouched
+                        self.spool.release(halves[1][0])
+                    return half_outcome
+            return Outcome.DELIVERED
+        throttled = outcome is Outcome.THROTTLED
+        self.spool.release(
+            ids, error_code=code, message=message, request_id=request_id, throttled=throttled
+        )
+        if throttled:
+            self.stats.throttled += 1
+        elif outcome is Outcome.CREDENTIALS:
+            self.stats.credential_errors += 1
+        else:
+            self.stats.retried += len(ids)
+        return outcome
+
+    def _dead(
+        self,
+        ids: Sequence[int],
+        attempts: Sequence[int],
+        code: str,
+        message: str | None,
+        request_id: str | None,
+    ) -> None:
+        self.spool.dead_letter(
+            list(ids),
+            error_code=code,
+            message=message,
+            request_id=request_id,
+            attempts=max(attempts, default=0) + 1,
+        )
+        self.stats.dead += len(ids)
+
+
+def _describe(exc: BaseException | None) -> tuple[str, str, str | None]:
+    """(error code, message, request id) of a failure, never holding a secret."""
+    if isinstance(exc, SLSError):
+        return exc.error_code, exc.message, exc.request_id or None
+    if exc is None:
+        return "Unknown", "", None
+    return type(exc).__name__, str(exc)[:500], None
+
+
+class ThreadFlusher:
+    """Ships one spool from a daemon thread until stopped.
+
+    ``start()`` is idempotent; ``wake()`` is cheap enough for ``emit`` (called per record);
+    ``flush(timeout)`` waits for what was spooled before it; ``stop(drain_timeout)`` sends
+    what it can until the deadline and leaves the rest on disk.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        sender: Sender,
+        config: FlusherConfig | None = None,
+        *,
+        name: str = "yai-spool-flusher",
+        rng: random.Random | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        close_sender: bool = True,
+    ) -> None:
+        self.spool = spool
+        self.sender = sender
+        self.config = config or FlusherConfig()
+        self.stats = FlusherStats()
+        self._cycle = ShipCycle(spool, sender, self.config, self.stats, wall_clock)
+        self._backoff = Backoff(self.config.retry, rng or random.Random())
+        self._monotonic = monotonic
+        self._name = name
+        self._close_sender = close_sender
+        self._work = threading.Event()  # something was appended in this process
+        self._hurry = threading.Event()  # skip linger: flush() / stop() / a full batch waiting
+        self._stop = threading.Event()
+        self._progress = threading.Condition()
+        self._settled = 0  # batches settled (any outcome), for flush() waiters
+        self._failures_seen = 0
+        self._pending_wakes = 0
+        self._drain_deadline: float | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- control (any thread) -------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """A record was appended: start lingering, or hurry once a full batch is waiting."""
+        self._pending_wakes += 1  # racy by design: an estimate only decides when to hurry
+        if not self._work.is_set():
+            self._work.set()
+        if self._pending_wakes >= self.config.max_batch_records and not self._hurry.is_set():
+            self._hurry.set()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every record spooled before this call is settled, or a send fails.
+
+        Returns True when all of them were delivered or dead-lettered; False on timeout, on
+        a failed send (the records stay spooled and are retried), or when this process is
+        not the flusher of the spool.
+        """
+        deadline = self._monotonic() + timeout
+        target = self.spool.high_water()
+        with self._progress:
+            failures = self._failures_seen
+        self._hurry.set()
+        self._work.set()
+        while True:
+            if self.spool.pending_through(target) == 0:
+                return True
+            with self._progress:
+                if self._failures_seen != failures or not self.stats.is_flusher:
+                    return False
+                left = deadline - self._monotonic()
+                if left <= 0 or not self.running:
+                    return False
+                self._progress.wait(min(left, self.config.poll_interval))
+                self._hurry.set()
+
+    def stop(self, drain_timeout: float = 5.0) -> None:
+        """Drain until ``drain_timeout`` passes, then stop; the rest stays in the spool."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._drain_deadline = self._monotonic() + max(drain_timeout, 0.0)
+        self._stop.set()
+        self._hurry.set()
+        self._work.set()
+        if thread is not threading.current_thread():
+            # The thread honours the deadline itself; the margin covers one in-flight request
+            # whose own timeout is bounded by the client's total deadline.
+            thread.join(drain_timeout + 1.0)
+        self._thread = None
+
+    # -- the loop (flusher thread) --------------------------------------------------------
+
+    def _run(self) -> None:
+        _local.flusher = True
+        last_checkpoint = self._monotonic()
+        try:
+            while not self._stop.is_set():
+                if not self._ensure_lock():
+                    self._stop.wait(self.config.poll_interval)
+                    continue
+                shipped = self._one_batch()
+                now = self._monotonic()
+                if now - last_checkpoint >= self.config.checkpoint_interval:
+                    last_checkpoint = now
+                    self._checkpoint()
+                if shipped is None:  # nothing ready: sleep until woken or the poll interval
+                    self._work.wait(self.config.poll_interval)
+                    if self._work.is_set() and not self._stop.is_set():
+                        self._linger()
+                    self._work.clear()
+            self._drain()
+        except Exception:  # pragma: no cover - a bug; never take the application down
+            internal_log.exception("yai-spool flusher crashed; records stay in the spool")
+        finally:
+            self._checkpoint()
+            self.spool.release_flusher()
+            self.stats.is_flusher = False
+            if self._close_sender:
+                try:
+                    self.sender.close()
+                except Exception:
+                    internal_log.debug("closing the sender failed", exc_info=True)
+            with self._progress:
+                self._progress.notify_all()
+
+    def _ensure_lock(self) -> bool:
+        if self.spool.is_flusher:
+            return True
+        self.stats.is_flusher = self.spool.acquire_flusher()
+        return self.stats.is_flusher
+
+    def _linger(self) -> None:
+        if self.config.linger > 0 and not self._hurry.is_set():
+            self._hurry.wait(self.config.linger)
+
+    def _one_batch(self) -> Outcome | None:
+        """Lease and ship one batch; None when nothing is ready. Waits out any backoff."""
+        self._pending_wakes = 0
+        batch = self.spool.lease(
+            self.config.max_batch_records,
+            self.config.max_batch_bytes,
+            lease_seconds=self.config.lease_seconds,
+        )
+        if batch is None:
+            self._hurry.clear()
+            return None
+        outcome = self._cycle.ship(batch)
+        delay = self._backoff.next_delay(outcome)
+        self.stats.consecutive_failures = self._backoff.failures
+        with self._progress:
+            self._settled += 1
+            if outcome is not Outcome.DELIVERED:
+                self._failures_seen += 1
+                self._log_failure(outcome)
+            self._progress.notify_all()
+        if delay:
+            self._stop.wait(delay)
+        elif len(batch) < self.config.max_batch_records and not self._stop.is_set():
+            self._linger()
+        return outcome
+
+    def _drain(self) -> None:
+        """After stop(): ship until the spool is empty, the deadline passes, or a send fails."""
+        deadline = self._drain_deadline or self._monotonic()
+        while self._monotonic() < deadline and self.spool.is_flusher:
+            batch = self.spool.lease(
+                self.config.max_batch_records,
+                self.config.max_batch_bytes,
+                lease_seconds=self.config.lease_seconds,
+            )
+            if batch is None:
+                return
+            outcome = self._cycle.ship(batch)
+            with self._progress:
+                self._progress.notify_all()
+            if outcome is not Outcome.DELIVERED:
+                return  # an outage at exit: leave the rest on disk, do not stall the exit
+
+    def _checkpoint(self) -> None:
+        try:
+            self.spool.checkpoint()
+        except Exception:
+            internal_log.debug("WAL checkpoint failed", exc_info=True)
+
+    def _log_failure(self, outcome: Outcome) -> None:
+        failures = self._backoff.failures
+        # Rate limit: the first failure and then every power of two, so an outage of hours
+        # writes a few dozen lines, not millions.
+        if failures & (failures - 1) == 0:
+            level = logging.ERROR if outcome is Outcome.CREDENTIALS else logging.WARNING
+            internal_log.log(
+                level,
+                "yai-spool: PutLogs failed (%s, %s), %d consecutive failures; records kept",
+                outcome.name.lower(),
+                self.stats.last_error_code,
+                failures,
+            )

@@ -1,0 +1,350 @@
+"""``SpoolHandler``: a ``logging.Handler`` whose ``emit`` puts the record on disk, then returns.
+
+Owns the logging side of yai-spool: mapping a record (``mapping.RecordMapper``), one spool
+append (``spool.Spool.append``), and the lifecycle of the in-process flusher thread.
+
+Invariants:
+- ``emit`` does no network I/O and never raises into the application. A record is either
+  committed to the spool before ``emit`` returns (so it survives ``kill -9``), or dropped
+  and counted by reason in the spool's counters (``yai-spool status`` shows them). Only a
+  failure we did not foresee goes through ``handleError``, as ``logging`` expects.
+- No thread starts in ``__init__``: the flusher starts on the first ``emit`` (so a handler
+  built before ``fork()`` never leaves a dead thread in the child). After a fork the child
+  reopens SQLite and starts its own flusher thread on its first record; that thread ships
+  only if it can take the spool's flusher lock, otherwise it stands by.
+- ``flush()`` waits, bounded by ``flush_timeout``, for records emitted before it; it never
+  stops the flusher (the official handler's ``flush()`` does, aliyun-log-python-sdk #203).
+- ``close()`` is idempotent: it drains until ``close_timeout`` and leaves the rest on disk
+  for the next start or the daemon.
+- Records logged by the shipping path itself (the flusher thread: httpx/httpcore debug
+  logs) and by ``yai_spool.*`` loggers are not spooled: they would feed back into the
+  spool forever (watchtower #93, #115). They still reach the application's other handlers.
+- Credentials are never stored on the handler in clear in a repr, never in the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from yai_spool.compression import Compression
+from yai_spool.credentials import CredentialsProvider
+from yai_spool.destination import encode_dest
+from yai_spool.flusher import FlusherConfig, Sender, ThreadFlusher, in_flusher_thread
+from yai_spool.mapping import RecordMapper
+from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
+from yai_spool.spool import Spool, SpoolConfig, SpoolDropped
+
+__all__ = ["SpoolHandler", "default_spool_path"]
+
+internal_log = logging.getLogger("yai_spool.internal")
+
+FlusherMode = Literal["thread", "none"]
+
+
+def default_spool_path(project: str, logstore: str) -> Path:
+    """``$XDG_STATE_HOME/yai-spool/<project>.<logstore>.spool`` (``~/.local/state`` default)."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(state) / "yai-spool" / f"{project}.{logstore}.spool"
+
+
+class SpoolHandler(logging.Handler):
+    """Ship log records to SLS through a durable on-disk spool.
+
+    Every argument is a keyword with a plain value, so ``logging.config.dictConfig`` can
+    build it (``"class": "yai_spool.SpoolHandler"``).
+
+    Args:
+        project, logstore: the SLS destination.
+        endpoint: SLS endpoint, e.g. ``cn-hangzhou.log.aliyuncs.com`` or
+            ``https://cn-hangzhou.log.aliyuncs.com``; required unless ``flusher="none"``.
+        spool_path: the spool file (default :func:`default_spool_path`). Many processes may
+            share one; exactly one of them ships it at a time.
+        access_key_id, access_key_secret, security_token: static credentials; or
+        credentials_provider: an object with ``get_credentials()`` (STS refresh). With none
+            of them the standard ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
+            ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` / ``ALIBABA_CLOUD_SECURITY_TOKEN`` environment
+            variables are read when the flusher sends.
+        topic, source, tags: LogGroup fields (``source`` defaults to the host name);
+            ``extra={"sls_topic": ..., "sls_source": ..., "sls_tags": {...}}`` overrides them
+            per record.
+        flusher: ``"thread"`` (default) ships from a background thread of this process;
+            ``"none"`` only spools, for services drained by ``yai-spool run``.
+        fields, extra, buildin_fields_prefix, buildin_fields_suffix, extract_json,
+        extract_json_drop_message, extract_json_prefix, extract_json_suffix, extract_kv,
+        extract_kv_drop_message, extract_kv_prefix, extract_kv_suffix, extract_kv_sep: field
+            selection with the names and meaning of ``aliyun.log.QueuedLogHandler``.
+        max_spool_records, max_spool_bytes, when_full, block_timeout, synchronous: spool
+            bounds and durability (see ``yai_spool.spool``); ``synchronous="FULL"`` also
+            survives power loss at a higher cost per record.
+        batch_size, batch_bytes, linger: batching of PutLogs requests.
+        compression: ``lz4`` (default), ``zstd``, ``deflate`` or ``none``.
+        signature_version, region: ``v1`` (default) or ``v4`` signing.
+        retry: a :class:`~yai_spool.retry.RetryPolicy` (backoff caps, ``max_age``).
+        flush_timeout: the bound of ``flush()``; close_timeout: the drain bound of ``close()``.
+        sender_factory: builds the PutLogs client (tests, the SDK adapter); default
+            :class:`~yai_spool.client.PutLogsClient`.
+        level: the handler level.
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        logstore: str,
+        endpoint: str | None = None,
+        spool_path: str | os.PathLike[str] | None = None,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        security_token: str | None = None,
+        credentials_provider: CredentialsProvider | None = None,
+        topic: str = "",
+        source: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        flusher: FlusherMode = "thread",
+        fields: Iterable[Any] | None = None,
+        extra: bool | None = True,
+        buildin_fields_prefix: str | None = None,
+        buildin_fields_suffix: str | None = None,
+        extract_json: bool | None = None,
+        extract_json_drop_message: bool | None = None,
+        extract_json_prefix: str | None = None,
+        extract_json_suffix: str | None = None,
+        extract_kv: bool | None = None,
+        extract_kv_drop_message: bool | None = None,
+        extract_kv_prefix: str | None = None,
+        extract_kv_suffix: str | None = None,
+        extract_kv_sep: str | None = None,
+        max_spool_records: int = 1_000_000,
+        max_spool_bytes: int = 256 * 1024 * 1024,
+        when_full: str = "drop_oldest",
+        block_timeout: float = 1.0,
+        synchronous: str = "NORMAL",
+        batch_size: int = 4096,
+        batch_bytes: int = 4 * 1024 * 1024,
+        linger: float = 0.5,
+        compression: str = "lz4",
+        signature_version: Literal["v1", "v4"] = "v1",
+        region: str | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        flush_timeout: float = 5.0,
+        close_timeout: float = 5.0,
+        sender_factory: Callable[[], Sender] | None = None,
+        level: int | str = logging.NOTSET,
+    ) -> None:
+        super().__init__(level)
+        if flusher not in ("thread", "none"):
+            raise ValueError(f"flusher must be 'thread' or 'none', got {flusher!r}")
+        if flusher == "thread" and endpoint is None and sender_factory is None:
+            raise ValueError("endpoint is required unless flusher='none'")
+        self.project, self.logstore, self.endpoint = project, logstore, endpoint
+        self.flusher_mode: FlusherMode = flusher
+        self.flush_timeout, self.close_timeout = flush_timeout, close_timeout
+        source = socket.gethostname() if source is None else source
+        self._mapper = RecordMapper(
+            fields=fields,
+            extra=extra,
+            buildin_fields_prefix=buildin_fields_prefix,
+            buildin_fields_suffix=buildin_fields_suffix,
+            extract_json=extract_json,
+            extract_json_drop_message=extract_json_drop_message,
+            extract_json_prefix=extract_json_prefix,
+            extract_json_suffix=extract_json_suffix,
+            extract_kv=extract_kv,
+            extract_kv_drop_message=extract_kv_drop_message,
+            extract_kv_prefix=extract_kv_prefix,
+            extract_kv_suffix=extract_kv_suffix,
+            extract_kv_sep=extract_kv_sep,
+        )
+        self._defaults = (topic, source, tuple(sorted((tags or {}).items())))
+        self._dest = encode_dest(project, logstore, topic, source, self._defaults[2])
+        self.spool_path = Path(spool_path) if spool_path else default_spool_path(project, logstore)
+        self._spool_config = SpoolConfig(
+            max_records=max_spool_records,
+            max_bytes=max_spool_bytes,
+            when_full=when_full,  # type: ignore[arg-type]  # validated by SpoolConfig
+            block_timeout=block_timeout,
+            synchronous=synchronous,  # type: ignore[arg-type]
+        )
+        self._flusher_config = FlusherConfig(
+            max_batch_records=batch_size,
+            max_batch_bytes=batch_bytes,
+            linger=linger,
+            retry=retry,
+        )
+        self._client_options: dict[str, Any] = {
+            "access_key_id": access_key_id,
+            "access_key_secret": access_key_secret,
+            "security_token": security_token,
+            "credentials_provider": credentials_provider,
+            "compression": Compression(compression),
+            "signature_version": signature_version,
+            "region": region,
+        }
+        self._sender_factory = sender_factory
+        self.spool = Spool(self.spool_path, self._spool_config)
+        self._flusher: ThreadFlusher | None = None
+        self._closed = False
+        self._start_lock = threading.Lock()
+        self._drops_reported = 0
+        _register_fork_handler(self)
+
+    # -- logging.Handler -----------------------------------------------------------------
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if in_flusher_thread() or record.name.startswith("yai_spool"):
+            return
+        try:
+            entry: dict[str, Any] = self._mapper.map(record, self.formatter)  # type: ignore[assignment]
+            topic, source, tags = (
+                entry.pop("topic", None),
+                entry.pop("source", None),
+                entry.pop("tags", None),
+            )
+            if topic is None and source is None and tags is None:
+                dest = self._dest
+            else:
+                dest = encode_dest(
+                    self.project,
+                    self.logstore,
+                    self._defaults[0] if topic is None else topic,
+                    self._defaults[1] if source is None else source,
+                    self._defaults[2] if tags is None else tags,
+                )
+            self.spool.append(entry, dest=dest)
+        except SpoolDropped as exc:
+            # Already counted by reason in the spool; say so on our own logger, rate-limited.
+            self._report_drop(exc)
+            return
+        except Exception:
+            self.handleError(record)
+            return
+        flusher = self._flusher
+        if flusher is None:
+            if self.flusher_mode == "none" or self._closed:
+                return
+            flusher = self._start_flusher()
+        flusher.wake()
+
+    def flush(self) -> None:
+        """Wait (at most ``flush_timeout``) until records emitted so far are delivered."""
+        self.flush_until(self.flush_timeout)
+
+    def flush_until(self, timeout: float) -> bool:
+        """Like :meth:`flush`, with an explicit bound; True if everything was delivered."""
+        flusher = self._flusher
+        if flusher is None or self._closed:
+            return (
+                self.flusher_mode == "thread"
+                and self.spool.pending_through(self.spool.high_water()) == 0
+            )
+        try:
+            return flusher.flush(timeout)
+        except Exception:
+            internal_log.debug("flush failed", exc_info=True)
+            return False
+
+    def close(self) -> None:
+        """Drain until ``close_timeout``, stop the flusher, close the spool (idempotent)."""
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            flusher, self._flusher = self._flusher, None
+        try:
+            if flusher is not None:
+                flusher.stop(self.close_timeout)
+            self.spool.close()
+        except Exception:
+            internal_log.debug("close failed", exc_info=True)
+        finally:
+            super().close()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return (
+            f"<{type(self).__name__} {self.project}/{self.logstore} spool={str(self.spool_path)!r} "
+            f"flusher={self.flusher_mode} ({level})>"
+        )
+
+    # -- observability -------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The spool's durable counters plus this process's flusher counters."""
+        snapshot = self.spool.stats()
+        flusher = self._flusher
+        return {
+            "spool": snapshot,
+            "flusher": flusher.stats.snapshot() if flusher is not None else None,
+        }
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _make_sender(self) -> Sender:
+        if self._sender_factory is not None:
+            return self._sender_factory()
+        # httpx loads only in processes that ship, not in every process that logs.
+        from yai_spool.client import PutLogsClient  # noqa: PLC0415
+
+        assert self.endpoint is not None  # checked in __init__
+        return PutLogsClient(self.endpoint, **self._client_options)
+
+    def _start_flusher(self) -> ThreadFlusher:
+        with self._start_lock:
+            if self._flusher is None and not self._closed:
+                flusher = ThreadFlusher(
+                    self.spool,
+                    self._make_sender(),
+                    self._flusher_config,
+                    name=f"yai-spool-flusher[{self.project}/{self.logstore}]",
+                )
+                flusher.start()
+                self._flusher = flusher
+            return self._flusher  # type: ignore[return-value]
+
+    def _report_drop(self, exc: SpoolDropped) -> None:
+        self._drops_reported += 1
+        n = self._drops_reported
+        if n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th, ... drop: visible, never a flood
+            internal_log.warning(
+                "yai-spool dropped a record (%s): %s; %d drops reported by this handler",
+                getattr(exc, "reason", type(exc).__name__),
+                exc,
+                n,
+            )
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's flusher thread does not exist here; the child's starts on first emit.
+        self._flusher = None
+        self._start_lock = threading.Lock()
+        self._drops_reported = 0
+        self.spool.reopen_after_fork()
+
+
+_handlers: weakref.WeakSet[SpoolHandler] = weakref.WeakSet()
+_fork_hook_installed = False
+
+
+def _register_fork_handler(handler: SpoolHandler) -> None:
+    """One process-wide at-fork hook over a weak set: handlers can still be collected."""
+    global _fork_hook_installed  # noqa: PLW0603 - a once-per-process registration
+    _handlers.add(handler)
+    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_installed = True
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_handlers):
+        try:
+            handler._after_fork_in_child()
+        except Exception:  # never break the child over logging; the spool reopens lazily
+            internal_log.debug("after-fork reset failed", exc_info=True)

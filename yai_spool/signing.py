@@ -1,0 +1,398 @@
+"""SLS request signatures, V1 (``LOG`` HMAC-SHA1) and V4 (``SLS4-HMAC-SHA256``): pure functions.
+
+Owns the canonical strings, the signatures, the ``Authorization`` header syntax and the
+server-side verification used by the emulator. Specified in sls-protocol.md §3 and checked
+against every worked example there and, in tests only, against the official SDK's signers.
+
+Invariants:
+
+- Pure: no clock, no environment, no network. Dates come in through headers or ``now``.
+- Header names are case-insensitive in meaning; every function lower-cases them itself.
+- ``query`` always holds DECODED values (``key=user 42``, not ``user+42``): V1 signs them
+  verbatim, V4 percent-encodes them per RFC 3986.
+- V1 never signs ``x-log-date`` (the SDK adds it after signing) nor ``x-log-meta-*``.
+- The official SDK signer is never imported here: it calls ``locale.setlocale`` on every
+  request, which is process-wide and not thread-safe. We format dates without the locale.
+- Signatures are compared with ``hmac.compare_digest`` (constant time).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from yai_spool.credentials import Credentials
+
+__all__ = [
+    "API_VERSION",
+    "EMPTY_SHA256",
+    "SIGNATURE_METHOD_V1",
+    "V4_ALGORITHM",
+    "ParsedAuthorization",
+    "content_md5",
+    "content_sha256",
+    "format_http_date",
+    "format_v4_date",
+    "parse_authorization",
+    "sign_v1",
+    "sign_v4",
+    "utc_now",
+    "v1_signature",
+    "v1_string_to_sign",
+    "v4_canonical_request",
+    "v4_signature",
+    "v4_string_to_sign",
+    "verify_request",
+    "verify_v1",
+    "verify_v4",
+]
+
+API_VERSION = "0.6.0"
+SIGNATURE_METHOD_V1 = "hmac-sha1"
+V4_ALGORITHM = "SLS4-HMAC-SHA256"
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+_V4_TERMINATOR = "aliyun_v4_request"
+_V4_SERVICE = "sls"
+
+# RFC 1123 names, fixed: strftime("%a") would follow the process locale (the SDK's reason for
+# calling setlocale, which we refuse to do).
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _utc(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (use datetime.now(UTC))")
+    return now.astimezone(UTC)
+
+
+def format_http_date(now: datetime) -> str:
+    """RFC 1123 date for V1's ``Date`` header, e.g. ``Thu, 01 Jan 2026 00:00:00 GMT``."""
+    t = _utc(now)
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
+    )
+
+
+def format_v4_date(now: datetime) -> str:
+    """ISO 8601 basic UTC timestamp for V4's ``x-log-date``, e.g. ``20260101T000000Z``."""
+    return _utc(now).strftime("%Y%m%dT%H%M%SZ")
+
+
+def content_md5(body: bytes) -> str:
+    """Upper-case hex MD5 of the body as sent; ``""`` for an empty body (header omitted)."""
+    if not body:
+        return ""
+    # Content-MD5 is an integrity checksum mandated by the protocol, not a security primitive.
+    return hashlib.md5(body, usedforsecurity=False).hexdigest().upper()
+
+
+def content_sha256(body: bytes) -> str:
+    """Lower-case hex SHA-256 of the body, the value of V4's ``x-log-content-sha256``."""
+    if not body:
+        return EMPTY_SHA256
+    return hashlib.sha256(body).hexdigest()
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def _is_signed_extension(name: str) -> bool:
+    """``x-log-*`` and ``x-acs-*`` are signed, except ``x-log-meta-*`` (SDK util.py)."""
+    return name.startswith("x-acs-") or (
+        name.startswith("x-log-") and not name.startswith("x-log-meta-")
+    )
+
+
+def v1_string_to_sign(
+    method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+) -> str:
+    """The V1 StringToSign (sls-protocol.md §3.1).
+
+    ``VERB\\nContent-MD5\\nContent-Type\\nDate\\nCanonicalizedLOGHeaders + CanonicalizedResource``.
+    ``Date`` falls back to ``x-log-date`` when absent (what the server validates then).
+    """
+    lower = _lower(headers)
+    date = lower.get("date") or lower.get("x-log-date", "")
+    canonical_headers = "".join(
+        f"{name}:{lower[name]}\n"
+        for name in sorted(lower)
+        if name != "x-log-date" and _is_signed_extension(name)
+    )
+    resource = path
+    if query:
+        resource += "?" + "&".join(f"{key}={query[key]}" for key in sorted(query))
+    return (
+        f"{method}\n{lower.get('content-md5', '')}\n{lower.get('content-type', '')}\n"
+        f"{date}\n{canonical_headers}{resource}"
+    )
+
+
+def v1_signature(
+    secret: str, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+) -> str:
+    """Base64 HMAC-SHA1 of the V1 StringToSign, keyed with the access key secret."""
+    string_to_sign = v1_string_to_sign(method, path, query, headers)
+    digest = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _v4_quote(value: str) -> str:
+    # RFC 3986: only A-Z a-z 0-9 - _ . ~ stay literal; "/" and space are encoded (%2F, %20).
+    return quote(value, safe="~")
+
+
+def v4_canonical_request(
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> tuple[str, str]:
+    """The V4 CanonicalRequest and SignedHeaders (sls-protocol.md §3.2 steps 3-5).
+
+    The payload hash is taken from the ``x-log-content-sha256`` header (empty-body hash if
+    absent). Returns ``(canonical_request, signed_headers)``.
+    """
+    lower = _lower(headers)
+    names = sorted(
+        name for name in lower if name in ("content-type", "host") or _is_signed_extension(name)
+    )
+    canonical_headers = "".join(f"{name}:{lower[name].strip()}\n" for name in names)
+    signed_headers = ";".join(names)
+    canonical_query = "&".join(
+        f"{key}={_v4_quote(query[key])}" if query[key] else key for key in sorted(query)
+    )
+    payload_hash = lower.get("x-log-content-sha256") or EMPTY_SHA256
+    canonical_request = (
+        f"{method}\n{path}\n{canonical_query}\n{canonical_headers}\n"
+        f"{signed_headers}\n{payload_hash}"
+    )
+    return canonical_request, signed_headers
+
+
+def v4_string_to_sign(
+    region: str, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+) -> str:
+    """``SLS4-HMAC-SHA256\\n{x-log-date}\\n{scope}\\n{hex sha256(CanonicalRequest)}``."""
+    lower = _lower(headers)
+    timestamp = lower.get("x-log-date", "")
+    scope = f"{timestamp[:8]}/{region}/{_V4_SERVICE}/{_V4_TERMINATOR}"
+    canonical_request, _ = v4_canonical_request(method, path, query, headers)
+    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    return f"{V4_ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
+
+
+def _v4_signing_key(secret: str, date: str, region: str) -> bytes:
+    key = ("aliyun_v4" + secret).encode()
+    for part in (date, region, _V4_SERVICE, _V4_TERMINATOR):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def v4_signature(  # noqa: PLR0917 - positional signature fixed by interfaces.md
+    secret: str,
+    region: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> str:
+    """Hex V4 signature. ``headers`` must hold ``x-log-date`` and ``x-log-content-sha256``."""
+    lower = _lower(headers)
+    timestamp = lower.get("x-log-date")
+    if not timestamp or len(timestamp) < 8:
+        raise ValueError("V4 signing needs an x-log-date header (YYYYMMDDTHHMMSSZ)")
+    string_to_sign = v4_string_to_sign(region, method, path, query, headers)
+    key = _v4_signing_key(secret, timestamp[:8], region)
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _pop_case_insensitive(headers: MutableMapping[str, str], name: str) -> None:
+    for key in [k for k in headers if k.lower() == name]:
+        del headers[key]
+
+
+def _set_header(headers: MutableMapping[str, str], name: str, value: str) -> None:
+    """Set ``name`` replacing any existing spelling of it (re-signing must not duplicate)."""
+    _pop_case_insensitive(headers, name.lower())
+    headers[name] = value
+
+
+def sign_v1(
+    headers: dict[str, str],
+    credentials: Credentials,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+) -> None:
+    """Sign a V1 request in place, the way the official Python SDK does.
+
+    The caller has set ``Date``, ``Content-Type``, ``Content-MD5`` (if the body is non-empty),
+    ``x-log-apiversion``, ``x-log-bodyrawsize`` and ``x-log-compresstype``. This adds
+    ``x-acs-security-token`` (when the credentials carry one), ``x-log-signaturemethod``,
+    ``Authorization`` and, after signing, ``x-log-date`` as an unsigned copy of ``Date`` (the SDK
+    does this for proxies that strip ``Date``).
+
+    Raises:
+        ValueError: no ``Date`` header.
+    """
+    lower = _lower(headers)
+    date = lower.get("date")
+    if not date:
+        raise ValueError("V1 signing needs a Date header")
+    _pop_case_insensitive(headers, "x-log-date")  # a stale copy from an earlier attempt
+    _pop_case_insensitive(headers, "authorization")
+    token = credentials.security_token
+    if not token:
+        _pop_case_insensitive(headers, "x-acs-security-token")
+    elif lower.get("x-acs-security-token") != token:
+        _set_header(headers, "x-acs-security-token", token)
+    if "x-log-signaturemethod" not in lower:
+        headers["x-log-signaturemethod"] = SIGNATURE_METHOD_V1
+    signature = v1_signature(credentials.access_key_secret, method, path, query, headers)
+    headers["Authorization"] = f"LOG {credentials.access_key_id}:{signature}"
+    headers["x-log-date"] = date
+
+
+def sign_v4(  # noqa: PLR0917 - positional signature fixed by interfaces.md
+    headers: dict[str, str],
+    credentials: Credentials,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    body: bytes,
+    region: str,
+    now: datetime,
+) -> None:
+    """Sign a V4 request in place, the way the official Python SDK does.
+
+    The caller has set ``Host`` (the wire value, signed verbatim), ``Content-Type`` and the
+    ``x-log-*`` headers. This adds ``x-acs-security-token`` (when present),
+    ``x-log-content-sha256``, ``x-log-date`` and ``Authorization``. V4 sends neither ``Date`` nor
+    ``Content-MD5`` nor ``x-log-signaturemethod`` (like the SDK).
+
+    Raises:
+        ValueError: empty ``region`` or naive ``now``.
+    """
+    if not region:
+        raise ValueError("V4 signing needs a region, e.g. 'cn-hangzhou'")
+    timestamp = format_v4_date(now)
+    _pop_case_insensitive(headers, "authorization")
+    if credentials.security_token:
+        _set_header(headers, "x-acs-security-token", credentials.security_token)
+    else:
+        _pop_case_insensitive(headers, "x-acs-security-token")
+    _set_header(headers, "x-log-content-sha256", content_sha256(body))
+    _set_header(headers, "x-log-date", timestamp)
+    signature = v4_signature(credentials.access_key_secret, region, method, path, query, headers)
+    scope = f"{timestamp[:8]}/{region}/{_V4_SERVICE}/{_V4_TERMINATOR}"
+    headers["Authorization"] = (
+        f"{V4_ALGORITHM} Credential={credentials.access_key_id}/{scope},Signature={signature}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAuthorization:
+    """A parsed ``Authorization`` header.
+
+    ``date`` (``YYYYMMDD``) and ``region`` come from the V4 credential scope; both are ``None``
+    for V1.
+    """
+
+    version: Literal["v1", "v4"]
+    access_key_id: str
+    signature: str
+    date: str | None = None
+    region: str | None = None
+
+
+_V1_AUTH = re.compile(r"LOG (?P<akid>[^:\s]*):(?P<sig>[A-Za-z0-9+/]+={0,2})")
+_V4_AUTH = re.compile(
+    r"SLS4-HMAC-SHA256 +Credential=(?P<akid>[^/\s,]+)/(?P<date>\d{8})/(?P<region>[^/\s,]+)"
+    r"/sls/aliyun_v4_request *, *Signature=(?P<sig>[0-9a-f]{64})"
+)
+
+
+def parse_authorization(value: str) -> ParsedAuthorization:
+    """Parse ``LOG {akid}:{base64}`` or ``SLS4-HMAC-SHA256 Credential=.../...,Signature={hex}``.
+
+    Raises:
+        ValueError: anything else (the message never echoes the signature).
+    """
+    value = value.strip()
+    match = _V1_AUTH.fullmatch(value)
+    if match:
+        return ParsedAuthorization("v1", match["akid"], match["sig"])
+    match = _V4_AUTH.fullmatch(value)
+    if match:
+        return ParsedAuthorization(
+            "v4", match["akid"], match["sig"], date=match["date"], region=match["region"]
+        )
+    scheme = value.split(" ", 1)[0][:32]
+    raise ValueError(f"malformed Authorization header (scheme {scheme!r})")
+
+
+def verify_v1(  # noqa: PLR0917 - mirrors the signers' positional order
+    secret: str,
+    signature: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> bool:
+    """True when ``signature`` (base64) is the V1 signature of the request; constant time."""
+    expected = v1_signature(secret, method, path, query, headers)
+    return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def verify_v4(  # noqa: PLR0917 - mirrors the signers' positional order
+    secret: str,
+    signature: str,
+    region: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> bool:
+    """True when ``signature`` (hex) is the V4 signature of the request; constant time."""
+    try:
+        expected = v4_signature(secret, region, method, path, query, headers)
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected.encode(), signature.lower().encode())
+
+
+def verify_request(  # noqa: PLR0917 - mirrors the signers' positional order
+    auth: ParsedAuthorization,
+    secret: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> bool:
+    """Server-side check of a parsed ``Authorization`` against the received request parts.
+
+    For V4 the scope date must also equal the first 8 characters of ``x-log-date``. ``headers``
+    are the received headers (``Host`` verbatim); ``query`` holds form-decoded values.
+    """
+    if auth.version == "v1":
+        return verify_v1(secret, auth.signature, method, path, query, headers)
+    timestamp = _lower(headers).get("x-log-date", "")
+    if auth.date is None or auth.region is None or timestamp[:8] != auth.date:
+        return False
+    return verify_v4(secret, auth.signature, auth.region, method, path, query, headers)
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime (the default ``now`` of request builders)."""
+    return datetime.now(UTC)

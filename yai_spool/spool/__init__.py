@@ -1,0 +1,150 @@
+"""The durable spool: a bounded, multi-process SQLite queue of log entries (pure storage).
+
+Owns one SQLite file per spool and everything stored in it: records, leases, dead letters, drop
+and delivery counters, last success/error, events (quarantine, repaired modes). No network, no
+``logging``: the handler appends, the flusher (a thread, or a daemon in another process) leases,
+ships and acks on top of this API.
+
+Record states (``RecordState``)::
+
+    append ──> READY ──lease──> LEASED ──ack──> (deleted: delivered)
+                 ^                │ │
+                 └──release───────┘ └──dead_letter──> DEAD ──replay_dead──> READY (at the tail)
+                 └──lease expiry / new flusher lock───┘         purge: READY | LEASED | DEAD | all
+    drop_oldest evicts DEAD first, then READY (oldest first); LEASED is never evicted.
+
+Invariants (every one is a single SQLite transaction, so a crash at any instruction leaves either
+the state before or the state after it):
+
+1. ``append`` returns only after its row is committed. One autocommit INSERT that touches one
+   table page: no index, no trigger, no AUTOINCREMENT on the hot path.
+2. A LEASED row carries its lease's random token; ``ack``/``release``/``dead_letter`` act only on
+   the given ids that are still LEASED by that token (a ``Batch``) or by a lease of this ``Spool``
+   instance (plain ids). A stale flusher therefore can never delete or move rows someone else
+   leased. There is no global "pending" flag (python-logstash-async's data-loss bug).
+3. Leases end by ack/release/dead_letter, by expiry (``lease_until <= now`` is reverted by the next
+   ``lease()``), or when a flusher acquires the flusher lock (every lease not owned by it reverts:
+   the lock holder is the only legitimate owner). Reverting adds one attempt, so a batch that
+   kills its flusher every time still exhausts a retry budget. Guarantee: **at-least-once**;
+   duplicates happen when a flusher dies or its lease expires after the server accepted a batch.
+4. ``lease`` is FIFO per destination: the oldest READY row picks the destination; that
+   destination's oldest READY rows are taken in id order (ids are strictly increasing among
+   live rows), within a bounded scan window.
+5. Sizes are exact (``accounting`` table + a primary-key range over rows added since the last
+   reconcile); every drop is counted under one reason in the same transaction as the drop, or,
+   when the disk cannot be written, kept in memory and persisted with the next successful write.
+   Counters survive restarts and are readable from other processes (``open_readonly``).
+6. Bounds (``max_records``/``max_bytes``, over READY + LEASED + DEAD) are checked against an exact
+   snapshot refreshed every ``refresh_every`` appends per process, so with P processes appending
+   at once the spool can exceed a bound by at most ~P x ``refresh_every`` records; evictions and
+   drop decisions themselves are taken on exact numbers inside a write transaction.
+7. One writer connection per process (per ``Spool``), guarded by a lock; ``BEGIN IMMEDIATE`` for
+   multi-statement writes; ``busy_timeout`` bounds every wait for another process's lock.
+8. A child process never uses (or closes) its parent's connection: ``reopen_after_fork()`` (also
+   triggered by a pid change) opens a new one; the inherited one is kept, never closed.
+9. A corrupt file (header not a database, ``quick_check`` failure, SQLITE_CORRUPT at run time) is
+   renamed to ``<name>.corrupt-<UTC timestamp>`` with its -wal/-shm, a ``quarantined`` event is
+   written into the fresh spool (and returned in ``open_events``/``stats().events``), and a fresh
+   spool is used: no crash loop, no silent stall. Another process's corrupt file is never moved
+   twice (inode check under ``<spool>.open.lock``); processes still writing the old file follow
+   the path at their next size refresh (records they appended meanwhile stay in the quarantined
+   file, not shipped).
+10. Files are 0600 (database, -wal, -shm, lock files; looser ones are repaired and reported); the
+    directory is created 0700; a directory writable by others without the sticky bit is refused.
+
+Durability:
+
+- ``synchronous=NORMAL`` (default, WAL): a committed append survives ``kill -9`` of any process
+  (producer or flusher) and any application crash. After a power loss or OS crash the most
+  recent commits (those not yet fsynced by a checkpoint) may be lost; the file stays consistent.
+- ``synchronous=FULL``: the WAL is fsynced at every commit; a committed append also survives
+  power loss / OS crash (on storage that honours fsync). Costs one fsync per append.
+- Disk full / read-only filesystem / permission denied while appending raise a typed
+  ``SpoolAppendStorageError`` (counted under ``disk_full``/``readonly``/``permission``/...);
+  already committed records are never lost by such failures (SQLite rolls the failed
+  transaction back).
+
+WAL and checkpoints: every connection sets ``wal_autocheckpoint=0`` so no append ever pays for a
+checkpoint; the flusher calls ``checkpoint()`` (PASSIVE, now and then TRUNCATE) on its own
+connection. If no flusher ever runs, a producer checkpoints (PASSIVE) itself whenever it sees
+the WAL file above ``wal_max_bytes`` at a size refresh, so the WAL stays bounded.
+
+Built on persist-queue (``persistqueue.SQLiteAckQueue``, 1.0 <= version < 1.2):
+
+- Relied on: its constructor plumbing (directory + ``db_file_name``), the table name
+  ``ack_queue_<name>`` and its leading columns ``_id, data, timestamp, status`` with the
+  ``AckStatus`` codes (ready=1, unack=2 is our LEASED), so its readers ``queue()``,
+  ``ready_count()``, ``unack_count()`` and ``shrink_disk_usage()`` (VACUUM, ``Spool.vacuum``)
+  work on a spool; ``tran_lock`` as the per-process write lock (set to ``Spool``'s lock).
+- Replaced: the schema (extra columns; plain INTEGER PRIMARY KEY instead of AUTOINCREMENT, see
+  ``schema.py``), connection setup (WAL, synchronous, no autocheckpoint, autocommit with explicit
+  ``BEGIN IMMEDIATE``, read-only URI), pickle serialisation (JSON text), ``put`` (one
+  statement, no per-process ``total``), per-record ``get/ack/nack/ack_failed`` (batch lease/ack
+  with owner tokens; ``ack_failed`` rows move to a ``dead_letters`` table so the READY scan never
+  skips them), and ``auto_resume``/``resume_unack_tasks`` (it reverts every lease at open,
+  including a live flusher's) by lease expiry + flusher-lock recovery. Those stock methods raise
+  ``NotImplementedError`` on ``SpoolQueue``.
+"""
+
+from yai_spool.spool.core import Spool
+from yai_spool.spool.exceptions import (
+    SpoolAppendStorageError,
+    SpoolClosedError,
+    SpoolCorruptError,
+    SpoolDropped,
+    SpoolEncodeError,
+    SpoolError,
+    SpoolFull,
+    SpoolPermissionError,
+    SpoolReadOnlyError,
+    SpoolRecordTooLarge,
+    SpoolSchemaError,
+    SpoolStorageError,
+)
+from yai_spool.spool.files import FlusherLock
+from yai_spool.spool.schema import MIGRATIONS, SCHEMA_VERSION
+from yai_spool.spool.store import SpoolQueue
+from yai_spool.spool.types import (
+    Batch,
+    CheckpointResult,
+    DeadLetter,
+    DropReason,
+    LastError,
+    RecordState,
+    SpoolConfig,
+    SpoolEvent,
+    SpoolStats,
+    Synchronous,
+    WhenFull,
+)
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Batch",
+    "CheckpointResult",
+    "DeadLetter",
+    "DropReason",
+    "FlusherLock",
+    "LastError",
+    "RecordState",
+    "Spool",
+    "SpoolAppendStorageError",
+    "SpoolClosedError",
+    "SpoolConfig",
+    "SpoolCorruptError",
+    "SpoolDropped",
+    "SpoolEncodeError",
+    "SpoolError",
+    "SpoolEvent",
+    "SpoolFull",
+    "SpoolPermissionError",
+    "SpoolQueue",
+    "SpoolReadOnlyError",
+    "SpoolRecordTooLarge",
+    "SpoolSchemaError",
+    "SpoolStats",
+    "SpoolStorageError",
+    "Synchronous",
+    "WhenFull",
+]

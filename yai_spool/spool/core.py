@@ -1,0 +1,1160 @@
+# ruff: noqa: S608 - SQL text only interpolates module constants (table name, status codes);
+# every value is a bound parameter.
+"""``Spool``: the policy layer over ``store.SpoolQueue`` (the contract: package docstring).
+
+Owns: the per-process connection and its lock, bounds and ``when_full``, drop counting (persisted
+or pending in memory), fork handling, opening with integrity check and quarantine, and mapping
+SQLite/OS failures to typed errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from yai_spool.spool.exceptions import (
+    SpoolAppendStorageError,
+    SpoolClosedError,
+    SpoolCorruptError,
+    SpoolEncodeError,
+    SpoolError,
+    SpoolFull,
+    SpoolPermissionError,
+    SpoolReadOnlyError,
+    SpoolRecordTooLarge,
+    SpoolStorageError,
+    storage_reason,
+)
+from yai_spool.spool.files import FlusherLock, open_lock, prepare_files, quarantine
+from yai_spool.spool.schema import (
+    LEASED,
+    QUEUE_TABLE,
+    decode_entries,
+    decode_entry,
+    encode_entry,
+    read_schema_version,
+)
+from yai_spool.spool.store import Acct, SpoolQueue, connect
+from yai_spool.spool.types import (
+    Batch,
+    CheckpointResult,
+    DeadLetter,
+    DropReason,
+    LastError,
+    RecordState,
+    SpoolConfig,
+    SpoolEvent,
+    SpoolStats,
+    WhenFull,
+)
+
+__all__ = ["Spool"]
+
+# A producer folds the accounting tail itself once it is this long (no flusher running), so
+# nobody's size query ever scans more than this many rows.
+_RECONCILE_TAIL: Final = 16_384
+# The lease scan looks at most max(_MIN_WINDOW, 16 * max_records) ids past the oldest READY row.
+_MIN_WINDOW: Final = 65_536
+_CHECKPOINT_MODES: Final = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
+
+# Objects holding SQLite connections that must never be closed in this process: connections
+# inherited across fork(), and connections to a file another process quarantined. Closing them
+# could checkpoint with stale state or unlink the *new* file's -wal by name. An extra reference
+# (Py_IncRef) keeps them alive even through interpreter shutdown.
+_NEVER_CLOSE: list[object] = []
+
+
+def _keep_forever(obj: object) -> None:
+    if obj is None:
+        return
+    _NEVER_CLOSE.append(obj)
+    with contextlib.suppress(Exception):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+def _ids_of(target: Batch | Iterable[int]) -> tuple[list[int], str | None]:
+    if isinstance(target, Batch):
+        return list(target.ids), target.token
+    ids = [int(i) for i in target]
+    return ids, None
+
+
+class Spool:
+    """A durable, bounded, multi-process queue of JSON log entries in one SQLite file.
+
+    Thread-safe; one ``Spool`` per process and path is the intended use (each instance is one
+    connection and one lease owner). See the package docstring for states and guarantees.
+
+    Args:
+        path: the database file; its directory is created 0700 if missing.
+        config: bounds and tunables (``SpoolConfig()`` by default).
+        clock: wall clock (unix seconds) for enqueued_at, leases and counters; tests inject one.
+
+    Raises:
+        SpoolPermissionError: unsafe/unwritable directory or file.
+        SpoolSchemaError: not a spool, or a newer schema.
+        SpoolCorruptError: corrupt and the quarantine (or the fresh file) failed.
+        SpoolStorageError: any other SQLite/OS failure at open.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        config: SpoolConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        _readonly: bool = False,
+    ) -> None:
+        self.path = Path(os.path.abspath(os.fspath(path)))
+        self.config = config if config is not None else SpoolConfig()
+        self.readonly = _readonly
+        self._clock = clock
+        self._max_records = self.config.max_records
+        self._max_bytes = self.config.max_bytes
+        self._max_record_bytes = min(self.config.max_record_bytes, self.config.max_bytes)
+        self._refresh_every = self.config.refresh_every
+        self._closed = False
+        self._flusher_lock: FlusherLock | None = None
+        self.open_events: tuple[SpoolEvent, ...] = ()
+        self._reset_process_state()
+        with self._lock:
+            self._open(check=self.config.integrity_check == "quick" and not _readonly)
+
+    @classmethod
+    def open_readonly(
+        cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time
+    ) -> Spool:
+        """Open for reading only (``file:...?mode=ro``): never creates or writes the database.
+
+        Safe on a live spool while producers append and a flusher leases. Write methods raise
+        ``SpoolReadOnlyError``; a missing file raises ``SpoolStorageError`` (reason permission).
+        """
+        return cls(path, clock=clock, _readonly=True)
+
+    def _reset_process_state(self) -> None:
+        self._lock = threading.Lock()
+        self._ckpt_lock = threading.Lock()
+        self._pid = os.getpid()
+        self._owner_id = secrets.token_hex(8)
+        self._store: SpoolQueue | None = None
+        self._ckpt_conn: sqlite3.Connection | None = None
+        self._ino = -1
+        self._est_rows = 0
+        self._est_bytes = 0
+        self._since_refresh = 0
+        self._pending: Counter[str] = Counter()
+        self._needs_check = False
+        self._fast_ok = False
+        self._space = threading.Event()
+        self._waiting = 0
+
+    def _update_fast(self) -> None:
+        self._fast_ok = (
+            self._store is not None
+            and not self.readonly
+            and not self._closed
+            and not self._pending
+            and not self._needs_check
+        )
+
+    @property
+    def owner_id(self) -> str:
+        """This instance's lease-owner identity (changes after fork)."""
+        return self._owner_id
+
+    def __repr__(self) -> str:
+        mode = "ro" if self.readonly else "rw"
+        return f"<Spool {str(self.path)!r} {mode}{' closed' if self._closed else ''}>"
+
+    # --- opening, integrity, quarantine ---------------------------------------------------------
+
+    def _connect_store(self, *, readonly: bool) -> SpoolQueue:
+        return SpoolQueue(
+            str(self.path),
+            readonly=readonly,
+            synchronous=str(self.config.synchronous),
+            busy_timeout=float(self.config.busy_timeout),
+            wal_max_bytes=self.config.wal_max_bytes,
+            now=self._clock(),
+        )
+
+    def _try_open(self, check: bool) -> tuple[SpoolQueue | None, int, str | None]:
+        """(store, inode, None), or (None, inode, why) when the file is corrupt.
+
+        Called under the open lock, so the inode is the one the connection opened.
+        """
+        ino = os.stat(self.path).st_ino
+        try:
+            store = self._connect_store(readonly=False)
+        except sqlite3.DatabaseError as exc:
+            if storage_reason(exc) == "corrupt":
+                return None, ino, f"{exc.sqlite_errorname}: {exc}"
+            raise
+        if check:
+            try:
+                problems = store.quick_check()
+            except sqlite3.DatabaseError as exc:
+                if storage_reason(exc) != "corrupt":
+                    store.close()
+                    raise
+                problems = [f"{exc.sqlite_errorname}: {exc}"]
+            if problems != ["ok"]:
+                store.close()
+                return None, ino, "; ".join(problems[:5])
+        return store, ino, None
+
+    def _open(self, *, check: bool) -> None:
+        """Open (or reopen) this process's connection. Caller holds ``self._lock``."""
+        events: list[tuple[str, dict[str, Any]]] = []
+        try:
+            if self.readonly:
+                store = self._connect_store(readonly=True)
+                ino = os.stat(self.path).st_ino
+            else:
+                events += prepare_files(self.path)
+                with open_lock(self.path, exclusive=False):
+                    store, ino, problem = self._try_open(check)
+                if store is None:
+                    store, ino = self._quarantine_and_open(ino, str(problem), check, events)
+        except SpoolError:
+            raise
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from exc
+        except OSError as exc:
+            raise SpoolPermissionError(f"cannot open spool {self.path}: {exc}") from exc
+        self._store = store
+        store.tran_lock = self._lock  # persist-queue's stock helpers then serialise with us
+        self._ino = ino
+        now = self._clock()
+        self.open_events = tuple(
+            SpoolEvent(now, kind, MappingProxyType(detail)) for kind, detail in events
+        )
+        if not self.readonly:
+            if events:
+                self._record_open_events(events, now)
+            self._refresh()
+        self._update_fast()
+
+    def _quarantine_and_open(
+        self, ino: int, why: str, check: bool, events: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[SpoolQueue, int]:
+        with open_lock(self.path, exclusive=True):
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = -1
+            if current == ino:  # still the file we judged (no other process got here first)
+                moved = quarantine(self.path, self._clock())
+                events.append(
+                    ("quarantined", {"path": str(self.path), "moved_to": str(moved), "reason": why})
+                )
+            events += prepare_files(self.path)
+            store, new_ino, again = self._try_open(check)
+        if store is None:
+            raise SpoolCorruptError(
+                f"fresh spool {self.path} is unusable after quarantine: {again}"
+            )
+        return store, new_ino
+
+    def _open_error(self, exc: sqlite3.Error) -> SpoolStorageError:
+        reason = storage_reason(exc)
+        name = getattr(exc, "sqlite_errorname", None)
+        if reason == "permission":
+            return SpoolPermissionError(
+                f"cannot open spool {self.path}: {exc}", sqlite_errorname=name
+            )
+        if reason == "corrupt":
+            return SpoolCorruptError(f"spool {self.path} is corrupt: {exc}", sqlite_errorname=name)
+        return SpoolStorageError(
+            f"cannot open spool {self.path}: {exc}", reason=reason, sqlite_errorname=name
+        )
+
+    def _record_open_events(self, events: list[tuple[str, dict[str, Any]]], now: float) -> None:
+        store = self._store
+        assert store is not None
+        with contextlib.suppress(sqlite3.Error), store.write_txn() as conn:
+            for kind, detail in events:
+                if kind == "loose_directory_mode":
+                    # Reported on every open; persisted once per distinct finding.
+                    same = conn.execute(
+                        "SELECT 1 FROM events WHERE kind = ? AND detail = ?",
+                        (kind, json.dumps(detail, sort_keys=True)),
+                    ).fetchone()
+                    if same:
+                        continue
+                store.add_event(conn, now, kind, detail)
+
+    def _ensure_store(self, *, write: bool) -> SpoolQueue:
+        """Caller holds the lock. Reopens after a detected corruption."""
+        if self._closed:
+            raise SpoolClosedError(f"spool {self.path} is closed")
+        if write and self.readonly:
+            raise SpoolReadOnlyError(f"spool {self.path} was opened read-only")
+        if self._needs_check or self._store is None:
+            _keep_forever(self._store)
+            self._store = None
+            self._needs_check = False
+            self._open(check=not self.readonly)
+        assert self._store is not None
+        return self._store
+
+    @contextlib.contextmanager
+    def _locked(self, *, write: bool = True) -> Iterator[SpoolQueue]:
+        if self._pid != os.getpid():
+            self.reopen_after_fork()
+        with self._lock:
+            yield self._ensure_store(write=write)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that also persists drops counted in memory. Lock held."""
+        store = self._store
+        assert store is not None
+        pending = Counter(self._pending)
+        with store.write_txn() as conn:
+            if pending:
+                store.add_counters(conn, {f"drop.{k}": v for k, v in pending.items()})
+            yield conn
+        if pending:
+            self._pending -= pending
+            self._update_fast()
+
+    def _storage_error(self, op: str, exc: BaseException) -> SpoolStorageError:
+        reason = storage_reason(exc)
+        if reason == "corrupt":
+            self._needs_check = True
+            self._update_fast()
+        name = getattr(exc, "sqlite_errorname", None)
+        return SpoolStorageError(
+            f"spool {op} failed on {self.path} ({reason}): {exc}",
+            reason=reason,
+            sqlite_errorname=name,
+        )
+
+    # --- size estimate --------------------------------------------------------------------------
+
+    def _refresh(self) -> Acct:
+        """Exact sizes into the estimate; fold a long tail; notice a replaced file; bound the WAL.
+
+        Caller holds the lock, store open, not read-only.
+        """
+        try:
+            st_ino = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            st_ino = -2
+        if st_ino != self._ino:
+            # Another process quarantined/replaced the file under us: follow the path.
+            _keep_forever(self._store)
+            self._store = None
+            self._open(check=False)
+        store = self._store
+        assert store is not None
+        with store.read_txn() as conn:
+            acct = store.accounting(conn)
+        if acct.tail_rows > _RECONCILE_TAIL:
+            with self._write() as conn:
+                acct = store.reconcile(conn)
+        self._est_rows, self._est_bytes = acct.total_rows, acct.total_bytes
+        self._since_refresh = 0
+        try:
+            wal = os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            wal = 0
+        if wal > self.config.wal_max_bytes:
+            # No flusher is checkpointing (or it is far behind): bound the WAL ourselves. PASSIVE
+            # never waits; journal_size_limit truncates the file when the WAL next restarts.
+            with contextlib.suppress(sqlite3.Error):
+                store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return acct
+
+    # --- append ---------------------------------------------------------------------------------
+
+    def append(self, entry: Mapping[str, Any], *, dest: str) -> None:
+        """Store one entry durably before returning (one SQLite commit).
+
+        Args:
+            entry: a JSON-able mapping (the record mapper's output).
+            dest: opaque destination key; ``lease`` batches never mix destinations.
+
+        Raises:
+            SpoolDropped: the entry was NOT stored and the drop is already counted under
+                ``exc.reason``: ``SpoolFull`` (drop_newest, full_timeout), ``SpoolRecordTooLarge``,
+                ``SpoolEncodeError``, ``SpoolAppendStorageError`` (disk_full, readonly,
+                permission, busy, corrupt, disk_error).
+            SpoolClosedError, SpoolReadOnlyError, TypeError (dest not a str).
+        """
+        if self._pid != os.getpid():
+            self.reopen_after_fork()
+        if dest.__class__ is not str:
+            raise TypeError(f"dest must be a str, got {type(dest).__name__}")
+        try:
+            data, size = encode_entry(entry)
+        except (TypeError, ValueError, RecursionError) as exc:
+            self._count_drop(DropReason.ENCODE_ERROR, 1)
+            raise SpoolEncodeError(
+                f"entry is not JSON-serialisable: {type(exc).__name__}: {exc}"
+            ) from exc
+        if size > self._max_record_bytes:
+            self._count_drop(DropReason.TOO_LARGE, 1)
+            raise SpoolRecordTooLarge(
+                f"entry is {size} bytes encoded, above {self._max_record_bytes}"
+            )
+        item = (data, self._clock(), dest, size)
+        with self._lock:
+            if (
+                self._fast_ok
+                and self._since_refresh < self._refresh_every
+                and self._est_rows < self._max_records
+                and self._est_bytes + size <= self._max_bytes
+            ):
+                try:
+                    self._store.insert(*item)  # type: ignore[union-attr]  # _fast_ok => open
+                except (sqlite3.Error, UnicodeEncodeError) as exc:
+                    raise self._append_failed(exc, 1) from exc
+                self._est_rows += 1
+                self._est_bytes += size
+                self._since_refresh += 1
+                return
+            stored = self._append_slow([item], final=None)
+        if stored < 0:
+            stored = self._append_blocking([item])
+        if stored == 0:
+            reason = (
+                DropReason.FULL_TIMEOUT
+                if self.config.when_full is WhenFull.BLOCK
+                else DropReason.DROP_NEWEST
+            )
+            raise SpoolFull(
+                f"spool {self.path} is full "
+                f"({self._max_records} records / {self._max_bytes} bytes)",
+                reason=reason,
+            )
+
+    def append_many(self, entries: Iterable[Mapping[str, Any]], *, dest: str) -> int:
+        """Store several entries in ONE transaction; returns how many were stored.
+
+        Entries that cannot be encoded or are too large are dropped and counted individually;
+        when the spool is full the policy applies to the whole call (with drop_newest or after a
+        block timeout, the leading entries that fit are stored and the rest counted). Raises
+        ``SpoolAppendStorageError`` if the transaction fails (nothing stored, all counted).
+        """
+        if self._pid != os.getpid():
+            self.reopen_after_fork()
+        if dest.__class__ is not str:
+            raise TypeError(f"dest must be a str, got {type(dest).__name__}")
+        items: list[tuple[str, float, str, int]] = []
+        bad: Counter[str] = Counter()
+        now = self._clock()
+        for entry in entries:
+            try:
+                data, size = encode_entry(entry)
+            except (TypeError, ValueError, RecursionError):
+                bad[DropReason.ENCODE_ERROR] += 1
+                continue
+            if size > self._max_record_bytes:
+                bad[DropReason.TOO_LARGE] += 1
+                continue
+            items.append((data, now, dest, size))
+        for reason, n in bad.items():
+            self._count_drop(reason, n)
+        if not items:
+            return 0
+        with self._lock:
+            stored = self._append_slow(items, final=None)
+        if stored < 0:
+            stored = self._append_blocking(items)
+        return stored
+
+    def _count_drop(self, reason: str, n: int) -> None:
+        """Count a drop that involves no row: persisted now if possible, else kept in memory."""
+        if self._pid != os.getpid():
+            self.reopen_after_fork()
+        with self._lock:
+            self._pending[str(reason)] += n
+            self._update_fast()
+            if self._store is None or self._closed or self.readonly:
+                return
+            with contextlib.suppress(sqlite3.Error), self._write():
+                pass
+
+    def _append_failed(
+        self, exc: BaseException, n: int
+    ) -> SpoolAppendStorageError | SpoolEncodeError:
+        """Lock held: count ``n`` dropped records for a failed write, return the error to raise."""
+        if isinstance(exc, UnicodeEncodeError):  # dest with lone surrogates
+            self._pending[DropReason.ENCODE_ERROR] += n
+            self._update_fast()
+            return SpoolEncodeError(f"dest is not valid UTF-8 text: {exc}")
+        reason = storage_reason(exc)
+        self._pending[reason] += n  # the disk may be unwritable: persist at the next good write
+        if reason == "corrupt":
+            self._needs_check = True
+        self._update_fast()
+        return SpoolAppendStorageError(
+            f"append to {self.path} failed ({reason}): {exc}",
+            reason=reason,
+            sqlite_errorname=getattr(exc, "sqlite_errorname", None),
+        )
+
+    def _append_slow(self, items: list[tuple[str, float, str, int]], *, final: str | None) -> int:
+        """Lock held. Refresh, then insert or apply ``when_full``.
+
+        Returns the number stored, or -1 when ``block`` must wait (only if ``final`` is None).
+        ``final`` is the drop reason to use for whatever does not fit (block timeout).
+        """
+        try:
+            store = self._ensure_store(write=True)
+            acct = self._refresh()
+            k, nbytes = len(items), sum(i[3] for i in items)
+            if (
+                acct.total_rows + k <= self._max_records
+                and acct.total_bytes + nbytes <= self._max_bytes
+            ):
+                if k == 1 and not self._pending:
+                    store.insert(*items[0])
+                else:
+                    with self._write() as conn:
+                        store.insert_many(conn, items)
+                self._est_rows += k
+                self._est_bytes += nbytes
+                self._since_refresh += k
+                return k
+            policy = self.config.when_full
+            if final is None and policy is WhenFull.BLOCK:
+                return -1
+            with self._write() as conn:
+                acct = store.reconcile(conn)  # decide on exact numbers, inside the write lock
+                counts: dict[str, int] = {}
+                if policy is WhenFull.DROP_OLDEST:
+                    acct = self._evict(conn, store, acct, k=k, nbytes=nbytes, counts=counts)
+                fit, fit_bytes = self._fitting(items, acct)
+                if fit:
+                    store.insert_many(conn, items[:fit])
+                if fit < k:
+                    reason = final or DropReason.DROP_NEWEST
+                    counts[f"drop.{reason}"] = counts.get(f"drop.{reason}", 0) + k - fit
+                store.add_counters(conn, counts)
+            self._est_rows = acct.total_rows + fit
+            self._est_bytes = acct.total_bytes + fit_bytes
+            return fit
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise self._append_failed(exc, len(items)) from exc
+
+    def _evict(
+        self,
+        conn: sqlite3.Connection,
+        store: SpoolQueue,
+        acct: Acct,
+        *,
+        k: int,
+        nbytes: int,
+        counts: dict[str, int],
+    ) -> Acct:
+        need_rows = acct.total_rows + k - self._max_records
+        need_bytes = acct.total_bytes + nbytes - self._max_bytes
+        if need_rows <= 0 and need_bytes <= 0:
+            return acct
+        # Free a little more than needed so the next appends take the fast path again.
+        slack = self.config.evict_slack
+        if need_rows > 0:
+            need_rows += int(self._max_records * slack)
+        if need_bytes > 0:
+            need_bytes += int(self._max_bytes * slack)
+        q_rows, q_bytes, d_rows, d_bytes = store.evict_oldest(conn, need_rows, need_bytes)
+        store.account_removed(conn, q_rows, q_bytes, dead_rows=-d_rows, dead_bytes=-d_bytes)
+        counts[f"drop.{DropReason.DROP_OLDEST}"] = q_rows + d_rows
+        return store.accounting(conn)
+
+    def _fitting(self, items: Sequence[tuple[str, float, str, int]], acct: Acct) -> tuple[int, int]:
+        rows, nbytes = acct.total_rows, acct.total_bytes
+        fit = fit_bytes = 0
+        for item in items:
+            if rows + 1 > self._max_records or nbytes + item[3] > self._max_bytes:
+                break
+            rows, nbytes = rows + 1, nbytes + item[3]
+            fit, fit_bytes = fit + 1, fit_bytes + item[3]
+        return fit, fit_bytes
+
+    def _append_blocking(self, items: list[tuple[str, float, str, int]]) -> int:
+        """when_full=block: wait (lock released) for room up to block_timeout, then drop."""
+        deadline = time.monotonic() + self.config.block_timeout
+        delay = 0.001
+        while True:
+            remaining = deadline - time.monotonic()
+            with self._lock:
+                if remaining <= 0:
+                    return self._append_slow(items, final=DropReason.FULL_TIMEOUT)
+                self._space.clear()  # before the check: a release after it wakes the wait below
+                stored = self._append_slow(items, final=None)
+                if stored >= 0:
+                    return stored
+                self._waiting += 1
+            try:
+                # Same-process flushers wake us at once (ack/purge set the event); other
+                # processes' progress is polled, backing off from 1 ms to 50 ms.
+                self._space.wait(min(remaining, delay))
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+            delay = min(delay * 2, 0.05)
+
+    # --- leasing --------------------------------------------------------------------------------
+
+    def lease(self, max_records: int, max_bytes: int, *, lease_seconds: float) -> Batch | None:
+        """Lease the oldest READY records of one destination; ``None`` when nothing is READY.
+
+        One transaction: expired leases revert to READY first (attempts + 1); then the oldest
+        READY record picks the destination, and that destination's oldest READY records are taken
+        in id order up to ``max_records`` and ``max_bytes`` (always at least one record, even if it
+        alone is larger than ``max_bytes``). Entries are decoded outside the lock; a record that
+        no longer decodes is dead-lettered (``SpoolDecodeError``) instead of being returned.
+        """
+        if max_records < 1 or max_bytes < 1 or lease_seconds <= 0:
+            raise ValueError("lease needs max_records >= 1, max_bytes >= 1, lease_seconds > 0")
+        window = max(_MIN_WINDOW, 16 * max_records)
+        while True:
+            token = secrets.token_hex(8)
+            now = self._clock()
+            until = now + lease_seconds
+            with self._locked() as store:
+                try:
+                    with self._write() as conn:
+                        recovered = store.revert_expired(conn, now)
+                        store.reconcile(conn)
+                        if recovered:
+                            store.add_counters(conn, {"leases_recovered": recovered})
+                        selected = store.select_for_lease(conn, max_records, max_bytes, window)
+                        if selected is None:
+                            return None
+                        dest, rows, total = selected
+                        lo, hi = rows[0][0], rows[-1][0]
+                        marked = store.mark_leased(conn, token, dest, lo, hi)
+                        if marked != len(rows):  # cannot happen inside one transaction
+                            raise SpoolError(f"lease marked {marked} rows, selected {len(rows)}")
+                        store.insert_lease(
+                            conn, token=token, owner_id=self._owner_id, dest=dest, lo=lo, hi=hi,
+                            nrows=len(rows), now=now, lease_until=until,
+                        )  # fmt: skip
+                except sqlite3.Error as exc:
+                    raise self._storage_error("lease", exc) from exc
+            bad: list[tuple[int, str]] = []
+            try:
+                entries = decode_entries([r[1] for r in rows])
+            except (ValueError, TypeError):  # some row is not JSON text: find which
+                entries = []
+                for row in rows:
+                    try:
+                        entries.append(decode_entry(row[1]))
+                    except ValueError as exc:  # bit rot quick_check cannot see: park it
+                        bad.append((row[0], f"{type(exc).__name__}: {exc}"))
+            if bad:
+                self.dead_letter(
+                    [i for i, _ in bad],
+                    error_code="SpoolDecodeError",
+                    message=bad[0][1],
+                    request_id=None,
+                )
+                bad_ids = {i for i, _ in bad}
+                rows = [r for r in rows if r[0] not in bad_ids]
+                if not rows:
+                    continue
+            return Batch(
+                token=token,
+                dest=dest,
+                ids=tuple(r[0] for r in rows),
+                entries=tuple(entries),
+                attempts=tuple(int(r[3]) for r in rows),
+                nbytes=sum(int(r[2]) for r in rows) if bad else int(total),
+                oldest_enqueued_at=min(float(r[4]) for r in rows),
+                lease_until=until,
+            )
+
+    def ack(self, target: Batch | Iterable[int], *, request_id: str | None = None) -> int:
+        """Delivered: delete exactly these ids, only those still leased by this owner.
+
+        With a ``Batch``, "this owner" is the batch's lease token; with plain ids, any current
+        lease of this ``Spool`` instance. A stale owner (its lease expired and was re-leased, or
+        reverted by a new flusher) deletes nothing. Records the delivery (count, time, request id)
+        in the same transaction. Returns the number of records deleted.
+        """
+        ids, token = _ids_of(target)
+        if not ids:
+            return 0
+        now = self._clock()
+        with self._locked() as store:
+            try:
+                with self._write() as conn:
+                    store.reconcile(conn)
+                    n, nbytes = store.delete_leased(conn, json.dumps(ids), token, self._owner_id)
+                    store.account_removed(conn, n, nbytes)
+                    if n:
+                        store.add_counters(conn, {"delivered": n})
+                        store.set_meta(
+                            conn,
+                            "last_success",
+                            {"at": now, "request_id": request_id, "records": n},
+                        )
+                    store.cleanup_leases(conn, token, self._owner_id)
+            except sqlite3.Error as exc:
+                raise self._storage_error("ack", exc) from exc
+        self._space.set()
+        return n
+
+    def release(
+        self,
+        target: Batch | Iterable[int],
+        *,
+        error_code: str | None = None,
+        message: str | None = None,
+        request_id: str | None = None,
+        throttled: bool = False,
+    ) -> int:
+        """Retry later: back to READY with attempts + 1 and the error kept on each record.
+
+        Only ids still leased by this owner move. With ``error_code``, also records it as the
+        spool's last error (and a throttled event if ``throttled``) in the same transaction.
+        Returns the number released.
+        """
+        ids, token = _ids_of(target)
+        if not ids:
+            return 0
+        now = self._clock()
+        with self._locked() as store:
+            try:
+                with self._write() as conn:
+                    n = store.release_leased(
+                        conn,
+                        json.dumps(ids),
+                        token,
+                        self._owner_id,
+                        (error_code, message, request_id),
+                    )
+                    counts = {"retried": n, "throttled": 1 if throttled else 0}
+                    store.add_counters(conn, counts)
+                    if error_code is not None:
+                        self._set_last_error(
+                            conn, store, error_code, message=message, request_id=request_id, now=now
+                        )
+                    store.cleanup_leases(conn, token, self._owner_id)
+            except sqlite3.Error as exc:
+                raise self._storage_error("release", exc) from exc
+        return n
+
+    def dead_letter(
+        self,
+        target: Batch | Iterable[int],
+        *,
+        error_code: str,
+        message: str | None,
+        request_id: str | None,
+        attempts: int | None = None,
+    ) -> int:
+        """Give up: move these leased ids to DEAD with the error, ``dead_at`` and ``attempts``.
+
+        ``attempts`` is the final attempt count to store (default: the record's attempts + 1).
+        DEAD records still count against the bounds until replayed or purged. Returns the number
+        moved.
+        """
+        ids, token = _ids_of(target)
+        if not ids:
+            return 0
+        now = self._clock()
+        with self._locked() as store:
+            try:
+                with self._write() as conn:
+                    store.reconcile(conn)
+                    n, nbytes = store.move_to_dead(
+                        conn, json.dumps(ids), token, self._owner_id,
+                        error=(error_code, message, request_id), attempts=attempts, now=now,
+                    )  # fmt: skip
+                    store.account_removed(conn, n, nbytes, dead_rows=n, dead_bytes=nbytes)
+                    store.add_counters(conn, {"dead_lettered": n})
+                    self._set_last_error(
+                        conn, store, error_code, message=message, request_id=request_id, now=now
+                    )
+                    store.cleanup_leases(conn, token, self._owner_id)
+            except sqlite3.Error as exc:
+                raise self._storage_error("dead_letter", exc) from exc
+        return n
+
+    def replay_dead(
+        self,
+        ids: Iterable[int] | None = None,
+        *,
+        error_code: str | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """DEAD -> READY for the matching dead letters (all of them by default).
+
+        Args:
+            ids: ``DeadLetter.id`` values (as listed by ``dead_letters()``).
+            error_code: only dead letters with this error code.
+            older_than: only dead letters dead for at least this many seconds.
+
+        Replayed records are re-enqueued at the tail (new ids, enqueued_at = now, attempts 0).
+        Returns the number replayed.
+        """
+        now = self._clock()
+        ids_json = None if ids is None else json.dumps([int(i) for i in ids])
+        dead_before = None if older_than is None else now - older_than
+        with self._locked() as store:
+            try:
+                with self._write() as conn:
+                    store.reconcile(conn)
+                    where, params = store.dead_filter(ids_json, error_code, dead_before)
+                    n, nbytes = store.replay(conn, where, params, now)
+                    store.account_removed(conn, 0, 0, dead_rows=-n, dead_bytes=-nbytes)
+                    store.add_counters(conn, {"replayed": n})
+            except sqlite3.Error as exc:
+                raise self._storage_error("replay_dead", exc) from exc
+        return n
+
+    def purge(self, state: RecordState | str) -> int:
+        """Delete every record in ``state`` (``ready``, ``leased``, ``dead``) or ``all``.
+
+        Operator action, counted as ``purged`` (not as a drop). Returns the number deleted.
+        """
+        state = str(state).lower()
+        preds = {
+            "ready": f"status < {LEASED}",
+            "leased": f"status = {LEASED}",
+            "all": "1",
+        }
+        if state not in (*preds, "dead"):
+            raise ValueError(f"purge state must be ready, leased, dead or all, got {state!r}")
+        with self._locked() as store:
+            try:
+                with self._write() as conn:
+                    store.reconcile(conn)
+                    q_rows = q_bytes = d_rows = d_bytes = 0
+                    if state in preds:
+                        q_rows, q_bytes = store.purge_queue(conn, preds[state])
+                        if state != "ready":
+                            conn.execute("DELETE FROM leases")
+                    if state in ("dead", "all"):
+                        d_rows, d_bytes = conn.execute(
+                            "SELECT count(*), coalesce(sum(nbytes), 0) FROM dead_letters"
+                        ).fetchone()
+                        conn.execute("DELETE FROM dead_letters")
+                    store.account_removed(
+                        conn, q_rows, q_bytes, dead_rows=-d_rows, dead_bytes=-d_bytes
+                    )
+                    store.add_counters(conn, {"purged": q_rows + d_rows})
+            except sqlite3.Error as exc:
+                raise self._storage_error("purge", exc) from exc
+        self._space.set()
+        return q_rows + d_rows
+
+    # --- flusher side: lock, lease recovery, counters, checkpoints -------------------------------
+
+    def acquire_flusher(self) -> bool:
+        """Try to become this spool's only flusher (non-blocking).
+
+        On success every lease not owned by this instance reverts to READY (attempts + 1): the
+        lock holder is the only legitimate lease owner, so such leases belong to a dead flusher.
+        """
+        if self._pid != os.getpid():
+            self.reopen_after_fork()
+        if self.readonly:
+            raise SpoolReadOnlyError(f"spool {self.path} was opened read-only")
+        if self._flusher_lock is None:
+            self._flusher_lock = FlusherLock(self.path)
+        if not self._flusher_lock.acquire():
+            return False
+        try:
+            self.recover_leases()
+        except BaseException:
+            self._flusher_lock.release()
+            raise
+        return True
+
+    def release_flusher(self) -> None:
+        """Stop being the flusher (idempotent). Outstanding leases stay until expiry/recovery."""
+        if self._flusher_lock is not None:
+            self._flusher_lock.release()
+
+    @property
+    def is_flusher(self) -> bool:
+        """True while this instance holds the flusher lock."""
+        return self._flusher_lock is not None and self._flusher_lock.held
+
+    def flusher_pid(self) -> int | None:
+        """Pid of the process holding the flusher lock, None if nobody does."""
+        return FlusherLock(self.path).holder_pid() if not self.is_flusher else os.getpid()
+
+    def recover_leases(self) -> int:
+        """Revert every lease not owned by this instance to READY; returns records reverted."""
+        with self._locked() as store:
+            try:
+                with self._write() as conn:
+                    n = store.revert_foreign(conn, self._owner_id)
+                    if n:
+                        store.add_counters(conn, {"leases_recovered": n})
+            except sqlite3.Error as exc:
+                raise self._storage_error("recover_leases", exc) from exc
+        return n
+
+    def record_delivery(self, *, request_id: str | None = None, records: int = 0) -> None:
+        """Record a delivery not acked through this spool (``ack`` already records its own)."""
+        now = self._clock()
+        with self._locked() as store:
+            try:
+                with self._write() as conn:
+                    store.add_counters(conn, {"delivered": records})
+                    store.set_meta(
+                        conn,
+                        "last_success",
+                        {"at": now, "request_id": request_id, "records": records},
+                    )
+            except sqlite3.Error as exc:
+                raise self._storage_error("record_delivery", exc) from exc
+
+    def record_error(
+        self, *, code: str, message: str, request_id: str | None = None, throttled: bool = False
+    ) -> None:
+        """Record the last delivery error (and a throttled event) without moving records."""
+        now = self._clock()
+        with self._locked() as store:
+            try:
+                with self._write() as conn:
+                    self._set_last_error(
+                        conn, store, code, message=message, request_id=request_id, now=now
+                    )
+                    store.add_counters(conn, {"throttled": 1 if throttled else 0})
+            except sqlite3.Error as exc:
+                raise self._storage_error("record_error", exc) from exc
+
+    @staticmethod
+    def _set_last_error(
+        conn: sqlite3.Connection,
+        store: SpoolQueue,
+        code: str,
+        *,
+        message: str | None,
+        request_id: str | None,
+        now: float,
+    ) -> None:
+        store.set_meta(
+            conn,
+            "last_error",
+            {"code": code, "message": message or "", "request_id": request_id, "at": now},
+        )
+
+    def checkpoint(self, mode: str = "PASSIVE") -> CheckpointResult:
+        """Run a WAL checkpoint on a dedicated connection (the flusher calls this, not producers).
+
+        PASSIVE never waits for anybody; TRUNCATE (occasionally) also shrinks the WAL file to 0,
+        waiting up to busy_timeout for readers/writers.
+        """
+        mode = mode.upper()
+        if mode not in _CHECKPOINT_MODES:
+            raise ValueError(f"checkpoint mode must be one of {sorted(_CHECKPOINT_MODES)}")
+        if self._pid != os.getpid():
+            self.reopen_after_fork()
+        if self._closed:
+            raise SpoolClosedError(f"spool {self.path} is closed")
+        if self.readonly:
+            raise SpoolReadOnlyError(f"spool {self.path} was opened read-only")
+        with self._ckpt_lock:
+            try:
+                if self._ckpt_conn is None:
+                    self._ckpt_conn = connect(
+                        str(self.path), readonly=False, synchronous=str(self.config.synchronous),
+                        busy_timeout=float(self.config.busy_timeout),
+                        wal_max_bytes=self.config.wal_max_bytes,
+                    )  # fmt: skip
+                busy, log, done = self._ckpt_conn.execute(
+                    f"PRAGMA wal_checkpoint({mode})"
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise self._storage_error("checkpoint", exc) from exc
+        return CheckpointResult(bool(busy), int(log), int(done))
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def stats(self) -> SpoolStats:
+        """A consistent snapshot (one read transaction); cheap: no full scans."""
+        now = self._clock()
+        with self._locked(write=False) as store:
+            try:
+                with store.read_txn() as conn:
+                    acct = store.accounting(conn)
+                    leases, leased_rows, leased_bytes = store.leased_totals(conn)
+                    oldest = conn.execute(
+                        f"SELECT timestamp FROM {QUEUE_TABLE} WHERE status < {LEASED} "
+                        "ORDER BY _id LIMIT 1"
+                    ).fetchone()
+                    counters = {
+                        str(k): int(v) for k, v in conn.execute("SELECT name, value FROM counters")
+                    }
+                    meta = {
+                        str(k): json.loads(v)
+                        for k, v in conn.execute("SELECT key, value FROM meta")
+                    }
+                    events = conn.execute(
+                        "SELECT at, kind, detail FROM events ORDER BY id DESC LIMIT 20"
+                    ).fetchall()
+                    version = read_schema_version(conn)
+            except sqlite3.Error as exc:
+                raise self._storage_error("stats", exc) from exc
+            pending = dict(self._pending)
+        dropped: Counter[str] = Counter(
+            {k.removeprefix("drop."): v for k, v in counters.items() if k.startswith("drop.")}
+        )
+        dropped.update(pending)
+        success = meta.get("last_success") or {}
+        err = meta.get("last_error")
+        oldest_at = float(oldest[0]) if oldest else None
+        return SpoolStats(
+            path=str(self.path),
+            schema_version=version,
+            ready_records=acct.live_rows - leased_rows,
+            ready_bytes=acct.live_bytes - leased_bytes,
+            leased_records=leased_rows,
+            leased_bytes=leased_bytes,
+            dead_records=acct.dead_rows,
+            dead_bytes=acct.dead_bytes,
+            active_leases=leases,
+            oldest_ready_enqueued_at=oldest_at,
+            oldest_ready_age=None if oldest_at is None else max(0.0, now - oldest_at),
+            appended=acct.in_rows + acct.tail_rows - counters.get("replayed", 0),
+            delivered=counters.get("delivered", 0),
+            retried=counters.get("retried", 0),
+            dead_lettered=counters.get("dead_lettered", 0),
+            replayed=counters.get("replayed", 0),
+            purged=counters.get("purged", 0),
+            throttled=counters.get("throttled", 0),
+            leases_recovered=counters.get("leases_recovered", 0),
+            dropped=MappingProxyType({k: v for k, v in dropped.items() if v}),
+            last_success_at=success.get("at"),
+            last_success_request_id=success.get("request_id"),
+            last_error=(
+                LastError(
+                    str(err["code"]),
+                    str(err.get("message", "")),
+                    err.get("request_id"),
+                    float(err["at"]),
+                )
+                if err
+                else None
+            ),
+            file_bytes=_size(self.path),
+            wal_bytes=_size(Path(f"{self.path}-wal")),
+            flusher_pid=self.flusher_pid(),
+            events=tuple(
+                SpoolEvent(float(at), str(kind), MappingProxyType(json.loads(detail)))
+                for at, kind, detail in events
+            ),
+        )
+
+    snapshot = stats
+
+    def dead_letters(self, limit: int = 100, *, after_id: int = 0) -> list[DeadLetter]:
+        """DEAD records in id order (page with ``after_id``); undecodable entries as raw text."""
+        with self._locked(write=False) as store:
+            try:
+                rows = store.conn.execute(
+                    "SELECT _id, orig_id, dest, data, nbytes, timestamp, attempts, err_code, "
+                    "err_message, "
+                    "err_request_id, dead_at FROM dead_letters WHERE _id > ? ORDER BY _id LIMIT ?",
+                    (after_id, limit),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self._storage_error("dead_letters", exc) from exc
+        out = []
+        for r in rows:
+            try:
+                entry = decode_entry(r[3])
+            except ValueError:
+                entry = r[3]
+            out.append(
+                DeadLetter(r[0], r[1], r[2], entry, r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+            )
+        return out
+
+    def vacuum(self) -> None:
+        """Rebuild the file to give free pages back to the filesystem (persist-queue's VACUUM).
+
+        Holds the write lock for the whole rebuild: an operator action, not for the hot path.
+        """
+        with self._locked() as store:
+            pass  # opened/reopened under the lock; VACUUM below takes the same lock itself
+        try:
+            store.shrink_disk_usage()  # takes tran_lock (our lock) itself
+        except sqlite3.Error as exc:
+            raise self._storage_error("vacuum", exc) from exc
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def reopen_after_fork(self) -> None:
+        """In a forked child: forget the parent's connections, locks and lease identity.
+
+        Call from ``os.register_at_fork(after_in_child=...)``; every method also does it
+        lazily when it sees a new pid. The parent's connections are never closed here (that is
+        what SQLite forbids); the child opens its own on first use.
+        """
+        if self._pid == os.getpid():
+            return
+        _keep_forever(self._store)
+        _keep_forever(self._ckpt_conn)
+        if self._flusher_lock is not None:
+            self._flusher_lock.forget_after_fork()
+            self._flusher_lock = None
+        self._reset_process_state()  # fresh locks: a parent thread may have held them at fork
+        if self._closed:
+            return
+        with self._lock:
+            self._open(check=False)  # the parent checked this file
+
+    def close(self) -> None:
+        """Close this process's connections and give up the flusher lock (idempotent).
+
+        Committed records stay in the file; leases stay until they expire or a flusher recovers
+        them.
+        """
+        if self._pid != os.getpid():
+            self._closed = True
+            self.reopen_after_fork()
+            return
+        with self._lock:
+            if self._closed:
+                return
+            if self._pending and self._store is not None and not self.readonly:
+                with contextlib.suppress(sqlite3.Error), self._write():
+                    pass
+            self._closed = True
+            store, self._store = self._store, None
+            self._update_fast()
+            if store is not None:
+                store.close()
+        with self._ckpt_lock:
+            conn, self._ckpt_conn = self._ckpt_conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        self.release_flusher()
+        self._space.set()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,245 @@
+"""Schema, versioning and the record codec of the spool file.
+
+Owns: every ``CREATE`` statement, ``PRAGMA user_version`` (the schema version) and the migration
+hook, and the JSON codec of records. Nothing else in the package issues DDL.
+
+Invariants:
+
+- ``user_version == 0`` and no tables: a new file, created here inside the caller's
+  ``BEGIN IMMEDIATE`` (so two processes creating the same spool cannot interleave).
+- ``0 < user_version < SCHEMA_VERSION``: upgraded in the same transaction by ``MIGRATIONS``
+  (``MIGRATIONS[v]`` upgrades v -> v + 1), so a crash mid-upgrade leaves the old version intact.
+- ``user_version > SCHEMA_VERSION`` or foreign tables: refused with ``SpoolSchemaError``; the file
+  is never modified (it may belong to a newer yai-spool, or not be a spool at all).
+- Records are JSON text (UTF-8, never pickle: a spool must not be able to execute code when read).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from persistqueue.sqlackqueue import AckStatus
+
+from yai_spool.spool.exceptions import SpoolSchemaError
+
+__all__ = [
+    "LEASED",
+    "MIGRATIONS",
+    "QUEUE_TABLE",
+    "READY",
+    "SCHEMA_VERSION",
+    "JsonSerializer",
+    "decode_entries",
+    "decode_entry",
+    "encode_entry",
+    "ensure_schema",
+    "read_schema_version",
+]
+
+SCHEMA_VERSION: Final = 1
+
+# persist-queue names its table ``ack_queue_<name>``; the spool uses name="spool".
+QUEUE_TABLE: Final = "ack_queue_spool"
+
+# persist-queue's AckStatus codes, so its stock readers (queue(), ready_count(), unack_count())
+# read our rows correctly. ``inited`` (0) is also READY for them and for us (status < unack).
+READY: Final = int(AckStatus.ready)  # 1
+LEASED: Final = int(AckStatus.unack)  # 2
+
+# The queue table keeps persist-queue's first four columns in persist-queue's order
+# (``_id, data, timestamp, status``) because its ``queue()`` reads them by position.
+# ``_id`` is a plain INTEGER PRIMARY KEY, NOT AUTOINCREMENT as in persist-queue: AUTOINCREMENT
+# writes the sqlite_sequence page on every insert, one more WAL frame per append (measured
+# +3..5 us of ~11 us). Ids are still strictly increasing among live rows (max(_id) + 1); an id
+# can be reused only after every row above it was deleted, which leases (owner token per row)
+# and accounting (acct_id is lowered in the deleting transaction) both tolerate.
+# No secondary index: each one is another page per append. The lease scan walks the primary
+# key from the oldest READY row instead (see store.py).
+QUEUE_DDL: Final = f"""
+CREATE TABLE {QUEUE_TABLE} (
+    _id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL,          -- JSON text of the entry (TEXT storage class)
+    timestamp FLOAT NOT NULL,    -- enqueued_at, unix seconds
+    status INTEGER NOT NULL,     -- 1 READY, 2 LEASED (persist-queue AckStatus ready/unack)
+    dest TEXT NOT NULL,          -- opaque destination key chosen by the writer
+    nbytes INTEGER NOT NULL,     -- UTF-8 size of data
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,                  -- lease token while LEASED, else NULL
+    err_code TEXT,
+    err_message TEXT,
+    err_request_id TEXT
+)"""
+
+_DDL: Final = (
+    QUEUE_DDL,
+    # DEAD records live in their own table so the READY scan never has to skip them.
+    """CREATE TABLE dead_letters (
+        _id INTEGER PRIMARY KEY,
+        orig_id INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        timestamp FLOAT NOT NULL,
+        dest TEXT NOT NULL,
+        nbytes INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        err_code TEXT,
+        err_message TEXT,
+        err_request_id TEXT,
+        dead_at FLOAT NOT NULL
+    )""",
+    # One row per outstanding lease: expiry and foreign-lease recovery read this small table
+    # and then touch only [lo, hi] of the queue, never scan it.
+    """CREATE TABLE leases (
+        token TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        dest TEXT NOT NULL,
+        lo INTEGER NOT NULL,
+        hi INTEGER NOT NULL,
+        nrows INTEGER NOT NULL,
+        leased_at FLOAT NOT NULL,
+        lease_until FLOAT NOT NULL
+    ) WITHOUT ROWID""",
+    # Exact size accounting without touching a second page per append: rows with
+    # _id <= acct_id are summed in in_rows/in_bytes; rows above it (the "tail") are summed on
+    # demand by a primary-key range scan. gen changes on every update (cache key for the tail).
+    """CREATE TABLE accounting (
+        k INTEGER PRIMARY KEY CHECK (k = 0),
+        gen INTEGER NOT NULL,
+        acct_id INTEGER NOT NULL,
+        in_rows INTEGER NOT NULL,
+        in_bytes INTEGER NOT NULL,
+        out_rows INTEGER NOT NULL,
+        out_bytes INTEGER NOT NULL,
+        dead_rows INTEGER NOT NULL,
+        dead_bytes INTEGER NOT NULL
+    )""",
+    "INSERT INTO accounting VALUES (0, 0, 0, 0, 0, 0, 0, 0, 0)",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at FLOAT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )""",
+)
+
+_OUR_TABLES: Final = frozenset(
+    {QUEUE_TABLE, "dead_letters", "leases", "accounting", "counters", "meta", "events"}
+)
+
+# MIGRATIONS[v] upgrades a file from version v to v + 1, inside the open's write transaction.
+# Empty while SCHEMA_VERSION == 1; add entries, never edit released ones.
+MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {}
+
+
+def read_schema_version(conn: sqlite3.Connection) -> int:
+    """``PRAGMA user_version`` of the open file."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def ensure_schema(
+    conn: sqlite3.Connection,
+    now: float,
+    migrations: Mapping[int, Callable[[sqlite3.Connection], None]] = MIGRATIONS,
+    target: int = SCHEMA_VERSION,
+) -> int:
+    """Create or upgrade the schema; the caller holds ``BEGIN IMMEDIATE``. Returns the old version.
+
+    Raises:
+        SpoolSchemaError: foreign tables, a newer version, or a missing migration step.
+    """
+    version = read_schema_version(conn)
+    tables = {
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not row[0].startswith("sqlite_")
+    }
+    if version == 0:
+        if tables:
+            raise SpoolSchemaError(
+                f"not a yai-spool file (user_version 0, tables {sorted(tables)}); "
+                "refusing to touch it"
+            )
+        for statement in _DDL:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (json.dumps(now),))
+        conn.execute(f"PRAGMA user_version = {int(target)}")
+        return 0
+    if version > target:
+        raise SpoolSchemaError(
+            f"spool schema version {version} is newer than this yai-spool ({target}); "
+            "upgrade yai-spool or point it at another file"
+        )
+    if not tables >= _OUR_TABLES:
+        raise SpoolSchemaError(f"not a yai-spool file: missing {sorted(_OUR_TABLES - tables)}")
+    for step in range(version, target):
+        migrate = migrations.get(step)
+        if migrate is None:
+            raise SpoolSchemaError(f"no migration from spool schema version {step} to {step + 1}")
+        migrate(conn)
+    if version != target:
+        conn.execute(f"PRAGMA user_version = {int(target)}")
+    return version
+
+
+# --- codec -----------------------------------------------------------------------------------
+# Compact UTF-8 JSON. check_circular=False saves ~1 us per record (a cycle then raises
+# RecursionError, handled as encode_error); allow_nan=False because NaN is not JSON.
+_dumps_utf8 = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False, allow_nan=False
+).encode
+_dumps_ascii = json.JSONEncoder(
+    ensure_ascii=True, separators=(",", ":"), check_circular=False, allow_nan=False
+).encode
+
+
+def encode_entry(entry: Mapping[str, Any]) -> tuple[str, int]:
+    """Encode one entry as JSON text; return ``(text, utf8_size)``.
+
+    Raises:
+        TypeError, ValueError, RecursionError: not JSON-serialisable (the caller counts it).
+    """
+    text = _dumps_utf8(entry)
+    if text.isascii():  # O(1) in CPython: the common case needs no encode() to know the size
+        return text, len(text)
+    try:
+        return text, len(text.encode())
+    except UnicodeEncodeError:
+        # Lone surrogates (surrogateescape) cannot be stored as UTF-8 text; \u escapes can.
+        text = _dumps_ascii(entry)
+        return text, len(text)
+
+
+def decode_entry(data: str | bytes) -> Any:
+    """Decode one stored record."""
+    return json.loads(data)
+
+
+def decode_entries(texts: Sequence[str]) -> list[Any]:
+    """Decode many records with ONE ``json.loads`` over ``[t1,t2,...]``.
+
+    Measured 2x (no GC pressure) to 2.5x (many live objects) faster than one call per record:
+    one C-level parse, and far fewer cyclic-GC passes while the objects are being built.
+    Raises ValueError if any record is not JSON; the caller then decodes one by one.
+    """
+    joined = "[" + ",".join(texts) + "]"
+    out = json.loads(joined)
+    if len(out) != len(texts):  # a record holding "1,2" would shift every later one
+        raise ValueError("stored records are not one JSON value each")
+    return out
+
+
+class JsonSerializer:
+    """persist-queue serializer protocol (``dumps``/``loads``) over our codec, for its readers."""
+
+    @staticmethod
+    def dumps(value: Any) -> str:
+        return encode_entry(value)[0]
+
+    @staticmethod
+    def loads(value: str | bytes) -> Any:
+        return decode_entry(value)

@@ -1,0 +1,645 @@
+# ruff: noqa: S608 - SQL text only interpolates module constants (table name, status codes) and
+# fixed predicate fragments chosen in this module; every value is a bound parameter.
+"""SQL layer of the spool: ``SpoolQueue``, a ``persistqueue.SQLiteAckQueue`` subclass.
+
+Owns: the SQLite connection (PRAGMAs, read-only URI mode), every DML statement, transactions and
+the size accounting. It holds no policy (bounds, drops, fork, quarantine live in ``core.py``) and
+no lock: every method except ``insert`` and the stock readers must be called with the caller's
+per-process lock held (``tran_lock``, which ``core.Spool`` sets to its own lock).
+
+Accounting invariant (kept by every transaction that removes rows, see ``reconcile`` and
+``account_removed``): live rows = ``in_rows - out_rows`` + rows with ``_id > acct_id``; every
+row ever removed from the queue table had ``_id <= acct_id`` when it was removed, and after a
+removal ``acct_id <= max(_id)`` so new rows (``max(_id) + 1``) always land in the tail. This makes
+``append`` a single-page insert while sizes stay exact for every process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+from persistqueue.sqlackqueue import SQLiteAckQueue
+
+from yai_spool.spool.schema import (
+    LEASED,
+    QUEUE_TABLE,
+    READY,
+    JsonSerializer,
+    ensure_schema,
+    read_schema_version,
+)
+
+__all__ = ["Acct", "SpoolQueue", "connect"]
+
+Q: Final = QUEUE_TABLE
+_INSERT: Final = (
+    f"INSERT INTO {Q} (data, timestamp, status, dest, nbytes) VALUES (?, ?, {READY}, ?, ?)"
+)
+_IDS: Final = "_id IN (SELECT value FROM json_each(?))"
+
+
+def connect(
+    file: str,
+    *,
+    readonly: bool,
+    synchronous: str,
+    busy_timeout: float,
+    wal_max_bytes: int,
+) -> sqlite3.Connection:
+    """Open one connection with the spool's PRAGMAs.
+
+    ``isolation_level=None``: no implicit transactions; every write is either one autocommit
+    statement (append) or an explicit ``BEGIN IMMEDIATE`` (so the write lock is taken up front
+    and SQLite's busy handler applies, instead of failing on a read-to-write upgrade).
+    """
+    if readonly:
+        # mode=ro: never creates or writes the database file. (SQLite may still create empty
+        # -wal/-shm companions, with the database file's mode, when no writer has them open.)
+        uri = f"file:{urllib.parse.quote(file)}?mode=ro"
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+    conn = sqlite3.connect(
+        file, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"could not switch {file} to WAL (journal_mode={mode})")
+        # Values come from an allow-list (Synchronous enum), never from free text.
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Checkpoints never run on a producer's commit; the flusher (or, as a fallback, a
+        # producer whose WAL passed wal_max_bytes) runs them explicitly.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {int(wal_max_bytes)}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@dataclass(frozen=True, slots=True)
+class Acct:
+    """Exact sizes of one snapshot (see the accounting invariant above)."""
+
+    gen: int
+    acct_id: int
+    in_rows: int
+    in_bytes: int
+    out_rows: int
+    out_bytes: int
+    dead_rows: int
+    dead_bytes: int
+    tail_rows: int
+    tail_bytes: int
+    tail_max_id: int
+
+    @property
+    def live_rows(self) -> int:
+        return self.in_rows + self.tail_rows - self.out_rows
+
+    @property
+    def live_bytes(self) -> int:
+        return self.in_bytes + self.tail_bytes - self.out_bytes
+
+    @property
+    def total_rows(self) -> int:
+        return self.live_rows + self.dead_rows
+
+    @property
+    def total_bytes(self) -> int:
+        return self.live_bytes + self.dead_bytes
+
+
+def _unsupported(name: str) -> NoReturn:
+    raise NotImplementedError(
+        f"SQLiteAckQueue.{name}() is replaced in yai-spool: use Spool.append/lease/ack/release/"
+        "dead_letter (per-record calls would bypass leases and size accounting)"
+    )
+
+
+class SpoolQueue(SQLiteAckQueue):
+    """persist-queue's ack queue with the yai-spool schema, connection setup and batch SQL.
+
+    Kept from persist-queue: constructor plumbing (directory + ``db_file_name``), the table name
+    ``ack_queue_<name>`` and its first columns ``_id, data, timestamp, status`` with ``AckStatus``
+    codes, ``tran_lock``, and the stock readers ``queue()``, ``ready_count()``,
+    ``unack_count()``, ``shrink_disk_usage()``. Replaced: schema and connection setup, and the
+    per-record mutators (``put/get/ack/nack/ack_failed/update/resume_unack_tasks``), which raise.
+    """
+
+    _TABLE_NAME = "ack_queue"
+    _KEY_COLUMN = "_id"
+
+    def __init__(
+        self,
+        file: str,
+        *,
+        readonly: bool,
+        synchronous: str,
+        busy_timeout: float,
+        wal_max_bytes: int,
+        now: float,
+    ) -> None:
+        self.file = file
+        self.readonly = readonly
+        self._synchronous = synchronous
+        self._wal_max_bytes = wal_max_bytes
+        self._now = now
+        self._creator_pid = os.getpid()
+        self._tail_cache: tuple[int, int, int, int, int] | None = None
+        self.schema_version = 0
+        self.previous_schema_version = 0
+        super().__init__(
+            os.path.dirname(file) or ".",
+            name="spool",
+            multithreading=True,
+            timeout=busy_timeout,
+            serializer=JsonSerializer,
+            db_file_name=os.path.basename(file),
+            auto_resume=False,  # stock resume reverts EVERY lease, including a live flusher's
+        )
+
+    # --- persist-queue hooks -------------------------------------------------------------------
+
+    def _new_db_connection(
+        self, path: str, multithreading: bool, timeout: float
+    ) -> sqlite3.Connection:
+        del path, multithreading  # we open exactly self.file, always shareable across threads
+        return connect(
+            self.file,
+            readonly=self.readonly,
+            synchronous=self._synchronous,
+            busy_timeout=timeout,
+            wal_max_bytes=self._wal_max_bytes,
+        )
+
+    def _init(self) -> None:
+        # Replaces SQLiteBase._init: no makedirs (core.py creates the directory 0700), no stock
+        # CREATE TABLE, no COUNT(*) of the whole table at open, and ONE connection for both
+        # persist-queue roles (a second writer connection would only contend for the lock).
+        self._conn = self._new_db_connection(self.path, self.multithreading, self.timeout)
+        self._getter = self._putter = self._conn
+        self._cursor = self._conn.cursor()
+        try:
+            if self.readonly:
+                self.schema_version = read_schema_version(self._conn)
+            else:
+                with self.write_txn() as conn:
+                    self.previous_schema_version = ensure_schema(conn, self._now)
+                self.schema_version = read_schema_version(self._conn)
+            if self._conn.execute("SELECT json_valid('[1]')").fetchone()[0] != 1:
+                raise sqlite3.NotSupportedError("SQLite JSON functions are required")
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def put(self, item: Any) -> int | None:
+        _unsupported("put")
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        _unsupported("get")
+
+    def ack(self, *args: Any, **kwargs: Any) -> int | None:
+        _unsupported("ack")
+
+    def nack(self, *args: Any, **kwargs: Any) -> int | None:
+        _unsupported("nack")
+
+    def ack_failed(self, *args: Any, **kwargs: Any) -> int | None:
+        _unsupported("ack_failed")
+
+    def update(self, *args: Any, **kwargs: Any) -> int | None:
+        _unsupported("update")
+
+    def resume_unack_tasks(self) -> None:
+        _unsupported("resume_unack_tasks")
+
+    def clear_acked_data(self, *args: Any, **kwargs: Any) -> None:
+        _unsupported("clear_acked_data")
+
+    def _count(self) -> int:
+        # Stock semantics (records not yet leased), computed instead of kept in self.total,
+        # which would be wrong as soon as a second process writes the file.
+        return int(
+            self._conn.execute(f"SELECT count(*) FROM {Q} WHERE status < {LEASED}").fetchone()[0]
+        )
+
+    @property
+    def size(self) -> int:
+        return self._count()
+
+    def close(self) -> None:
+        # Never close a connection inherited across fork(): closing may checkpoint or delete the
+        # parent's WAL using the parent's stale state (SQLite: do not carry connections across
+        # fork). core.py keeps such objects alive forever instead.
+        if os.getpid() == self._creator_pid:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_conn", None) is not None:
+            self.close()
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self._conn
+
+    @contextlib.contextmanager
+    def write_txn(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            self._tail_cache = None  # it may describe rows this transaction inserted
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def read_txn(self) -> Iterator[sqlite3.Connection]:
+        """One consistent snapshot for several SELECTs."""
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("COMMIT")
+
+    def insert(self, data: str, now: float, dest: str, nbytes: int) -> None:
+        """The hot path: one autocommit INSERT, one table page in the WAL."""
+        self._cursor.execute(_INSERT, (data, now, dest, nbytes))
+
+    def insert_many(
+        self, conn: sqlite3.Connection, rows: Sequence[tuple[str, float, str, int]]
+    ) -> None:
+        conn.executemany(_INSERT, rows)
+
+    def quick_check(self) -> list[str]:
+        """``PRAGMA quick_check`` messages; ``["ok"]`` for a sound file."""
+        return [str(row[0]) for row in self._conn.execute("PRAGMA quick_check(20)")]
+
+    # --- accounting -----------------------------------------------------------------------------
+
+    def accounting(self, conn: sqlite3.Connection) -> Acct:
+        """Exact sizes; call inside a transaction. Scans only rows added since the last call."""
+        row = conn.execute(
+            "SELECT gen, acct_id, in_rows, in_bytes, out_rows, out_bytes, dead_rows, dead_bytes "
+            "FROM accounting WHERE k = 0"
+        ).fetchone()
+        gen, acct_id = int(row[0]), int(row[1])
+        cache = self._tail_cache
+        if cache is not None and cache[0] == gen and cache[1] == acct_id:
+            start, rows, nbytes = cache[2], cache[3], cache[4]
+        else:
+            start, rows, nbytes = acct_id, 0, 0
+        n, b, mx = conn.execute(
+            f"SELECT count(*), coalesce(sum(nbytes), 0), max(_id) FROM {Q} WHERE _id > ?", (start,)
+        ).fetchone()
+        rows += int(n)
+        nbytes += int(b)
+        upto = int(mx) if mx is not None else start
+        self._tail_cache = (gen, acct_id, upto, rows, nbytes)
+        return Acct(gen, acct_id, *(int(v) for v in row[2:]), rows, nbytes, upto)
+
+    def reconcile(self, conn: sqlite3.Connection) -> Acct:
+        """Fold the tail into the accounting row (write transaction). Required before removals."""
+        a = self.accounting(conn)
+        if a.tail_max_id == a.acct_id:
+            return a
+        conn.execute(
+            "UPDATE accounting SET gen = gen + 1, acct_id = ?, in_rows = in_rows + ?, "
+            "in_bytes = in_bytes + ? WHERE k = 0",
+            (a.tail_max_id, a.tail_rows, a.tail_bytes),
+        )
+        self._tail_cache = (a.gen + 1, a.tail_max_id, a.tail_max_id, 0, 0)
+        return Acct(
+            a.gen + 1, a.tail_max_id, a.in_rows + a.tail_rows, a.in_bytes + a.tail_bytes,
+            a.out_rows, a.out_bytes, a.dead_rows, a.dead_bytes, 0, 0, a.tail_max_id,
+        )  # fmt: skip
+
+    def account_removed(
+        self,
+        conn: sqlite3.Connection,
+        rows: int,
+        nbytes: int,
+        *,
+        dead_rows: int = 0,
+        dead_bytes: int = 0,
+    ) -> None:
+        """Record rows removed from the queue table and DEAD deltas, after ``reconcile``."""
+        if not (rows or nbytes or dead_rows or dead_bytes):
+            return
+        mx = conn.execute(f"SELECT max(_id) FROM {Q}").fetchone()[0]
+        conn.execute(
+            "UPDATE accounting SET gen = gen + 1, out_rows = out_rows + ?, "
+            "out_bytes = out_bytes + ?, "
+            "dead_rows = dead_rows + ?, dead_bytes = dead_bytes + ?, acct_id = min(acct_id, ?) "
+            "WHERE k = 0",
+            (rows, nbytes, dead_rows, dead_bytes, int(mx or 0)),
+        )
+        self._tail_cache = None
+
+    # --- counters, meta, events -----------------------------------------------------------------
+
+    @staticmethod
+    def add_counters(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
+        items = [(k, v) for k, v in deltas.items() if v]
+        if items:
+            conn.executemany(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                items,
+            )
+
+    @staticmethod
+    def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    @staticmethod
+    def add_event(
+        conn: sqlite3.Connection, at: float, kind: str, detail: dict[str, Any], keep: int = 100
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)",
+            (at, kind, json.dumps(detail, sort_keys=True)),
+        )
+        conn.execute("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?", (keep,))
+
+    # --- leases ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def revert_expired(conn: sqlite3.Connection, now: float) -> int:
+        """READY again (attempts + 1) for every lease whose ``lease_until <= now``."""
+        reverted = 0
+        for token, lo, hi in conn.execute(
+            "SELECT token, lo, hi FROM leases WHERE lease_until <= ?", (now,)
+        ).fetchall():
+            reverted += _revert_range(conn, token, lo, hi)
+            conn.execute("DELETE FROM leases WHERE token = ?", (token,))
+        return reverted
+
+    @staticmethod
+    def revert_foreign(conn: sqlite3.Connection, owner_id: str) -> int:
+        """READY again for every lease not held by ``owner_id`` (the new lock holder)."""
+        reverted = 0
+        for token, lo, hi in conn.execute(
+            "SELECT token, lo, hi FROM leases WHERE owner_id != ?", (owner_id,)
+        ).fetchall():
+            reverted += _revert_range(conn, token, lo, hi)
+        conn.execute("DELETE FROM leases WHERE owner_id != ?", (owner_id,))
+        # Safety net (one full scan, only at flusher start): LEASED rows without a lease row.
+        reverted += conn.execute(
+            f"UPDATE {Q} SET status = {READY}, owner = NULL, attempts = attempts + 1 "
+            f"WHERE status = {LEASED} "
+            "AND (owner IS NULL OR owner NOT IN (SELECT token FROM leases))"
+        ).rowcount
+        return reverted
+
+    @staticmethod
+    def select_for_lease(
+        conn: sqlite3.Connection, max_records: int, max_bytes: int, window: int
+    ) -> tuple[str, list[tuple[int, str, int, int, float]], int] | None:
+        """The oldest READY rows of the destination of the oldest READY row (FIFO per dest).
+
+        The scan starts at the oldest READY row (skipping only LEASED rows before it) and looks at
+        most ``window`` ids ahead, so a rare destination costs a bounded scan (it then gets a
+        smaller batch, still its oldest records in order).
+        """
+        first = conn.execute(
+            f"SELECT _id, dest FROM {Q} WHERE status < {LEASED} ORDER BY _id LIMIT 1"
+        ).fetchone()
+        if first is None:
+            return None
+        first_id, dest = int(first[0]), str(first[1])
+        cur = conn.execute(
+            f"SELECT _id, data, nbytes, attempts, timestamp FROM {Q} "
+            f"WHERE _id >= ? AND _id < ? AND status < {LEASED} AND dest = ? ORDER BY _id",
+            (first_id, first_id + window, dest),
+        )
+        rows: list[tuple[int, str, int, int, float]] = []
+        total = 0
+        try:
+            for row in cur:
+                if rows and (len(rows) >= max_records or total + row[2] > max_bytes):
+                    break
+                rows.append(row)
+                total += row[2]
+        finally:
+            cur.close()
+        return dest, rows, total
+
+    @staticmethod
+    def mark_leased(conn: sqlite3.Connection, token: str, dest: str, lo: int, hi: int) -> int:
+        # Same predicate as the SELECT, same transaction: exactly the selected rows.
+        return conn.execute(
+            f"UPDATE {Q} SET status = {LEASED}, owner = ? "
+            f"WHERE _id BETWEEN ? AND ? AND status < {LEASED} AND dest = ?",
+            (token, lo, hi, dest),
+        ).rowcount
+
+    @staticmethod
+    def insert_lease(
+        conn: sqlite3.Connection,
+        *,
+        token: str,
+        owner_id: str,
+        dest: str,
+        lo: int,
+        hi: int,
+        nrows: int,
+        now: float,
+        lease_until: float,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO leases "
+            "(token, owner_id, pid, dest, lo, hi, nrows, leased_at, lease_until) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (token, owner_id, os.getpid(), dest, lo, hi, nrows, now, lease_until),
+        )
+
+    @staticmethod
+    def cleanup_leases(conn: sqlite3.Connection, token: str | None, owner_id: str) -> None:
+        """Drop lease rows that no longer cover any LEASED row."""
+        pred, param = ("token = ?", token) if token is not None else ("owner_id = ?", owner_id)
+        conn.execute(
+            f"DELETE FROM leases WHERE {pred} AND NOT EXISTS (SELECT 1 FROM {Q} "
+            f"WHERE {Q}._id BETWEEN leases.lo AND leases.hi AND {Q}.owner = leases.token)",
+            (param,),
+        )
+
+    @staticmethod
+    def leased_totals(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """(active leases, leased rows, leased bytes)."""
+        leases = int(conn.execute("SELECT count(*) FROM leases").fetchone()[0])
+        if not leases:
+            return 0, 0, 0
+        n, b = conn.execute(
+            f"SELECT count(*), coalesce(sum({Q}.nbytes), 0) FROM leases JOIN {Q} "
+            f"ON {Q}._id BETWEEN leases.lo AND leases.hi AND {Q}.owner = leases.token"
+        ).fetchone()
+        return leases, int(n), int(b)
+
+    # --- transitions by id ----------------------------------------------------------------------
+
+    @staticmethod
+    def owner_clause(token: str | None, owner_id: str) -> tuple[str, str]:
+        """SQL predicate: leased by this token, or by any lease of this Spool instance."""
+        if token is not None:
+            return f"status = {LEASED} AND owner = ?", token
+        return (
+            f"status = {LEASED} AND owner IN (SELECT token FROM leases WHERE owner_id = ?)",
+            owner_id,
+        )
+
+    def delete_leased(
+        self, conn: sqlite3.Connection, ids_json: str, token: str | None, owner_id: str
+    ) -> tuple[int, int]:
+        pred, param = self.owner_clause(token, owner_id)
+        sizes = conn.execute(
+            f"DELETE FROM {Q} WHERE {_IDS} AND {pred} RETURNING nbytes", (ids_json, param)
+        ).fetchall()
+        return len(sizes), sum(int(s[0]) for s in sizes)
+
+    def release_leased(
+        self,
+        conn: sqlite3.Connection,
+        ids_json: str,
+        token: str | None,
+        owner_id: str,
+        error: tuple[str | None, str | None, str | None],
+    ) -> int:
+        pred, param = self.owner_clause(token, owner_id)
+        return conn.execute(
+            f"UPDATE {Q} SET status = {READY}, owner = NULL, attempts = attempts + 1, "
+            f"err_code = coalesce(?, err_code), err_message = coalesce(?, err_message), "
+            f"err_request_id = coalesce(?, err_request_id) WHERE {_IDS} AND {pred}",
+            (*error, ids_json, param),
+        ).rowcount
+
+    def move_to_dead(
+        self,
+        conn: sqlite3.Connection,
+        ids_json: str,
+        token: str | None,
+        owner_id: str,
+        *,
+        error: tuple[str | None, str | None, str | None],
+        attempts: int | None,
+        now: float,
+    ) -> tuple[int, int]:
+        pred, param = self.owner_clause(token, owner_id)
+        conn.execute(
+            "INSERT INTO dead_letters (orig_id, data, timestamp, dest, nbytes, attempts, err_code, "
+            "err_message, err_request_id, dead_at) "
+            "SELECT _id, data, timestamp, dest, nbytes, coalesce(?, attempts + 1), ?, ?, ?, ? "
+            f"FROM {Q} "
+            f"WHERE {_IDS} AND {pred} ORDER BY _id",
+            (attempts, *error, now, ids_json, param),
+        )
+        sizes = conn.execute(
+            f"DELETE FROM {Q} WHERE {_IDS} AND {pred} RETURNING nbytes", (ids_json, param)
+        ).fetchall()
+        return len(sizes), sum(int(s[0]) for s in sizes)
+
+    @staticmethod
+    def dead_filter(
+        ids_json: str | None, error_code: str | None, dead_before: float | None
+    ) -> tuple[str, list[Any]]:
+        clauses, params = ["1"], []
+        if ids_json is not None:
+            clauses.append(_IDS)
+            params.append(ids_json)
+        if error_code is not None:
+            clauses.append("err_code = ?")
+            params.append(error_code)
+        if dead_before is not None:
+            clauses.append("dead_at <= ?")
+            params.append(dead_before)
+        return " AND ".join(clauses), params
+
+    def replay(
+        self, conn: sqlite3.Connection, where: str, params: list[Any], now: float
+    ) -> tuple[int, int]:
+        """DEAD -> READY: re-enqueued at the tail (new ids, enqueued_at = now, attempts = 0)."""
+        conn.execute(
+            f"INSERT INTO {Q} (data, timestamp, status, dest, nbytes, attempts) "
+            f"SELECT data, ?, {READY}, dest, nbytes, 0 FROM dead_letters "
+            f"WHERE {where} ORDER BY _id",
+            (now, *params),
+        )
+        sizes = conn.execute(
+            f"DELETE FROM dead_letters WHERE {where} RETURNING nbytes", params
+        ).fetchall()
+        return len(sizes), sum(int(s[0]) for s in sizes)
+
+    @staticmethod
+    def evict_oldest(
+        conn: sqlite3.Connection, need_rows: int, need_bytes: int
+    ) -> tuple[int, int, int, int]:
+        """Delete the oldest DEAD, then the oldest READY rows until both needs are met.
+
+        Returns (queue rows, queue bytes, dead rows, dead bytes) removed. LEASED rows are never
+        evicted: they are in flight and will be acked or released.
+        """
+        freed: list[int] = []
+        for table, ready_only in (("dead_letters", False), (Q, True)):
+            rows = nbytes = 0
+            last = None
+            if need_rows > 0 or need_bytes > 0:
+                pred = f" WHERE status < {LEASED}" if ready_only else ""
+                cur = conn.execute(f"SELECT _id, nbytes FROM {table}{pred} ORDER BY _id")
+                try:
+                    for _id, size in cur:
+                        if need_rows <= 0 and need_bytes <= 0:
+                            break
+                        last, rows, nbytes = _id, rows + 1, nbytes + size
+                        need_rows -= 1
+                        need_bytes -= size
+                finally:
+                    cur.close()
+            if last is not None:
+                extra = f" AND status < {LEASED}" if ready_only else ""
+                conn.execute(f"DELETE FROM {table} WHERE _id <= ?{extra}", (last,))
+            freed += [rows, nbytes]
+        dead_rows, dead_bytes, q_rows, q_bytes = freed
+        return q_rows, q_bytes, dead_rows, dead_bytes
+
+    @staticmethod
+    def purge_queue(conn: sqlite3.Connection, status_pred: str) -> tuple[int, int]:
+        sizes = conn.execute(f"DELETE FROM {Q} WHERE {status_pred} RETURNING nbytes").fetchall()
+        return len(sizes), sum(int(s[0]) for s in sizes)
+
+
+def _revert_range(conn: sqlite3.Connection, token: str, lo: int, hi: int) -> int:
+    # attempts + 1: the holder may have died mid-send; a batch that kills its flusher every
+    # time must eventually look poisonous to the retry policy instead of looping forever.
+    return conn.execute(
+        f"UPDATE {Q} SET status = {READY}, owner = NULL, attempts = attempts + 1 "
+        "WHERE _id BETWEEN ? AND ? AND owner = ?",
+        (lo, hi, token),
+    ).rowcount
