@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typer
 
+from yai_spool.demo import demo
 from yai_spool.emulator.cli import emulator_app
 
 __all__ = ["app", "main"]
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(emulator_app, name="emulator")
+app.command("demo")(demo)
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ How to point them at it (sls-protocol.md §1): give the client a fake ``http://`
 (``sls.example.test``) and set ``HTTP_PROXY`` to the emulator URL with ``NO_PROXY`` unset.
 ``requests`` (Python SDK) and ``reqwest`` (Rust producer) then send absolute-form request
 lines (``POST http://proj.sls.example.test/logstores/...``) to the emulator, which takes
-the project from the Host. The producer runs in a subprocess so its proxy environment is
-set before the process starts.
+the project from the Host. reqwest reads ``HTTP_PROXY`` when the Producer is built (setting
+``os.environ`` before that works too); the test runs it in a subprocess so the proxy
+setting cannot leak into other tests.
 """
 
 from __future__ import annotations

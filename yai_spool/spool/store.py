@@ -247,6 +247,12 @@ class SpoolQueue(SQLiteAckQueue):
         # fork). core.py keeps such objects alive forever instead.
         if os.getpid() == self._creator_pid:
             with contextlib.suppress(sqlite3.Error):
+                # Finalize our cached cursor's statement first: sqlite3_close_v2 keeps a
+                # connection with live statements (a traceback can hold this object) as a
+                # "zombie" whose files stay open.
+                cursor = getattr(self, "_cursor", None)
+                if cursor is not None:
+                    cursor.close()
                 self._conn.close()
 
     def __del__(self) -> None:

@@ -1,0 +1,382 @@
+"""Behaviour of one spool file in one process: states, leases, owners, counters, readers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from persistqueue.sqlackqueue import SQLiteAckQueue
+from spool_support import FakeClock, crash, entry, seq_of
+
+from yai_spool.errors import YaiSpoolError
+from yai_spool.spool import (
+    Batch,
+    RecordState,
+    Spool,
+    SpoolClosedError,
+    SpoolConfig,
+    SpoolDropped,
+    SpoolEncodeError,
+    SpoolError,
+    SpoolQueue,
+    SpoolReadOnlyError,
+    SpoolRecordTooLarge,
+    SpoolStorageError,
+)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def spool(tmp_path: Path, clock: FakeClock) -> Spool:
+    s = Spool(tmp_path / "spool.db", clock=clock)
+    yield s
+    s.close()
+
+
+def lease_all(spool: Spool, n: int = 1000, nbytes: int = 1 << 20, ttl: float = 30) -> Batch:
+    batch = spool.lease(n, nbytes, lease_seconds=ttl)
+    assert batch is not None
+    return batch
+
+
+def test_append_lease_ack_roundtrip(spool: Spool, clock: FakeClock) -> None:
+    for i in range(5):
+        spool.append(entry(i), dest="d")
+    batch = lease_all(spool)
+    assert batch.dest == "d"
+    assert [seq_of(e) for e in batch.entries] == [0, 1, 2, 3, 4]
+    assert batch.attempts == (0,) * 5
+    assert batch.oldest_enqueued_at == clock.now
+    assert batch.lease_until == clock.now + 30
+    assert batch.nbytes == sum(len(spool_json(e)) for e in batch.entries)
+    assert spool.lease(10, 1 << 20, lease_seconds=30) is None  # everything is leased
+    assert spool.ack(batch, request_id="req-1") == 5
+    stats = spool.stats()
+    assert (stats.ready_records, stats.leased_records, stats.dead_records) == (0, 0, 0)
+    assert (stats.appended, stats.delivered) == (5, 5)
+    assert stats.last_success_at == clock.now
+    assert stats.last_success_request_id == "req-1"
+    assert stats.active_leases == 0
+
+
+def spool_json(e: dict) -> str:
+    from yai_spool.spool.schema import encode_entry
+
+    return encode_entry(e)[0]
+
+
+def test_lease_is_fifo_per_destination_of_the_oldest_ready(spool: Spool) -> None:
+    for i, dest in enumerate("abab ba".replace(" ", "")):
+        spool.append(entry(i), dest=dest)
+    first = lease_all(spool)
+    assert first.dest == "a"
+    assert [seq_of(e) for e in first.entries] == [0, 2, 5]
+    second = lease_all(spool)
+    assert second.dest == "b"
+    assert [seq_of(e) for e in second.entries] == [1, 3, 4]
+
+
+def test_lease_respects_count_and_bytes_but_returns_at_least_one(spool: Spool) -> None:
+    spool.append(entry(0, pad=5000), dest="d")
+    for i in range(1, 6):
+        spool.append(entry(i, pad=100), dest="d")
+    big = spool.lease(10, 1000, lease_seconds=30)
+    assert big is not None
+    assert [seq_of(e) for e in big.entries] == [0]  # alone larger than max_bytes: still leased
+    one_size = len(spool_json(entry(1, pad=100)))
+    by_bytes = spool.lease(10, 2 * one_size + 1, lease_seconds=30)
+    assert by_bytes is not None
+    assert [seq_of(e) for e in by_bytes.entries] == [1, 2]
+    by_count = spool.lease(2, 1 << 20, lease_seconds=30)
+    assert by_count is not None
+    assert [seq_of(e) for e in by_count.entries] == [3, 4]
+
+
+def test_release_keeps_position_and_counts_attempts(spool: Spool) -> None:
+    for i in range(3):
+        spool.append(entry(i), dest="d")
+    batch = lease_all(spool, n=2)
+    assert spool.release(batch, error_code="ServerBusy", message="busy", request_id="r9") == 2
+    again = lease_all(spool)
+    assert [seq_of(e) for e in again.entries] == [0, 1, 2]  # released rows are still the oldest
+    assert again.attempts == (1, 1, 0)
+    assert again.max_attempts == 1
+    stats = spool.stats()
+    assert stats.retried == 2
+    assert stats.last_error is not None
+    assert (stats.last_error.code, stats.last_error.request_id) == ("ServerBusy", "r9")
+
+
+def test_stale_owner_cannot_ack_rows_re_leased_after_expiry(spool: Spool, clock: FakeClock) -> None:
+    for i in range(3):
+        spool.append(entry(i), dest="d")
+    stale = lease_all(spool, ttl=10)
+    clock.advance(10)  # lease_until <= now: expired
+    fresh = lease_all(spool, ttl=10)
+    assert fresh.ids == stale.ids
+    assert fresh.attempts == (1, 1, 1)  # expiry counts as an attempt
+    assert spool.ack(stale) == 0
+    assert spool.release(stale) == 0
+    assert spool.dead_letter(stale, error_code="X", message="m", request_id=None) == 0
+    assert spool.stats().leased_records == 3
+    assert spool.ack(fresh) == 3
+    assert spool.stats().leases_recovered == 3
+
+
+def test_ack_by_plain_ids_only_touches_this_instances_leases(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "s.db"
+    with Spool(path, clock=clock) as one, Spool(path, clock=clock) as two:
+        for i in range(4):
+            one.append(entry(i), dest="d")
+        batch = lease_all(one, n=2)
+        assert two.ack(list(batch.ids)) == 0  # another owner
+        assert one.ack([batch.ids[0]]) == 1  # plain ids: any lease of this instance
+        rest = lease_all(two)
+        assert [seq_of(e) for e in rest.entries] == [2, 3]
+        assert one.ack(list(rest.ids)) == 0
+        assert two.ack(batch) == 1  # a Batch is its lease token, whoever holds it: ids[1] left
+        assert one.ack(batch) == 0
+
+
+def test_dead_letter_and_replay(spool: Spool, clock: FakeClock) -> None:
+    for i in range(4):
+        spool.append(entry(i), dest="d")
+    batch = lease_all(spool)
+    assert spool.dead_letter(batch.ids[:2], error_code="InvalidLogSize", message="too big", request_id="r1", attempts=7) == 2
+    assert spool.dead_letter([batch.ids[2]], error_code="PostBodyInvalid", message="bad", request_id=None) == 1
+    dead = spool.dead_letters()
+    assert [(seq_of(d.entry), d.attempts, d.error_code) for d in dead] == [
+        (0, 7, "InvalidLogSize"),
+        (1, 7, "InvalidLogSize"),
+        (2, 1, "PostBodyInvalid"),
+    ]
+    assert dead[0].dead_at == clock.now
+    stats = spool.stats()
+    assert (stats.dead_records, stats.leased_records, stats.dead_lettered) == (3, 1, 3)
+    assert stats.last_error is not None and stats.last_error.code == "PostBodyInvalid"
+    assert spool.ack(batch) == 1  # the remaining leased row
+    clock.advance(100)
+    assert spool.replay_dead(error_code="InvalidLogSize", older_than=200) == 0
+    assert spool.replay_dead(error_code="InvalidLogSize", older_than=50) == 2
+    assert spool.replay_dead(ids=[dead[2].id]) == 1
+    again = lease_all(spool)
+    assert [seq_of(e) for e in again.entries] == [0, 1, 2]
+    assert again.attempts == (0, 0, 0)
+    assert again.oldest_enqueued_at == clock.now  # re-enqueued
+    stats = spool.stats()
+    assert (stats.dead_records, stats.replayed, stats.appended) == (0, 3, 4)
+
+
+def test_purge_by_state(spool: Spool) -> None:
+    for i in range(6):
+        spool.append(entry(i), dest="d")
+    batch = lease_all(spool, n=2)
+    spool.dead_letter([batch.ids[0]], error_code="X", message="", request_id=None)
+    assert spool.purge(RecordState.READY) == 4
+    assert spool.purge("dead") == 1
+    assert spool.stats().leased_records == 1
+    assert spool.purge("all") == 1
+    stats = spool.stats()
+    assert stats.total_records == 0
+    assert stats.purged == 6
+    assert stats.active_leases == 0
+    with pytest.raises(ValueError, match="purge state"):
+        spool.purge("everything")
+
+
+def test_acquire_flusher_reverts_leases_of_a_dead_owner(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "s.db"
+    dead = Spool(path, clock=clock)
+    for i in range(3):
+        dead.append(entry(i), dest="d")
+    assert dead.acquire_flusher()
+    held = lease_all(dead, ttl=3600)
+    crash(dead)
+    with Spool(path, clock=clock) as flusher:
+        mine = None
+        assert flusher.acquire_flusher()  # the crash released the flock
+        assert flusher.stats().leased_records == 0
+        mine = lease_all(flusher)
+        assert mine.ids == held.ids
+        assert mine.attempts == (1, 1, 1)
+        # A second acquire by the holder keeps its own leases.
+        assert flusher.acquire_flusher()
+        assert flusher.stats().leased_records == 3
+        assert flusher.ack(mine) == 3
+
+
+def test_counters_survive_reopen(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "s.db"
+    with Spool(path, clock=clock) as s:
+        for i in range(3):
+            s.append(entry(i), dest="d")
+        s.ack(lease_all(s, n=1), request_id="r")
+        s.record_error(code="WriteQuotaExceed", message="quota", request_id="q", throttled=True)
+        s.record_delivery(request_id="extra", records=0)
+        with pytest.raises(SpoolEncodeError):
+            s.append({"bad": {1, 2}}, dest="d")
+    with Spool(path, clock=clock) as s:
+        stats = s.stats()
+        assert (stats.appended, stats.delivered, stats.throttled) == (3, 1, 1)
+        assert stats.ready_records == 2
+        assert stats.dropped == {"encode_error": 1}
+        assert stats.last_error is not None and stats.last_error.code == "WriteQuotaExceed"
+        assert stats.last_success_request_id == "extra"
+
+
+def test_drops_before_storage_are_typed_and_counted(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.db", SpoolConfig(max_record_bytes=500)) as s:
+        with pytest.raises(SpoolEncodeError) as enc:
+            s.append({"v": math.nan}, dest="d")
+        assert enc.value.reason == "encode_error"
+        assert isinstance(enc.value, ValueError)
+        with pytest.raises(SpoolRecordTooLarge) as big:
+            s.append(entry(1, pad=600), dest="d")
+        assert isinstance(big.value, SpoolDropped)
+        assert isinstance(big.value, SpoolError)
+        assert isinstance(big.value, YaiSpoolError)
+        with pytest.raises(SpoolEncodeError):
+            s.append(entry(2), dest="bad\udcffdest")
+        with pytest.raises(TypeError):
+            s.append(entry(3), dest=b"bytes")  # type: ignore[arg-type]
+        loop: dict = {}
+        loop["self"] = loop
+        with pytest.raises(SpoolEncodeError):
+            s.append(loop, dest="d")
+        stats = s.stats()
+        assert stats.dropped == {"encode_error": 3, "too_large": 1}
+        assert stats.appended == 0
+
+
+def test_non_utf8_text_survives_as_escapes(spool: Spool) -> None:
+    weird = {"contents": [["k", "caf\u00e9 \u4e2d\u6587 \udcff"]]}
+    spool.append(weird, dest="d")
+    spool.append({"contents": [["k", "\u4e2d"]]}, dest="d")
+    batch = lease_all(spool)
+    assert batch.entries == (weird, {"contents": [["k", "\u4e2d"]]})
+    assert batch.nbytes == len(spool_json(weird).encode()) + len('{"contents":[["k","中"]]}'.encode())
+
+
+def test_append_many_is_one_call_with_individual_drops(spool: Spool) -> None:
+    stored = spool.append_many([entry(0), {"bad": object()}, entry(2)], dest="d")
+    assert stored == 2
+    assert [seq_of(e) for e in lease_all(spool).entries] == [0, 2]
+    assert spool.stats().dropped == {"encode_error": 1}
+    assert spool.append_many([], dest="d") == 0
+
+
+def test_undecodable_row_is_dead_lettered_not_returned(spool: Spool) -> None:
+    for i in range(3):
+        spool.append(entry(i), dest="d")
+    store = spool._store
+    assert store is not None
+    store.conn.execute("UPDATE ack_queue_spool SET data = '{broken' WHERE _id = 2")
+    batch = lease_all(spool)
+    assert [seq_of(e) for e in batch.entries] == [0, 2]
+    dead = spool.dead_letters()
+    assert [(d.original_id, d.error_code, d.entry) for d in dead] == [(2, "SpoolDecodeError", "{broken")]
+    store.conn.execute("UPDATE ack_queue_spool SET data = '1,2' WHERE _id = 3")
+    assert spool.release(batch) == 2
+    # "1,2" would shift a joined decode by one: detected, only that row is parked.
+    again = lease_all(spool)
+    assert [seq_of(e) for e in again.entries] == [0]
+    assert len(spool.dead_letters()) == 2
+
+
+def test_checkpoint_and_wal(spool: Spool) -> None:
+    for i in range(50):
+        spool.append(entry(i), dest="d")
+    result = spool.checkpoint()
+    assert not result.busy
+    assert result.wal_frames == result.checkpointed_frames > 0
+    spool.checkpoint("TRUNCATE")
+    assert spool.stats().wal_bytes == 0
+    with pytest.raises(ValueError, match="checkpoint mode"):
+        spool.checkpoint("SOMETIMES")
+
+
+def test_readonly_open_reads_and_refuses_writes(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "s.db"
+    with pytest.raises(SpoolStorageError) as missing:
+        Spool.open_readonly(path)
+    assert missing.value.reason == "permission"
+    assert not path.exists()  # read-only never creates
+    with Spool(path, clock=clock) as writer:
+        writer.append(entry(1), dest="d")
+        ro = Spool.open_readonly(path, clock=clock)
+        try:
+            assert ro.stats().ready_records == 1
+            writer.append(entry(2), dest="d")
+            assert ro.stats().ready_records == 2  # sees new commits
+            for call in (
+                lambda: ro.append(entry(3), dest="d"),
+                lambda: ro.lease(1, 1, lease_seconds=1),
+                lambda: ro.ack([1]),
+                lambda: ro.purge("all"),
+                lambda: ro.checkpoint(),
+                lambda: ro.acquire_flusher(),
+            ):
+                with pytest.raises(SpoolReadOnlyError):
+                    call()
+            assert ro.dead_letters() == []
+            with pytest.raises(__import__("sqlite3").OperationalError, match="readonly"):
+                ro._store.conn.execute("DELETE FROM ack_queue_spool")  # type: ignore[union-attr]
+        finally:
+            ro.close()
+        assert writer.stats().ready_records == 2
+
+
+def test_closed_spool_refuses_calls(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "s.db")
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(SpoolClosedError):
+        s.append(entry(1), dest="d")
+    with pytest.raises(SpoolClosedError):
+        s.stats()
+    assert "closed" in repr(s)
+
+
+def test_persist_queue_readers_work_and_per_record_mutators_refuse(spool: Spool) -> None:
+    for i in range(3):
+        spool.append(entry(i), dest="d")
+    lease_all(spool, n=1)
+    store = spool._store
+    assert isinstance(store, SQLiteAckQueue)
+    assert isinstance(store, SpoolQueue)
+    rows = store.queue()
+    assert [(r["id"], seq_of(r["data"]), r["status"]) for r in rows] == [(1, 0, 2), (2, 1, 1), (3, 2, 1)]
+    assert (store.ready_count(), store.unack_count(), store.size) == (2, 1, 2)
+    for name in ("put", "get", "ack", "nack", "ack_failed", "update", "resume_unack_tasks"):
+        with pytest.raises(NotImplementedError, match="replaced in yai-spool"):
+            getattr(store, name)(1) if name not in ("get", "resume_unack_tasks") else getattr(store, name)()
+    spool.vacuum()  # persist-queue's shrink_disk_usage under our lock
+    assert spool.stats().ready_records == 2
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="max_records"):
+        SpoolConfig(max_records=0)
+    with pytest.raises(TypeError, match="max_bytes"):
+        SpoolConfig(max_bytes=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="WhenFull"):
+        SpoolConfig(when_full="explode")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Synchronous"):
+        SpoolConfig(synchronous="OFF")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="integrity_check"):
+        SpoolConfig(integrity_check="full")
+    assert SpoolConfig(synchronous="full").synchronous == "FULL"  # type: ignore[arg-type]
+
+
+def test_lease_argument_validation(spool: Spool) -> None:
+    with pytest.raises(ValueError, match="lease needs"):
+        spool.lease(0, 10, lease_seconds=1)
+    with pytest.raises(ValueError, match="lease needs"):
+        spool.lease(1, 10, lease_seconds=0)
+    assert spool.ack([]) == 0
+    assert spool.release([]) == 0

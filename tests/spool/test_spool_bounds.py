@@ -1,0 +1,277 @@
+"""Bounds, when_full policies, drop accounting and storage failures (disk full, read-only)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from spool_support import FakeClock, entry, seq_of
+
+from yai_spool.spool import (
+    Spool,
+    SpoolAppendStorageError,
+    SpoolConfig,
+    SpoolDropped,
+    SpoolFull,
+    SpoolStorageError,
+    WhenFull,
+)
+from yai_spool.spool.exceptions import storage_reason
+
+
+def cfg(**kw: object) -> SpoolConfig:
+    kw.setdefault("evict_slack", 0.0)
+    return SpoolConfig(**kw)  # type: ignore[arg-type]
+
+
+def seqs(spool: Spool) -> list[int]:
+    store = spool._store
+    assert store is not None
+    return [seq_of(r["data"]) for r in store.queue()]
+
+
+def test_drop_newest_refuses_and_counts(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.db", cfg(max_records=3, when_full=WhenFull.DROP_NEWEST)) as s:
+        for i in range(3):
+            s.append(entry(i), dest="d")
+        with pytest.raises(SpoolFull) as full:
+            s.append(entry(3), dest="d")
+        assert full.value.reason == "drop_newest"
+        assert isinstance(full.value, SpoolDropped)
+        assert seqs(s) == [0, 1, 2]
+        batch = s.lease(1, 1 << 20, lease_seconds=30)
+        assert batch is not None
+        s.ack(batch)
+        s.append(entry(4), dest="d")  # room again
+        assert seqs(s) == [1, 2, 4]
+        stats = s.stats()
+        assert stats.dropped == {"drop_newest": 1}
+        assert stats.appended == 4
+
+
+def test_drop_oldest_evicts_dead_then_ready_never_leased(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.db", cfg(max_records=3)) as s:
+        for i in range(3):
+            s.append(entry(i), dest="d")
+        first = s.lease(1, 1 << 20, lease_seconds=30)
+        assert first is not None
+        s.dead_letter(first, error_code="X", message="", request_id=None)
+        s.append(entry(3), dest="d")  # evicts the DEAD record first
+        assert s.stats().dead_records == 0
+        assert seqs(s) == [1, 2, 3]
+        s.append(entry(4), dest="d")  # then the oldest READY
+        assert seqs(s) == [2, 3, 4]
+        held = s.lease(10, 1 << 20, lease_seconds=30)
+        assert held is not None
+        with pytest.raises(SpoolFull) as full:  # everything is in flight: nothing to evict
+            s.append(entry(5), dest="d")
+        assert full.value.reason == "drop_newest"
+        assert s.ack(held) == 3
+        stats = s.stats()
+        assert stats.dropped == {"drop_oldest": 2, "drop_newest": 1}
+        assert stats.total_records == 0
+
+
+def test_drop_oldest_by_bytes_keeps_the_bound_and_counts_everything(tmp_path: Path) -> None:
+    limit = 20_000
+    with Spool(tmp_path / "s.db", SpoolConfig(max_bytes=limit, evict_slack=0.05)) as s:
+        for i in range(500):
+            s.append(entry(i, pad=i % 200), dest="d")
+            assert s._est_bytes <= limit
+        stats = s.stats()
+        assert stats.total_bytes <= limit
+        kept = seqs(s)
+        assert kept == list(range(500 - len(kept), 500))  # a suffix: the oldest went first
+        assert stats.dropped == {"drop_oldest": 500 - len(kept)}
+        assert stats.appended == 500
+
+
+def test_append_many_stores_the_prefix_that_fits(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.db", cfg(max_records=4, when_full=WhenFull.DROP_NEWEST)) as s:
+        s.append(entry(0), dest="d")
+        assert s.append_many([entry(i) for i in range(1, 7)], dest="d") == 3
+        assert seqs(s) == [0, 1, 2, 3]
+        assert s.stats().dropped == {"drop_newest": 3}
+
+
+def test_block_times_out_as_full_timeout(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.db", cfg(max_records=1, when_full=WhenFull.BLOCK, block_timeout=0.05)) as s:
+        s.append(entry(0), dest="d")
+        with pytest.raises(SpoolFull) as full:
+            s.append(entry(1), dest="d")
+        assert full.value.reason == "full_timeout"
+        assert s.stats().dropped == {"full_timeout": 1}
+
+
+def test_block_is_woken_by_an_ack(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.db", cfg(max_records=1, when_full=WhenFull.BLOCK, block_timeout=60)) as s:
+        s.append(entry(0), dest="d")
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def producer() -> None:
+            try:
+                s.append(entry(1), dest="d")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            done.set()
+
+        thread = threading.Thread(target=producer)
+        thread.start()
+        deadline = 10.0
+        waited = threading.Event()
+        # Poll (with a deadline) until the producer is parked in the wait, then free a slot.
+        for _ in range(10_000):
+            if s._waiting:
+                break
+            waited.wait(deadline / 10_000)
+        assert s._waiting == 1
+        batch = s.lease(1, 1 << 20, lease_seconds=30)
+        assert batch is not None
+        s.ack(batch)
+        assert done.wait(30)
+        thread.join()
+        assert errors == []
+        assert seqs(s) == [1]
+        assert s.stats().dropped == {}
+
+
+def test_overshoot_with_several_writers_is_bounded_by_refresh_every(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    conf = SpoolConfig(max_records=100, refresh_every=10, when_full=WhenFull.DROP_NEWEST)
+    writers = [Spool(path, conf) for _ in range(3)]
+    try:
+        stored = 0
+        for i in range(300):
+            with contextlib.suppress(SpoolFull):
+                writers[i % 3].append(entry(i), dest="d")
+                stored += 1
+        stats = writers[0].stats()
+        assert stats.total_records == stored
+        assert 100 <= stats.total_records <= 100 + 3 * 10
+        assert stats.dropped["drop_newest"] == 300 - stored
+    finally:
+        for w in writers:
+            w.close()
+
+
+def test_disk_full_is_typed_counted_and_loses_nothing_committed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    s = Spool(path)
+    store = s._store
+    assert store is not None
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+    committed = 0
+    with pytest.raises(SpoolAppendStorageError) as full:
+        for i in range(10_000):
+            s.append(entry(i, pad=500), dest="d")
+            committed += 1
+    assert full.value.reason == "disk_full"
+    assert full.value.sqlite_errorname == "SQLITE_FULL"
+    assert isinstance(full.value, SpoolStorageError) and isinstance(full.value, SpoolDropped)
+    assert committed > 0
+    with pytest.raises(SpoolAppendStorageError):
+        s.append(entry(-1, pad=500), dest="d")
+    stats = s.stats()  # the in-memory count is visible at once
+    assert stats.dropped == {"disk_full": 2}
+    assert stats.ready_records == committed
+    store.conn.execute("PRAGMA max_page_count = 1000000")
+    s.append(entry(10_001), dest="d")  # first good write persists the pending drops
+    s.close()
+    with Spool(path) as again:
+        stats = again.stats()
+        assert stats.dropped == {"disk_full": 2}
+        assert stats.ready_records == committed + 1
+
+
+def test_readonly_database_is_typed_and_counted(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.db") as s:
+        s.append(entry(0), dest="d")
+        store = s._store
+        assert store is not None
+        store.conn.execute("PRAGMA query_only = ON")  # SQLite answers SQLITE_READONLY
+        with pytest.raises(SpoolAppendStorageError) as ro:
+            s.append(entry(1), dest="d")
+        assert ro.value.reason == "readonly"
+        with pytest.raises(SpoolStorageError) as lease_err:
+            s.lease(1, 1 << 20, lease_seconds=30)
+        assert lease_err.value.reason == "readonly"
+        store.conn.execute("PRAGMA query_only = OFF")
+        s.append(entry(2), dest="d")
+        assert seqs(s) == [0, 2]
+        assert s.stats().dropped == {"readonly": 1}
+
+
+def test_storage_reason_maps_by_error_name() -> None:
+    def err(name: str) -> sqlite3.Error:
+        exc = sqlite3.OperationalError("x")
+        exc.sqlite_errorname = name  # type: ignore[attr-defined]
+        return exc
+
+    assert storage_reason(err("SQLITE_FULL")) == "disk_full"
+    assert storage_reason(err("SQLITE_READONLY_DBMOVED")) == "readonly"
+    assert storage_reason(err("SQLITE_CANTOPEN")) == "permission"
+    assert storage_reason(err("SQLITE_BUSY_SNAPSHOT")) == "busy"
+    assert storage_reason(err("SQLITE_CORRUPT")) == "corrupt"
+    assert storage_reason(err("SQLITE_IOERR_WRITE")) == "disk_error"
+    assert storage_reason(PermissionError(13, "denied")) == "permission"
+    assert storage_reason(OSError(28, "No space left on device")) == "disk_full"
+    assert storage_reason(OSError(30, "Read-only file system")) == "readonly"
+
+
+def test_wal_stays_bounded_without_a_flusher(tmp_path: Path) -> None:
+    limit = 256 * 1024
+    with Spool(tmp_path / "s.db", SpoolConfig(wal_max_bytes=limit, refresh_every=32)) as s:
+        for i in range(2000):  # ~8 MB of WAL frames without checkpoints
+            s.append(entry(i), dest="d")
+        wal = os.stat(f"{s.path}-wal").st_size
+        assert wal <= limit + 40 * 4200  # at most one refresh interval past the limit
+        assert s.stats().ready_records == 2000
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(where: Path, size: str = "1m") -> Iterator[Path]:
+    where.mkdir()
+    try:
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],  # noqa: S607
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount(8)")
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)  # noqa: S607
+
+
+def test_real_disk_full_and_read_only_filesystem(tmp_path: Path) -> None:
+    with tiny_tmpfs(tmp_path / "mnt") as mnt:
+        path = mnt / "s.db"
+        s = Spool(path, SpoolConfig(wal_max_bytes=128 * 1024, refresh_every=16))
+        committed = 0
+        with pytest.raises(SpoolAppendStorageError) as full:
+            for i in range(100_000):
+                s.append(entry(i, pad=2000), dest="d")
+                committed += 1
+        assert full.value.reason == "disk_full"
+        assert committed > 10
+        s.close()
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)  # noqa: S607
+        ro = Spool.open_readonly(path)
+        try:
+            assert ro.stats().ready_records == committed  # nothing committed was lost
+        finally:
+            ro.close()
+        with pytest.raises(SpoolStorageError):
+            Spool(path)  # cannot open for writing on a read-only filesystem
