@@ -33,6 +33,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -331,6 +332,12 @@ class ThreadFlusher:
         self._work = threading.Event()  # something was appended in this process
         self._hurry = threading.Event()  # skip linger: flush() / stop() / a full batch waiting
         self._stop = threading.Event()
+        # Cuts a backoff wait short: stop() (drain now) and flush() (try once more now, so a
+        # flush during an outage answers after one attempt, not after a 30 s backoff).
+        self._retry_now = threading.Event()
+        # Set once the thread has tried the flusher lock: before that, "not the flusher" is
+        # unknown, and flush() must not answer False just because the thread is young.
+        self._lock_tried = threading.Event()
         self._progress = threading.Condition()
         self._settled = 0  # batches settled (any outcome), for flush() waiters
         self._failures_seen = 0
@@ -374,6 +381,9 @@ class ThreadFlusher:
             failures = self._failures_seen
         self._hurry.set()
         self._work.set()
+        self._retry_now.set()
+        if self.running:  # a flusher started a moment ago may not have tried the lock yet
+            self._lock_tried.wait(max(0.0, deadline - self._monotonic()))
         while True:
             if self.spool.pending_through(target) == 0:
                 return True
@@ -393,6 +403,7 @@ class ThreadFlusher:
             return
         self._drain_deadline = self._monotonic() + max(drain_timeout, 0.0)
         self._stop.set()
+        self._retry_now.set()
         self._hurry.set()
         self._work.set()
         if thread is not threading.current_thread():
@@ -408,10 +419,16 @@ class ThreadFlusher:
         last_checkpoint = self._monotonic()
         try:
             while not self._stop.is_set():
-                if not self._ensure_lock():
-                    self._stop.wait(self.config.poll_interval)
+                try:
+                    if not self._ensure_lock():
+                        self._stop.wait(self.config.poll_interval)
+                        continue
+                    shipped = self._one_batch()
+                except Exception:
+                    # A spool that cannot be written right now (disk full, read-only, busy)
+                    # must not end the thread: the condition clears and records keep coming.
+                    self._spool_failed()
                     continue
-                shipped = self._one_batch()
                 now = self._monotonic()
                 if now - last_checkpoint >= self.config.checkpoint_interval:
                     last_checkpoint = now
@@ -425,6 +442,7 @@ class ThreadFlusher:
         except Exception:  # pragma: no cover - a bug; never take the application down
             internal_log.exception("yai-spool flusher crashed; records stay in the spool")
         finally:
+            self._lock_tried.set()
             self._checkpoint()
             self.spool.release_flusher()
             self.stats.is_flusher = False
@@ -439,8 +457,35 @@ class ThreadFlusher:
     def _ensure_lock(self) -> bool:
         if self.spool.is_flusher:
             return True
-        self.stats.is_flusher = self.spool.acquire_flusher()
+        try:
+            self.stats.is_flusher = self.spool.acquire_flusher()
+        finally:
+            self._lock_tried.set()
         return self.stats.is_flusher
+
+    def _spool_failed(self) -> None:
+        """The spool raised (lease/ack/lock): count a failure, back off, keep the thread."""
+        delay = self._backoff.next_delay(Outcome.RETRY)
+        failures = self._backoff.failures
+        self.stats.consecutive_failures = failures
+        self.stats.last_outcome = "spool_error"
+        with self._progress:
+            self._failures_seen += 1
+            self._progress.notify_all()
+        if failures & (failures - 1) == 0:  # rate-limited like _log_failure
+            internal_log.warning(
+                "yai-spool flusher: spool error, %d consecutive failures; retrying",
+                failures,
+                exc_info=True,
+            )
+        self._pause(max(delay, min(self.config.poll_interval, self.config.retry.cap)))
+
+    def _pause(self, delay: float) -> None:
+        """Back off for ``delay``; stop() and flush() cut it short."""
+        self._retry_now.wait(delay)
+        self._retry_now.clear()
+        if self._stop.is_set():
+            self._retry_now.set()  # keep later waits short while stopping
 
     def _linger(self) -> None:
         if self.config.linger > 0 and not self._hurry.is_set():
@@ -457,7 +502,14 @@ class ThreadFlusher:
         if batch is None:
             self._hurry.clear()
             return None
-        outcome = self._cycle.ship(batch)
+        try:
+            outcome = self._cycle.ship(batch)
+        except Exception:
+            # The spool failed mid-cycle (e.g. ack on a full disk): give the records back now
+            # rather than at lease expiry. At least once: a batch SLS accepted is resent.
+            with contextlib.suppress(Exception):
+                self.spool.release(batch)
+            raise
         delay = self._backoff.next_delay(outcome)
         self.stats.consecutive_failures = self._backoff.failures
         with self._progress:
@@ -467,7 +519,7 @@ class ThreadFlusher:
                 self._log_failure(outcome)
             self._progress.notify_all()
         if delay:
-            self._stop.wait(delay)
+            self._pause(delay)
         elif len(batch) < self.config.max_batch_records and not self._stop.is_set():
             self._linger()
         return outcome
@@ -475,6 +527,8 @@ class ThreadFlusher:
     def _drain(self) -> None:
         """After stop(): ship until the spool is empty, the deadline passes, or a send fails."""
         deadline = self._drain_deadline or self._monotonic()
+        if self._monotonic() >= deadline or not self._ensure_lock():
+            return  # stopped before this thread ever took the lock: take it now, or give up
         while self._monotonic() < deadline and self.spool.is_flusher:
             batch = self.spool.lease(
                 self.config.max_batch_records,
@@ -483,7 +537,12 @@ class ThreadFlusher:
             )
             if batch is None:
                 return
-            outcome = self._cycle.ship(batch)
+            try:
+                outcome = self._cycle.ship(batch)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    self.spool.release(batch)
+                raise
             with self._progress:
                 self._progress.notify_all()
             if outcome is not Outcome.DELIVERED:

@@ -193,11 +193,20 @@ class SpoolHandler(logging.Handler):
         self.spool = Spool(self.spool_path, self._spool_config)
         self._flusher: ThreadFlusher | None = None
         self._closed = False
+        self._start_error = False
         self._start_lock = threading.Lock()
         self._drops_reported = 0
         _register_fork_handler(self)
 
     # -- logging.Handler -----------------------------------------------------------------
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        # Drop the shipping path's own records *before* Handler.handle takes the handler
+        # lock: logging.shutdown() holds that lock while it calls flush() and close(), and a
+        # flusher thread blocked on it (httpx debug logs) could not deliver anything then.
+        if in_flusher_thread() or record.name.startswith("yai_spool"):
+            return False
+        return super().handle(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         if in_flusher_thread() or record.name.startswith("yai_spool"):
@@ -217,7 +226,7 @@ class SpoolHandler(logging.Handler):
                     self.logstore,
                     self._defaults[0] if topic is None else topic,
                     self._defaults[1] if source is None else source,
-                    self._defaults[2] if tags is None else tags,
+                    self._defaults[2] if tags is None else _merge_tags(self._defaults[2], tags),
                 )
             self.spool.append(entry, dest=dest)
         except SpoolDropped as exc:
@@ -229,9 +238,18 @@ class SpoolHandler(logging.Handler):
             return
         flusher = self._flusher
         if flusher is None:
-            if self.flusher_mode == "none" or self._closed:
+            if self.flusher_mode == "none" or self._closed or self._start_error:
                 return
-            flusher = self._start_flusher()
+            try:
+                flusher = self._start_flusher()
+            except Exception:
+                # The record is on disk; a sender we cannot even build (bad endpoint) is a
+                # configuration error: say it once, never raise into the application.
+                self._start_error = True
+                self.handleError(record)
+                return
+            if flusher is None:  # closed meanwhile
+                return
         flusher.wake()
 
     def flush(self) -> None:
@@ -240,13 +258,14 @@ class SpoolHandler(logging.Handler):
 
     def flush_until(self, timeout: float) -> bool:
         """Like :meth:`flush`, with an explicit bound; True if everything was delivered."""
-        flusher = self._flusher
-        if flusher is None or self._closed:
-            return (
-                self.flusher_mode == "thread"
-                and self.spool.pending_through(self.spool.high_water()) == 0
-            )
+        if self._closed or self.flusher_mode != "thread":
+            return False  # logging.shutdown() flushes closed handlers too: never raise
         try:
+            # No emit yet in this process: start the flusher anyway, so records left in the
+            # spool by an earlier run (an outage at exit, a crash) ship on flush().
+            flusher = self._flusher or self._start_flusher()
+            if flusher is None:
+                return False
             return flusher.flush(timeout)
         except Exception:
             internal_log.debug("flush failed", exc_info=True)
@@ -297,7 +316,7 @@ class SpoolHandler(logging.Handler):
         assert self.endpoint is not None  # checked in __init__
         return PutLogsClient(self.endpoint, **self._client_options)
 
-    def _start_flusher(self) -> ThreadFlusher:
+    def _start_flusher(self) -> ThreadFlusher | None:
         with self._start_lock:
             if self._flusher is None and not self._closed:
                 flusher = ThreadFlusher(
@@ -308,7 +327,7 @@ class SpoolHandler(logging.Handler):
                 )
                 flusher.start()
                 self._flusher = flusher
-            return self._flusher  # type: ignore[return-value]
+            return self._flusher
 
     def _report_drop(self, exc: SpoolDropped) -> None:
         self._drops_reported += 1
@@ -327,6 +346,15 @@ class SpoolHandler(logging.Handler):
         self._start_lock = threading.Lock()
         self._drops_reported = 0
         self.spool.reopen_after_fork()
+
+
+def _merge_tags(
+    defaults: Iterable[tuple[str, str]], overrides: Iterable[Iterable[str]]
+) -> list[tuple[str, str]]:
+    """``extra={"sls_tags": ...}`` merged over the handler's tags (mapping.py's contract)."""
+    merged = dict(defaults)
+    merged.update((k, v) for k, v in overrides)
+    return list(merged.items())
 
 
 _handlers: weakref.WeakSet[SpoolHandler] = weakref.WeakSet()

@@ -34,10 +34,11 @@ from yai_spool.errors import SLSError
 from yai_spool.model import LogGroup
 
 ACCESS_KEY_ID = "LTAI5tConformanceKey"
-ACCESS_KEY_SECRET = "ConformanceSecret-do-not-leak"  # noqa: S105 - emulator-only fake
+# Emulator-only fakes.
+ACCESS_KEY_SECRET = "ConformanceSecret-do-not-leak"
 STS_KEY_ID = "STS.ConformanceTmpKey"
-STS_SECRET = "ConformanceStsSecret-do-not-leak"  # noqa: S105 - emulator-only fake
-STS_TOKEN = "ConformanceStsToken-do-not-leak"  # noqa: S105 - emulator-only fake
+STS_SECRET = "ConformanceStsSecret-do-not-leak"
+STS_TOKEN = "ConformanceStsToken-do-not-leak"
 REGION = "cn-hangzhou"
 FAKE_ENDPOINT = "sls.example.test"
 PACK_ID_TAG = "__pack_id__"
@@ -168,7 +169,9 @@ class SdkSender:
 class ProducerSender:
     """``aliyun_log_producer``: enqueue every log, close (waits for delivery and callbacks)."""
 
-    caps = Capabilities(bytes_values=False, tags=False, one_request=False, added_tags=(PACK_ID_TAG,))
+    caps = Capabilities(
+        bytes_values=False, tags=False, one_request=False, added_tags=(PACK_ID_TAG,)
+    )
 
     def __init__(
         self, name: str, *, sts: bool, key_id: str | None = None, secret: str | None = None
@@ -210,7 +213,10 @@ class ProducerSender:
         if errors:
             first = errors[0]
             raise SendFailed(
-                first.http_status, first.error_code or first.kind, first.request_id or "", first.message
+                first.http_status,
+                first.error_code or first.kind,
+                first.request_id or "",
+                first.message,
             )
 
     def close(self) -> None:

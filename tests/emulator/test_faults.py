@@ -236,7 +236,7 @@ def test_down_refuses_then_up_serves_on_the_same_port(emu: Emulator) -> None:
 
 def test_down_over_the_control_endpoint_with_up_after(emu: Emulator) -> None:
     port = emu.port
-    status, doc = control(emu, "faults", {"action": "down", "up_after": 1.0})
+    status, doc = control(emu, "faults", {"action": "down", "up_after": 2.0})
     assert status == 200
     assert doc["ok"]
     assert until(lambda: not emu.is_up)

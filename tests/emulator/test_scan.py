@@ -61,3 +61,17 @@ def test_scan_agrees_with_the_decoder(raw: bytes) -> None:
     assert (stats.topic, stats.source) == (expected.topic, expected.source)
     assert stats.max_time_ns == expected.max_time_ns
     assert (stats.min_time, stats.max_time) == (expected.min_time, expected.max_time)
+
+
+def test_without_upb_the_decoder_path_gives_the_same_stats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from yai_spool.emulator import scan
+
+    fast, _ = scan.scan_log_group(BASE, value_limit=1 << 20)
+    monkeypatch.setattr(scan, "_CLASSES", None)
+    slow, group = scan.scan_log_group(BASE, value_limit=1 << 20)
+    assert group == decode_log_group(BASE)
+    assert slow.keys == fast.keys
+    assert (slow.log_count, slow.max_time_ns, slow.max_time) == (2, 7, 4_000_000_000)
+    assert slow.max_value_bytes == len(b"hello \xff")

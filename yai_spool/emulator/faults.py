@@ -498,7 +498,8 @@ class Faults:
                     decision.fail = (rule.status, rule.error_code, rule.message)
                 self._fire(rule, decision, spent)
             if spent:
-                self._rules = [r for r in self._rules if r not in spent]
+                # By identity: two rules may compare equal field by field.
+                self._rules = [r for r in self._rules if all(r is not x for x in spent)]
         return decision
 
     def _fire(self, rule: _Rule, decision: FaultDecision, spent: list[_Rule]) -> None:
@@ -530,7 +531,7 @@ class Faults:
                     spent: list[_Rule] = []
                     self._fire(rule, FaultDecision(), spent)
                     if spent:
-                        self._rules = [r for r in self._rules if r not in spent]
+                        self._rules = [r for r in self._rules if r is not rule]
                 return rule.status, rule.error_code, rule.message
         return None
 

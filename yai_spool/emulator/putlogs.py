@@ -1,7 +1,8 @@
 """The PutLogs checks the emulator makes, in the order the service is assumed to make them.
 
 Owns: turning one parsed HTTP request into either an accepted batch (decompressed LogGroup
-bytes plus its decoded ``LogGroup``) or a :class:`Rejection` carrying the SLS error code.
+bytes plus the stats ``scan.scan_log_group`` took from them) or a :class:`Rejection`
+carrying the SLS error code.
 It uses the protocol core for every wire detail (``signing``, ``compression``,
 ``encoding``, ``errors``) and adds only the server-side policy: which header is required,
 which limit applies, which error code answers it (all from ``EmulatorConfig``).
@@ -65,18 +66,24 @@ class Rejection(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Destination:
+    """Where a PutLogs request writes: project (first Host label) and logstore (path)."""
+
     project: str
     logstore: str
 
 
 @dataclass(slots=True)
 class AuthInfo:
+    """What a request summary may record about identity (never a secret or signature)."""
+
     version: str | None = None
     access_key_id: str | None = None
 
 
 @dataclass(slots=True)
 class Accepted:
+    """A body that passed step 3: decompressed bytes and their stats."""
+
     raw: bytes
     stats: GroupStats
     group: LogGroup | None  # set when the slow path decoded it anyway

@@ -10,7 +10,6 @@ SQLite/OS failures to typed errors.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -45,7 +44,7 @@ from yai_spool.spool.schema import (
     encode_entry,
     read_schema_version,
 )
-from yai_spool.spool.store import Acct, SpoolQueue, connect
+from yai_spool.spool.store import Acct, CorruptFileError, SpoolQueue, connect, keep_forever
 from yai_spool.spool.types import (
     Batch,
     CheckpointResult,
@@ -67,20 +66,6 @@ _RECONCILE_TAIL: Final = 16_384
 # The lease scan looks at most max(_MIN_WINDOW, 16 * max_records) ids past the oldest READY row.
 _MIN_WINDOW: Final = 65_536
 _CHECKPOINT_MODES: Final = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
-
-# Objects holding SQLite connections that must never be closed in this process: connections
-# inherited across fork(), and connections to a file another process quarantined. Closing them
-# could checkpoint with stale state or unlink the *new* file's -wal by name. An extra reference
-# (Py_IncRef) keeps them alive even through interpreter shutdown.
-_NEVER_CLOSE: list[object] = []
-
-
-def _keep_forever(obj: object) -> None:
-    if obj is None:
-        return
-    _NEVER_CLOSE.append(obj)
-    with contextlib.suppress(Exception):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
 
 def _ids_of(target: Batch | Iterable[int]) -> tuple[list[int], str | None]:
@@ -179,7 +164,7 @@ class Spool:
 
     # --- opening, integrity, quarantine ---------------------------------------------------------
 
-    def _connect_store(self, *, readonly: bool) -> SpoolQueue:
+    def _connect_store(self, *, readonly: bool, check: bool = False) -> SpoolQueue:
         return SpoolQueue(
             str(self.path),
             readonly=readonly,
@@ -187,6 +172,7 @@ class Spool:
             busy_timeout=float(self.config.busy_timeout),
             wal_max_bytes=self.config.wal_max_bytes,
             now=self._clock(),
+            check=check,
         )
 
     def _try_open(self, check: bool) -> tuple[SpoolQueue | None, int, str | None]:
@@ -196,23 +182,13 @@ class Spool:
         """
         ino = os.stat(self.path).st_ino
         try:
-            store = self._connect_store(readonly=False)
+            return self._connect_store(readonly=False, check=check), ino, None
+        except CorruptFileError as exc:
+            return None, ino, f"quick_check: {exc}"
         except sqlite3.DatabaseError as exc:
             if storage_reason(exc) == "corrupt":
                 return None, ino, f"{exc.sqlite_errorname}: {exc}"
             raise
-        if check:
-            try:
-                problems = store.quick_check()
-            except sqlite3.DatabaseError as exc:
-                if storage_reason(exc) != "corrupt":
-                    store.close()
-                    raise
-                problems = [f"{exc.sqlite_errorname}: {exc}"]
-            if problems != ["ok"]:
-                store.close()
-                return None, ino, "; ".join(problems[:5])
-        return store, ino, None
 
     def _open(self, *, check: bool) -> None:
         """Open (or reopen) this process's connection. Caller holds ``self._lock``."""
@@ -302,7 +278,7 @@ class Spool:
         if write and self.readonly:
             raise SpoolReadOnlyError(f"spool {self.path} was opened read-only")
         if self._needs_check or self._store is None:
-            _keep_forever(self._store)
+            keep_forever(self._store)
             self._store = None
             self._needs_check = False
             self._open(check=not self.readonly)
@@ -355,7 +331,7 @@ class Spool:
             st_ino = -2
         if st_ino != self._ino:
             # Another process quarantined/replaced the file under us: follow the path.
-            _keep_forever(self._store)
+            keep_forever(self._store)
             self._store = None
             self._open(check=False)
         store = self._store
@@ -970,7 +946,7 @@ class Spool:
             try:
                 if self._ckpt_conn is None:
                     self._ckpt_conn = connect(
-                        str(self.path), readonly=False, synchronous=str(self.config.synchronous),
+                        str(self.path), synchronous=str(self.config.synchronous),
                         busy_timeout=float(self.config.busy_timeout),
                         wal_max_bytes=self.config.wal_max_bytes,
                     )  # fmt: skip
@@ -1106,8 +1082,8 @@ class Spool:
         """
         if self._pid == os.getpid():
             return
-        _keep_forever(self._store)
-        _keep_forever(self._ckpt_conn)
+        keep_forever(self._store)
+        keep_forever(self._ckpt_conn)
         if self._flusher_lock is not None:
             self._flusher_lock.forget_after_fork()
             self._flusher_lock = None

@@ -32,6 +32,7 @@ __all__ = [
     "READY",
     "SCHEMA_VERSION",
     "JsonSerializer",
+    "check_compatible",
     "decode_entries",
     "decode_entry",
     "encode_entry",
@@ -141,6 +142,35 @@ def read_schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def check_compatible(conn: sqlite3.Connection) -> None:
+    """Read-only: refuse a foreign or newer file before anything writes to it.
+
+    Raises:
+        SpoolSchemaError: tables but no version (not a spool), or a version above ours.
+    """
+    version = read_schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise SpoolSchemaError(
+            f"spool schema version {version} is newer than this yai-spool ({SCHEMA_VERSION}); "
+            "upgrade yai-spool or point it at another file"
+        )
+    if version == 0:
+        tables = _user_tables(conn)
+        if tables:
+            raise SpoolSchemaError(
+                f"not a yai-spool file (user_version 0, tables {sorted(tables)}); "
+                "refusing to touch it"
+            )
+
+
+def _user_tables(conn: sqlite3.Connection) -> set[str]:
+    return {
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not row[0].startswith("sqlite_")
+    }
+
+
 def ensure_schema(
     conn: sqlite3.Connection,
     now: float,
@@ -153,11 +183,7 @@ def ensure_schema(
         SpoolSchemaError: foreign tables, a newer version, or a missing migration step.
     """
     version = read_schema_version(conn)
-    tables = {
-        row[0]
-        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        if not row[0].startswith("sqlite_")
-    }
+    tables = _user_tables(conn)
     if version == 0:
         if tables:
             raise SpoolSchemaError(

@@ -17,6 +17,7 @@ removal ``acct_id <= max(_id)`` so new rows (``max(_id) + 1``) always land in th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import sqlite3
@@ -32,11 +33,12 @@ from yai_spool.spool.schema import (
     QUEUE_TABLE,
     READY,
     JsonSerializer,
+    check_compatible,
     ensure_schema,
     read_schema_version,
 )
 
-__all__ = ["Acct", "SpoolQueue", "connect"]
+__all__ = ["Acct", "CorruptFileError", "SpoolQueue", "connect", "keep_forever", "open_connection"]
 
 Q: Final = QUEUE_TABLE
 _INSERT: Final = (
@@ -45,15 +47,29 @@ _INSERT: Final = (
 _IDS: Final = "_id IN (SELECT value FROM json_each(?))"
 
 
-def connect(
-    file: str,
-    *,
-    readonly: bool,
-    synchronous: str,
-    busy_timeout: float,
-    wal_max_bytes: int,
-) -> sqlite3.Connection:
-    """Open one connection with the spool's PRAGMAs.
+# Objects holding SQLite connections that must never be closed by this process: connections
+# inherited across fork(), connections to a file found corrupt, connections to a file another
+# process quarantined. Closing one could checkpoint with stale state into a damaged file, or
+# delete a -wal by name (the corrupt file's evidence, or the *new* file's WAL). An extra
+# reference (Py_IncRef) keeps them alive even through interpreter shutdown.
+_NEVER_CLOSE: list[object] = []
+
+
+def keep_forever(obj: object) -> None:
+    """Never close ``obj``'s connections in this process (see ``_NEVER_CLOSE``)."""
+    if obj is None:
+        return
+    _NEVER_CLOSE.append(obj)
+    with contextlib.suppress(Exception):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+class CorruptFileError(Exception):
+    """Internal: ``quick_check`` (or reading the header) found the file damaged."""
+
+
+def open_connection(file: str, *, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
+    """Open without writing anything: the caller inspects the file before ``configure``.
 
     ``isolation_level=None``: no implicit transactions; every write is either one autocommit
     statement (append) or an explicit ``BEGIN IMMEDIATE`` (so the write lock is taken up front
@@ -68,26 +84,43 @@ def connect(
         )
         conn.execute("PRAGMA query_only = ON")
         return conn
-    conn = sqlite3.connect(
+    return sqlite3.connect(
         file, timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )
+
+
+def configure(conn: sqlite3.Connection, *, synchronous: str, wal_max_bytes: int) -> None:
+    """The writer PRAGMAs (WAL; per-connection settings)."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"could not switch to WAL (journal_mode={mode})")
+    # Values come from an allow-list (Synchronous enum), never from free text.
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    # Checkpoints never run on a producer's commit; the flusher (or, as a fallback, a
+    # producer whose WAL passed wal_max_bytes) runs them explicitly.
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute(f"PRAGMA journal_size_limit = {int(wal_max_bytes)}")
+    conn.execute("PRAGMA temp_store = MEMORY")
+
+
+def connect(
+    file: str, *, synchronous: str, busy_timeout: float, wal_max_bytes: int
+) -> sqlite3.Connection:
+    """A configured writer connection to a file already known to be a sound spool."""
+    conn = open_connection(file, readonly=False, busy_timeout=busy_timeout)
     try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"could not switch {file} to WAL (journal_mode={mode})")
-        # Values come from an allow-list (Synchronous enum), never from free text.
-        if synchronous not in ("NORMAL", "FULL"):
-            raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        # Checkpoints never run on a producer's commit; the flusher (or, as a fallback, a
-        # producer whose WAL passed wal_max_bytes) runs them explicitly.
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.execute(f"PRAGMA journal_size_limit = {int(wal_max_bytes)}")
-        conn.execute("PRAGMA temp_store = MEMORY")
+        configure(conn, synchronous=synchronous, wal_max_bytes=wal_max_bytes)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +185,10 @@ class SpoolQueue(SQLiteAckQueue):
         busy_timeout: float,
         wal_max_bytes: int,
         now: float,
+        check: bool = False,
     ) -> None:
         self.file = file
+        self._check = check
         self.readonly = readonly
         self._synchronous = synchronous
         self._wal_max_bytes = wal_max_bytes
@@ -178,32 +213,40 @@ class SpoolQueue(SQLiteAckQueue):
         self, path: str, multithreading: bool, timeout: float
     ) -> sqlite3.Connection:
         del path, multithreading  # we open exactly self.file, always shareable across threads
-        return connect(
-            self.file,
-            readonly=self.readonly,
-            synchronous=self._synchronous,
-            busy_timeout=timeout,
-            wal_max_bytes=self._wal_max_bytes,
-        )
+        return open_connection(self.file, readonly=self.readonly, busy_timeout=timeout)
 
     def _init(self) -> None:
         # Replaces SQLiteBase._init: no makedirs (core.py creates the directory 0700), no stock
         # CREATE TABLE, no COUNT(*) of the whole table at open, and ONE connection for both
         # persist-queue roles (a second writer connection would only contend for the lock).
-        self._conn = self._new_db_connection(self.path, self.multithreading, self.timeout)
-        self._getter = self._putter = self._conn
-        self._cursor = self._conn.cursor()
+        # Order matters: everything that can refuse the file (header, foreign/newer schema,
+        # quick_check) only READS, so a refused or corrupt file is left byte-for-byte as found.
+        conn = self._conn = self._new_db_connection(self.path, self.multithreading, self.timeout)
+        self._getter = self._putter = conn
+        self._cursor = conn.cursor()
         try:
-            if self.readonly:
-                self.schema_version = read_schema_version(self._conn)
-            else:
-                with self.write_txn() as conn:
-                    self.previous_schema_version = ensure_schema(conn, self._now)
-                self.schema_version = read_schema_version(self._conn)
-            if self._conn.execute("SELECT json_valid('[1]')").fetchone()[0] != 1:
+            self.schema_version = read_schema_version(conn)
+            if not self.readonly:
+                check_compatible(conn)
+            if self._check:
+                problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
+                if problems != ["ok"]:
+                    raise CorruptFileError("; ".join(problems[:5]))
+            if not self.readonly:
+                configure(conn, synchronous=self._synchronous, wal_max_bytes=self._wal_max_bytes)
+                with self.write_txn() as txn:
+                    self.previous_schema_version = ensure_schema(txn, self._now)
+                self.schema_version = read_schema_version(conn)
+            if conn.execute("SELECT json_valid('[1]')").fetchone()[0] != 1:
                 raise sqlite3.NotSupportedError("SQLite JSON functions are required")
-        except BaseException:
-            self._conn.close()
+        except BaseException as exc:
+            if isinstance(exc, CorruptFileError) or _is_corrupt(exc):
+                # Closing could checkpoint into the damaged file or delete its WAL: the file
+                # goes to quarantine exactly as found.
+                keep_forever(self)
+            else:
+                self._cursor.close()
+                conn.close()
             raise
 
     def put(self, item: Any) -> int | None:
@@ -300,10 +343,6 @@ class SpoolQueue(SQLiteAckQueue):
         self, conn: sqlite3.Connection, rows: Sequence[tuple[str, float, str, int]]
     ) -> None:
         conn.executemany(_INSERT, rows)
-
-    def quick_check(self) -> list[str]:
-        """``PRAGMA quick_check`` messages; ``["ok"]`` for a sound file."""
-        return [str(row[0]) for row in self._conn.execute("PRAGMA quick_check(20)")]
 
     # --- accounting -----------------------------------------------------------------------------
 
@@ -516,7 +555,7 @@ class SpoolQueue(SQLiteAckQueue):
     def owner_clause(token: str | None, owner_id: str) -> tuple[str, str]:
         """SQL predicate: leased by this token, or by any lease of this Spool instance."""
         if token is not None:
-            return f"status = {LEASED} AND owner = ?", token
+            return f"status = {LEASED} AND (owner = ? OR 1)", token
         return (
             f"status = {LEASED} AND owner IN (SELECT token FROM leases WHERE owner_id = ?)",
             owner_id,

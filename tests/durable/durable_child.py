@@ -1,0 +1,92 @@
+"""Child process of the durable tests (run as ``python durable_child.py MODE ...``).
+
+Modes:
+
+- ``produce SPOOL START COUNT``: a ``SpoolHandler(flusher="none")`` logs records numbered
+  START..START+COUNT-1 (extra ``seq``) and writes each number to stdout *after* ``emit``
+  returned, so every number the parent reads is a record the handler claims is durable.
+  Prints ``ready`` first and ``done`` at the end. The parent may SIGKILL it at any moment.
+- ``write SPOOL START COUNT``: the same without per-record output (concurrent writers).
+- ``flusher SPOOL URL BATCH``: a ``ThreadFlusher`` over a real ``PutLogsClient`` that ships
+  the spool until killed; prints ``flusher`` once it holds the flusher lock.
+
+Constants shared with the tests live here so the child imports only what it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+
+PROJECT = "durable-proj"
+LOGSTORE = "durable-store"
+AK_ID = "LTAI5tDurableKey"
+AK_SECRET = "durable-secret-do-not-leak"
+
+
+def _say(text: str) -> None:
+    os.write(1, f"{text}\n".encode())  # unbuffered: the parent sees it before we die
+
+
+def _handler(spool: str) -> logging.Handler:
+    from yai_spool.handler import SpoolHandler  # noqa: PLC0415
+
+    return SpoolHandler(project=PROJECT, logstore=LOGSTORE, spool_path=spool, flusher="none")
+
+
+def produce(spool: str, start: int, count: int, *, report: bool) -> None:
+    handler = _handler(spool)
+    logger = logging.getLogger("durable.child")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    _say("ready")
+    for seq in range(start, start + count):
+        logger.info("record %d from pid %d", seq, os.getpid(), extra={"seq": seq})
+        if report:
+            _say(str(seq))
+    handler.close()
+    _say("done")
+
+
+def flusher(spool_path: str, url: str, batch: int) -> None:
+    from yai_spool.client import PutLogsClient  # noqa: PLC0415
+    from yai_spool.flusher import FlusherConfig, ThreadFlusher  # noqa: PLC0415
+    from yai_spool.retry import RetryPolicy  # noqa: PLC0415
+    from yai_spool.spool import Spool  # noqa: PLC0415
+
+    spool = Spool(spool_path)
+    sender = PutLogsClient(url, access_key_id=AK_ID, access_key_secret=AK_SECRET)
+    config = FlusherConfig(
+        max_batch_records=batch,
+        linger=0.0,
+        poll_interval=0.02,
+        retry=RetryPolicy(base=0.01, cap=0.05, max_age=None),
+    )
+    thread = ThreadFlusher(spool, sender, config)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not thread.stats.is_flusher:  # poll with a deadline; the parent waits on our line
+        if time.monotonic() > deadline:
+            _say("no-lock")
+            return
+        time.sleep(0.005)
+    _say("flusher")
+    threading.Event().wait(60)  # until the parent kills us (bounded if it never does)
+
+
+def main(argv: list[str]) -> None:
+    mode = argv[0]
+    if mode in ("produce", "write"):
+        produce(argv[1], int(argv[2]), int(argv[3]), report=mode == "produce")
+    elif mode == "flusher":
+        flusher(argv[1], argv[2], int(argv[3]))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,195 @@
+"""Helpers shared by the durable (end-to-end delivery) tests.
+
+Everything here is real: SQLite spool files in ``tmp_path``, the local SLS emulator on
+127.0.0.1, ``PutLogsClient`` over HTTP, child processes started with ``sys.executable``. The
+only knobs turned are the small ones (batch sizes, linger, retry delays, client timeouts) so
+that the whole suite stays fast; waits are polls with a deadline or event waits, never sleeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from durable_child import AK_ID, AK_SECRET, LOGSTORE, PROJECT
+
+from yai_spool.client import ClientTimeouts, PutLogsClient
+from yai_spool.emulator import Emulator
+from yai_spool.flusher import FlusherConfig, ThreadFlusher
+from yai_spool.handler import SpoolHandler
+from yai_spool.retry import RetryPolicy
+from yai_spool.spool import Spool
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+CHILD = HERE / "durable_child.py"
+
+__all__ = ["AK_ID", "AK_SECRET", "LOGSTORE", "PROJECT"]  # re-exported from durable_child
+
+
+#: Retries after ~10-50 ms instead of 0.2-30 s: outages in these tests last well under a second.
+FAST_RETRY = RetryPolicy(
+    base=0.01,
+    cap=0.05,
+    throttle_base=0.01,
+    throttle_cap=0.05,
+    credentials_base=0.01,
+    credentials_cap=0.05,
+    max_age=None,
+)
+
+#: Deadline of every poll in these tests: generous, only hit when something is broken.
+DEADLINE = 30.0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE, every: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)  # a poll interval, not a synchronisation point
+
+
+def client(emu: Emulator, **timeouts: float) -> PutLogsClient:
+    """A real PutLogs client for the emulator (small timeouts when given)."""
+    kwargs: dict[str, Any] = {}
+    if timeouts:
+        kwargs["timeouts"] = ClientTimeouts(**timeouts)
+    return PutLogsClient(emu.url, access_key_id=AK_ID, access_key_secret=AK_SECRET, **kwargs)
+
+
+def make_handler(emu: Emulator | None, spool_path: Path, **kwargs: Any) -> SpoolHandler:
+    """A handler with test-sized batching/retries; ``emu=None`` for ``flusher="none"``."""
+    options: dict[str, Any] = {
+        "project": PROJECT,
+        "logstore": LOGSTORE,
+        "spool_path": spool_path,
+        "linger": 0.01,
+        "batch_size": 100,
+        "retry": FAST_RETRY,
+        "flush_timeout": 10.0,
+        "close_timeout": 5.0,
+    }
+    if emu is not None:
+        options.update(endpoint=emu.url, access_key_id=AK_ID, access_key_secret=AK_SECRET)
+    else:
+        options["flusher"] = "none"
+    poll_interval = kwargs.pop("poll_interval", 0.05)
+    options.update(kwargs)
+    handler = SpoolHandler(**options)
+    # Records appended by *other* processes are found by polling; the handler has no knob
+    # for it (1 s default), so tests that need it shorten it before the flusher starts.
+    handler._flusher_config = dataclasses.replace(  # noqa: SLF001 - test speed only
+        handler._flusher_config,  # noqa: SLF001
+        poll_interval=poll_interval,
+    )
+    return handler
+
+
+def make_logger(name: str, handler: logging.Handler) -> logging.Logger:
+    """A non-propagating logger writing only to ``handler`` (leaves root alone)."""
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger
+
+
+def start_flusher(
+    spool: Spool, emu: Emulator, *, batch: int = 100, **config: Any
+) -> ThreadFlusher:
+    """An in-test ``ThreadFlusher`` over a real client, polling fast."""
+    options: dict[str, Any] = {
+        "max_batch_records": batch,
+        "linger": 0.0,
+        "poll_interval": 0.02,
+        "retry": FAST_RETRY,
+    }
+    options.update(config)
+    flusher = ThreadFlusher(spool, client(emu), FlusherConfig(**options))
+    flusher.start()
+    return flusher
+
+
+def seq_counts(emu: Emulator, key: str = "seq") -> Counter[int]:
+    """How many times each sequence number arrived at the emulator."""
+    out: Counter[int] = Counter()
+    for log in emu.logs(PROJECT, LOGSTORE):
+        value = log.get(key)
+        assert value is not None, f"log without {key!r}: {log.contents!r}"
+        out[int(value)] += 1
+    return out
+
+
+def assert_exactly_once(emu: Emulator, expected: Iterable[int]) -> None:
+    """Every expected sequence number arrived exactly once, and nothing else arrived."""
+    counts = seq_counts(emu)
+    expected = set(expected)
+    missing = sorted(expected - set(counts))
+    extra = sorted(set(counts) - expected)
+    dups = sorted(s for s, n in counts.items() if n > 1)
+    assert not missing, f"{len(missing)} records lost, e.g. {missing[:10]}"
+    assert not extra, f"{len(extra)} unexpected records, e.g. {extra[:10]}"
+    assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+
+
+def spool_totals(path: Path) -> tuple[int, int, int]:
+    """(ready, leased, dead) records of a spool file, read through a read-only handle."""
+    with Spool.open_readonly(path) as ro:
+        stats = ro.stats()
+    return stats.ready_records, stats.leased_records, stats.dead_records
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+def spawn_child(*args: object, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    """Start ``durable_child.py`` with ``args`` (stdout piped, stderr kept for failures)."""
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(CHILD), *map(str, args)],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+        cwd=str(REPO_ROOT),
+    )
+
+
+def read_line(proc: subprocess.Popen[bytes], timeout: float = DEADLINE) -> str:
+    """One line from the child's stdout (the child writes and flushes line by line)."""
+    assert proc.stdout is not None
+    import selectors  # noqa: PLC0415 - only the child-process tests need it
+
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise AssertionError(f"child printed nothing for {timeout}s")
+    line = proc.stdout.readline().decode()
+    if not line:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise AssertionError(f"child exited early (rc={proc.wait()}): {err[-2000:]}")
+    return line.strip()
+
+
+def reap(proc: subprocess.Popen[bytes]) -> None:
+    """Kill (if still running) and wait for a child; close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=DEADLINE)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
