@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import typer
 
+from yai_spool.cli_spool import register_spool_commands
+from yai_spool.daemon import run
 from yai_spool.demo import demo
 from yai_spool.emulator.cli import emulator_app
 
@@ -24,6 +26,8 @@ app = typer.Typer(
 )
 app.add_typer(emulator_app, name="emulator")
 app.command("demo")(demo)
+app.command("run")(run)
+register_spool_commands(app)
 
 
 def main() -> None:

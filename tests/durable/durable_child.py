@@ -32,7 +32,7 @@ def _say(text: str) -> None:
 
 
 def _handler(spool: str) -> logging.Handler:
-    from yai_spool.handler import SpoolHandler  # noqa: PLC0415
+    from yai_spool.handler import SpoolHandler
 
     return SpoolHandler(project=PROJECT, logstore=LOGSTORE, spool_path=spool, flusher="none")
 
@@ -53,10 +53,10 @@ def produce(spool: str, start: int, count: int, *, report: bool) -> None:
 
 
 def flusher(spool_path: str, url: str, batch: int) -> None:
-    from yai_spool.client import PutLogsClient  # noqa: PLC0415
-    from yai_spool.flusher import FlusherConfig, ThreadFlusher  # noqa: PLC0415
-    from yai_spool.retry import RetryPolicy  # noqa: PLC0415
-    from yai_spool.spool import Spool  # noqa: PLC0415
+    from yai_spool.client import PutLogsClient
+    from yai_spool.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.retry import RetryPolicy
+    from yai_spool.spool import Spool
 
     spool = Spool(spool_path)
     sender = PutLogsClient(url, access_key_id=AK_ID, access_key_secret=AK_SECRET)

@@ -50,7 +50,9 @@ FAST_RETRY = RetryPolicy(
 DEADLINE = 30.0
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE, every: float = 0.01) -> bool:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = DEADLINE, every: float = 0.01
+) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value."""
     deadline = time.monotonic() + timeout
     while True:
@@ -90,8 +92,8 @@ def make_handler(emu: Emulator | None, spool_path: Path, **kwargs: Any) -> Spool
     handler = SpoolHandler(**options)
     # Records appended by *other* processes are found by polling; the handler has no knob
     # for it (1 s default), so tests that need it shorten it before the flusher starts.
-    handler._flusher_config = dataclasses.replace(  # noqa: SLF001 - test speed only
-        handler._flusher_config,  # noqa: SLF001
+    handler._flusher_config = dataclasses.replace(
+        handler._flusher_config,
         poll_interval=poll_interval,
     )
     return handler
@@ -106,9 +108,7 @@ def make_logger(name: str, handler: logging.Handler) -> logging.Logger:
     return logger
 
 
-def start_flusher(
-    spool: Spool, emu: Emulator, *, batch: int = 100, **config: Any
-) -> ThreadFlusher:
+def start_flusher(spool: Spool, emu: Emulator, *, batch: int = 100, **config: Any) -> ThreadFlusher:
     """An in-test ``ThreadFlusher`` over a real client, polling fast."""
     options: dict[str, Any] = {
         "max_batch_records": batch,
@@ -160,7 +160,7 @@ def child_env() -> dict[str, str]:
 
 def spawn_child(*args: object, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
     """Start ``durable_child.py`` with ``args`` (stdout piped, stderr kept for failures)."""
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and script
+    return subprocess.Popen(
         [sys.executable, str(CHILD), *map(str, args)],
         stdout=stdout,
         stderr=subprocess.PIPE,
@@ -172,7 +172,7 @@ def spawn_child(*args: object, stdout: int | None = subprocess.PIPE) -> subproce
 def read_line(proc: subprocess.Popen[bytes], timeout: float = DEADLINE) -> str:
     """One line from the child's stdout (the child writes and flushes line by line)."""
     assert proc.stdout is not None
-    import selectors  # noqa: PLC0415 - only the child-process tests need it
+    import selectors
 
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)

@@ -68,7 +68,11 @@ def fill(spool: Spool, n: int, poison: set[int] = frozenset()) -> None:  # type:
     for seq in range(n):
         message = "POISON" if seq in poison else f"ok {seq}"
         spool.append(
-            {"time": 1_700_000_000, "time_ns": seq, "contents": [["seq", str(seq)], ["message", message]]},
+            {
+                "time": 1_700_000_000,
+                "time_ns": seq,
+                "contents": [["seq", str(seq)], ["message", message]],
+            },
             dest=DEST,
         )
 
@@ -225,7 +229,11 @@ def test_max_age_only_old_rows(tmp_path: Path) -> None:
         clock.now += 3000
         for seq in range(5, 10):
             spool.append(
-                {"time": 1_700_000_000, "time_ns": 0, "contents": [["seq", str(seq)], ["message", "y"]]},
+                {
+                    "time": 1_700_000_000,
+                    "time_ns": 0,
+                    "contents": [["seq", str(seq)], ["message", "y"]],
+                },
                 dest=DEST,
             )
         clock.now += 700  # rows 0..4 are 3700 s old, rows 5..9 are 700 s old
@@ -239,9 +247,10 @@ def test_max_age_only_old_rows(tmp_path: Path) -> None:
 def test_unencodable_entry_is_dead_lettered_alone(spool: Spool) -> None:
     fill(spool, 8)
     # A hand-written row the encoder refuses (a time beyond uint32): poison by definition.
-    spool.append({"time": 2**40, "time_ns": 0, "contents": [["seq", "8"], ["message", "x"]]}, dest=DEST)
+    spool.append(
+        {"time": 2**40, "time_ns": 0, "contents": [["seq", "8"], ["message", "x"]]}, dest=DEST
+    )
     sender = FakeSender()
     assert cycle(spool, sender).ship(lease_all(spool)) is Outcome.DELIVERED
     assert dead_seqs(spool) == [8]
     assert sorted(sender.delivered) == list(range(8))
-

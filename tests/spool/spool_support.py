@@ -67,7 +67,7 @@ def child_env() -> dict[str, str]:
 
 def start_child(code: str, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     """Run ``code`` (dedented) in a fresh interpreter with the repo importable."""
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and code
+    return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *args],
         env=child_env(),
         **kwargs,

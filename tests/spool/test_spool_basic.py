@@ -128,7 +128,9 @@ def test_stale_owner_cannot_ack_rows_re_leased_after_expiry(spool: Spool, clock:
     assert spool.stats().leases_recovered == 3
 
 
-def test_ack_by_plain_ids_only_touches_this_instances_leases(tmp_path: Path, clock: FakeClock) -> None:
+def test_ack_by_plain_ids_only_touches_this_instances_leases(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     path = tmp_path / "s.db"
     with Spool(path, clock=clock) as one, Spool(path, clock=clock) as two:
         for i in range(4):
@@ -147,8 +149,22 @@ def test_dead_letter_and_replay(spool: Spool, clock: FakeClock) -> None:
     for i in range(4):
         spool.append(entry(i), dest="d")
     batch = lease_all(spool)
-    assert spool.dead_letter(batch.ids[:2], error_code="InvalidLogSize", message="too big", request_id="r1", attempts=7) == 2
-    assert spool.dead_letter([batch.ids[2]], error_code="PostBodyInvalid", message="bad", request_id=None) == 1
+    assert (
+        spool.dead_letter(
+            batch.ids[:2],
+            error_code="InvalidLogSize",
+            message="too big",
+            request_id="r1",
+            attempts=7,
+        )
+        == 2
+    )
+    assert (
+        spool.dead_letter(
+            [batch.ids[2]], error_code="PostBodyInvalid", message="bad", request_id=None
+        )
+        == 1
+    )
     dead = spool.dead_letters()
     assert [(seq_of(d.entry), d.attempts, d.error_code) for d in dead] == [
         (0, 7, "InvalidLogSize"),
@@ -158,7 +174,8 @@ def test_dead_letter_and_replay(spool: Spool, clock: FakeClock) -> None:
     assert dead[0].dead_at == clock.now
     stats = spool.stats()
     assert (stats.dead_records, stats.leased_records, stats.dead_lettered) == (3, 1, 3)
-    assert stats.last_error is not None and stats.last_error.code == "PostBodyInvalid"
+    assert stats.last_error is not None
+    assert stats.last_error.code == "PostBodyInvalid"
     assert spool.ack(batch) == 1  # the remaining leased row
     clock.advance(100)
     assert spool.replay_dead(error_code="InvalidLogSize", older_than=200) == 0
@@ -225,14 +242,17 @@ def test_counters_survive_reopen(tmp_path: Path, clock: FakeClock) -> None:
         assert (stats.appended, stats.delivered, stats.throttled) == (3, 1, 1)
         assert stats.ready_records == 2
         assert stats.dropped == {"encode_error": 1}
-        assert stats.last_error is not None and stats.last_error.code == "WriteQuotaExceed"
+        assert stats.last_error is not None
+        assert stats.last_error.code == "WriteQuotaExceed"
         assert stats.last_success_request_id == "extra"
 
 
 def test_drops_before_storage_are_typed_and_counted(tmp_path: Path) -> None:
     with Spool(tmp_path / "s.db", SpoolConfig(max_record_bytes=500)) as s:
+        # NaN is not JSON: orjson writes null (a defined, documented result, not a drop).
+        s.append({"v": math.nan}, dest="d")
         with pytest.raises(SpoolEncodeError) as enc:
-            s.append({"v": math.nan}, dest="d")
+            s.append({"v": object()}, dest="d")
         assert enc.value.reason == "encode_error"
         assert isinstance(enc.value, ValueError)
         with pytest.raises(SpoolRecordTooLarge) as big:
@@ -250,7 +270,10 @@ def test_drops_before_storage_are_typed_and_counted(tmp_path: Path) -> None:
             s.append(loop, dest="d")
         stats = s.stats()
         assert stats.dropped == {"encode_error": 3, "too_large": 1}
-        assert stats.appended == 0
+        assert stats.appended == 1
+        batch = s.lease(10, 10_000, lease_seconds=60)
+        assert batch is not None
+        assert batch.entries == ({"v": None},)
 
 
 def test_non_utf8_text_survives_as_escapes(spool: Spool) -> None:
@@ -259,7 +282,9 @@ def test_non_utf8_text_survives_as_escapes(spool: Spool) -> None:
     spool.append({"contents": [["k", "\u4e2d"]]}, dest="d")
     batch = lease_all(spool)
     assert batch.entries == (weird, {"contents": [["k", "\u4e2d"]]})
-    assert batch.nbytes == len(spool_json(weird).encode()) + len('{"contents":[["k","中"]]}'.encode())
+    assert batch.nbytes == len(spool_json(weird).encode()) + len(
+        '{"contents":[["k","中"]]}'.encode()
+    )
 
 
 def test_append_many_is_one_call_with_individual_drops(spool: Spool) -> None:
@@ -279,7 +304,9 @@ def test_undecodable_row_is_dead_lettered_not_returned(spool: Spool) -> None:
     batch = lease_all(spool)
     assert [seq_of(e) for e in batch.entries] == [0, 2]
     dead = spool.dead_letters()
-    assert [(d.original_id, d.error_code, d.entry) for d in dead] == [(2, "SpoolDecodeError", "{broken")]
+    assert [(d.original_id, d.error_code, d.entry) for d in dead] == [
+        (2, "SpoolDecodeError", "{broken")
+    ]
     store.conn.execute("UPDATE ack_queue_spool SET data = '1,2' WHERE _id = 3")
     assert spool.release(batch) == 2
     # "1,2" would shift a joined decode by one: detected, only that row is parked.
@@ -318,8 +345,8 @@ def test_readonly_open_reads_and_refuses_writes(tmp_path: Path, clock: FakeClock
                 lambda: ro.lease(1, 1, lease_seconds=1),
                 lambda: ro.ack([1]),
                 lambda: ro.purge("all"),
-                lambda: ro.checkpoint(),
-                lambda: ro.acquire_flusher(),
+                ro.checkpoint,
+                ro.acquire_flusher,
             ):
                 with pytest.raises(SpoolReadOnlyError):
                     call()
@@ -350,11 +377,17 @@ def test_persist_queue_readers_work_and_per_record_mutators_refuse(spool: Spool)
     assert isinstance(store, SQLiteAckQueue)
     assert isinstance(store, SpoolQueue)
     rows = store.queue()
-    assert [(r["id"], seq_of(r["data"]), r["status"]) for r in rows] == [(1, 0, 2), (2, 1, 1), (3, 2, 1)]
+    assert [(r["id"], seq_of(r["data"]), r["status"]) for r in rows] == [
+        (1, 0, 2),
+        (2, 1, 1),
+        (3, 2, 1),
+    ]
     assert (store.ready_count(), store.unack_count(), store.size) == (2, 1, 2)
     for name in ("put", "get", "ack", "nack", "ack_failed", "update", "resume_unack_tasks"):
         with pytest.raises(NotImplementedError, match="replaced in yai-spool"):
-            getattr(store, name)(1) if name not in ("get", "resume_unack_tasks") else getattr(store, name)()
+            getattr(store, name)(1) if name not in ("get", "resume_unack_tasks") else getattr(
+                store, name
+            )()
     spool.vacuum()  # persist-queue's shrink_disk_usage under our lock
     assert spool.stats().ready_records == 2
 
@@ -380,3 +413,32 @@ def test_lease_argument_validation(spool: Spool) -> None:
         spool.lease(1, 10, lease_seconds=0)
     assert spool.ack([]) == 0
     assert spool.release([]) == 0
+
+
+def test_high_water_and_pending_through_track_what_was_appended_before(
+    spool: Spool, clock: FakeClock
+) -> None:
+    assert spool.high_water() == 0
+    assert spool.pending_through(0) == 0
+    for i in range(4):
+        spool.append(entry(i), dest="d")
+        clock.advance(1)
+    mark = spool.high_water()
+    spool.append(entry(4), dest="d")  # after the mark: not waited for
+    assert spool.pending_through(mark) == 4
+    batch = lease_all(spool, n=3)
+    assert batch.enqueued_at == (clock.now - 4, clock.now - 3, clock.now - 2)
+    assert spool.pending_through(mark) == 4  # leased is still pending
+    spool.dead_letter([batch.ids[0]], error_code="X", message="", request_id=None)
+    spool.ack(batch)
+    assert spool.pending_through(mark) == 1
+    rest = lease_all(spool)
+    spool.ack(rest)
+    assert spool.pending_through(mark) == 0
+    assert spool.high_water() == 0  # empty again
+
+
+def test_release_without_counting_an_attempt(spool: Spool) -> None:
+    spool.append(entry(0), dest="d")
+    assert spool.release(lease_all(spool), count_attempt=False) == 1
+    assert lease_all(spool).attempts == (0,)

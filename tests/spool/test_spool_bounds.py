@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from spool_support import FakeClock, entry, seq_of
+from spool_support import entry, seq_of
 
 from yai_spool.spool import (
     Spool,
@@ -101,7 +101,9 @@ def test_append_many_stores_the_prefix_that_fits(tmp_path: Path) -> None:
 
 
 def test_block_times_out_as_full_timeout(tmp_path: Path) -> None:
-    with Spool(tmp_path / "s.db", cfg(max_records=1, when_full=WhenFull.BLOCK, block_timeout=0.05)) as s:
+    with Spool(
+        tmp_path / "s.db", cfg(max_records=1, when_full=WhenFull.BLOCK, block_timeout=0.05)
+    ) as s:
         s.append(entry(0), dest="d")
         with pytest.raises(SpoolFull) as full:
             s.append(entry(1), dest="d")
@@ -110,7 +112,9 @@ def test_block_times_out_as_full_timeout(tmp_path: Path) -> None:
 
 
 def test_block_is_woken_by_an_ack(tmp_path: Path) -> None:
-    with Spool(tmp_path / "s.db", cfg(max_records=1, when_full=WhenFull.BLOCK, block_timeout=60)) as s:
+    with Spool(
+        tmp_path / "s.db", cfg(max_records=1, when_full=WhenFull.BLOCK, block_timeout=60)
+    ) as s:
         s.append(entry(0), dest="d")
         done = threading.Event()
         errors: list[BaseException] = []
@@ -161,6 +165,16 @@ def test_overshoot_with_several_writers_is_bounded_by_refresh_every(tmp_path: Pa
             w.close()
 
 
+def fill_until_error(spool: Spool, pad: int) -> tuple[int, SpoolAppendStorageError]:
+    """Append until the storage refuses; returns (appends that returned, the error)."""
+    for i in range(100_000):
+        try:
+            spool.append(entry(i, pad=pad), dest="d")
+        except SpoolAppendStorageError as exc:
+            return i, exc
+    raise AssertionError("the storage never filled up")
+
+
 def test_disk_full_is_typed_counted_and_loses_nothing_committed(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     s = Spool(path)
@@ -168,14 +182,13 @@ def test_disk_full_is_typed_counted_and_loses_nothing_committed(tmp_path: Path) 
     assert store is not None
     pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
     store.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
-    committed = 0
-    with pytest.raises(SpoolAppendStorageError) as full:
-        for i in range(10_000):
-            s.append(entry(i, pad=500), dest="d")
-            committed += 1
-    assert full.value.reason == "disk_full"
-    assert full.value.sqlite_errorname == "SQLITE_FULL"
-    assert isinstance(full.value, SpoolStorageError) and isinstance(full.value, SpoolDropped)
+    committed = fill_until_error(s, 500)
+    full = committed[1]
+    committed = committed[0]
+    assert full.reason == "disk_full"
+    assert full.sqlite_errorname == "SQLITE_FULL"
+    assert isinstance(full, SpoolStorageError)
+    assert isinstance(full, SpoolDropped)
     assert committed > 0
     with pytest.raises(SpoolAppendStorageError):
         s.append(entry(-1, pad=500), dest="d")
@@ -241,7 +254,7 @@ def tiny_tmpfs(where: Path, size: str = "1m") -> Iterator[Path]:
     where.mkdir()
     try:
         proc = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],  # noqa: S607
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
             capture_output=True,
             check=False,
         )
@@ -252,22 +265,18 @@ def tiny_tmpfs(where: Path, size: str = "1m") -> Iterator[Path]:
     try:
         yield where
     finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)  # noqa: S607
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_real_disk_full_and_read_only_filesystem(tmp_path: Path) -> None:
     with tiny_tmpfs(tmp_path / "mnt") as mnt:
         path = mnt / "s.db"
         s = Spool(path, SpoolConfig(wal_max_bytes=128 * 1024, refresh_every=16))
-        committed = 0
-        with pytest.raises(SpoolAppendStorageError) as full:
-            for i in range(100_000):
-                s.append(entry(i, pad=2000), dest="d")
-                committed += 1
-        assert full.value.reason == "disk_full"
+        committed, full = fill_until_error(s, 2000)
+        assert full.reason == "disk_full"
         assert committed > 10
         s.close()
-        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)  # noqa: S607
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         ro = Spool.open_readonly(path)
         try:
             assert ro.stats().ready_records == committed  # nothing committed was lost

@@ -95,7 +95,9 @@ def fill(path: Path, n: int = 300) -> None:
 
 def corrupt_root_page(path: Path) -> None:
     with sqlite3.connect(path) as conn:
-        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (QUEUE_TABLE,)).fetchone()[0]
+        root = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", (QUEUE_TABLE,)
+        ).fetchone()[0]
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.close()
     with open(path, "r+b") as f:
@@ -129,14 +131,16 @@ def test_corrupt_spool_is_quarantined_and_replaced(tmp_path: Path, damage) -> No
         quarantined = [e for e in s.open_events if e.kind == "quarantined"]
         assert len(quarantined) == 1
         moved = Path(quarantined[0].detail["moved_to"])
-        assert moved.name.startswith("spool.db.corrupt-") and moved.name.endswith("Z")
+        assert moved.name.startswith("spool.db.corrupt-")
+        assert moved.name.endswith("Z")
         assert moved.read_bytes() == before  # kept for forensics, untouched
         assert Path(f"{moved}-wal").read_bytes() == b"not a wal either"
         assert mode(moved) == 0o600
         assert [e.kind for e in s.stats().events] == ["quarantined"]  # recorded in the fresh file
         s.append(entry(1), dest="d")
         batch = s.lease(10, 1 << 20, lease_seconds=30)
-        assert batch is not None and [seq_of(e) for e in batch.entries] == [1]
+        assert batch is not None
+        assert [seq_of(e) for e in batch.entries] == [1]
     with Spool(path) as again:  # the fresh file is fine: no second quarantine
         assert again.open_events == ()
         assert again.stats().ready_records == 0

@@ -114,12 +114,20 @@ class SpoolModel(RuleBasedStateMachine):
                 evicted = 0
                 while (need_rows > 0 or need_bytes > 0) and self.dead:
                     row, _ = self.dead.pop(0)
-                    need_rows, need_bytes, evicted = need_rows - 1, need_bytes - row.nbytes, evicted + 1
+                    need_rows, need_bytes, evicted = (
+                        need_rows - 1,
+                        need_bytes - row.nbytes,
+                        evicted + 1,
+                    )
                 for row in self.ready():
                     if need_rows <= 0 and need_bytes <= 0:
                         break
                     del self.rows[row.seq]
-                    need_rows, need_bytes, evicted = need_rows - 1, need_bytes - row.nbytes, evicted + 1
+                    need_rows, need_bytes, evicted = (
+                        need_rows - 1,
+                        need_bytes - row.nbytes,
+                        evicted + 1,
+                    )
                 if evicted:
                     self.drop("drop_oldest", evicted)
                 rows, total = self.totals()
@@ -135,7 +143,9 @@ class SpoolModel(RuleBasedStateMachine):
         return [
             r
             for r in self.rows.values()
-            if r.seq in seqs and r.token is not None and (r.token == token if token else r.owner == owner)
+            if r.seq in seqs
+            and r.token is not None
+            and (r.token == token if token else r.owner == owner)
         ]
 
     # --- rules ------------------------------------------------------------------------------
@@ -148,15 +158,13 @@ class SpoolModel(RuleBasedStateMachine):
         entry = payload(seq, pad)
         nbytes = encode_entry(entry)[1]
         expect_stored = self.model_append(seq, dest, nbytes)
+        reason = None
         try:
             self.spool.append(entry, dest=dest)
-            stored = True
-        except SpoolFull as exc:
-            stored = False
-            assert exc.reason == "drop_newest"
-        except SpoolRecordTooLarge:
-            stored = False
-        assert stored == expect_stored
+        except (SpoolFull, SpoolRecordTooLarge) as exc:
+            reason = exc.reason
+        assert (reason is None) == expect_stored
+        assert reason in (None, "drop_newest", "too_large")
 
     @rule(
         target=batches,
@@ -230,9 +238,14 @@ class SpoolModel(RuleBasedStateMachine):
         batch = self._live_batch(item)
         if batch is None:
             return
-        owned = sorted(self.leased_by(batch.token, None, {e["seq"] for e in batch.entries}), key=lambda r: r.pos)
+        owned = sorted(
+            self.leased_by(batch.token, None, {e["seq"] for e in batch.entries}),
+            key=lambda r: r.pos,
+        )
         assert self.spool is not None
-        assert self.spool.dead_letter(batch, error_code=code, message="m", request_id=None) == len(owned)
+        assert self.spool.dead_letter(batch, error_code=code, message="m", request_id=None) == len(
+            owned
+        )
         for row in owned:
             del self.rows[row.seq]
             row.attempts += 1
@@ -303,7 +316,7 @@ class SpoolModel(RuleBasedStateMachine):
 
 
 SpoolModel.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=100,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

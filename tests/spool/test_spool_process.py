@@ -87,7 +87,8 @@ def test_two_processes_append_concurrently(tmp_path: Path) -> None:
     try:
         for proc in procs:
             out = proc.stdout.read().decode().split()
-            assert out[0] == "ready" and out[-1] == "done"
+            assert out[0] == "ready"
+            assert out[-1] == "done"
             assert proc.wait(timeout=60) == 0
     finally:
         for proc in procs:
@@ -114,7 +115,9 @@ sys.stdin.readline()  # hold everything until killed
 """
 
 
-def test_flusher_lock_is_exclusive_across_processes_and_dies_with_its_holder(tmp_path: Path) -> None:
+def test_flusher_lock_is_exclusive_across_processes_and_dies_with_its_holder(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "spool.db"
     proc = start_child(HOLDER, str(path), stdout=subprocess.PIPE, stdin=subprocess.PIPE)
     try:
@@ -135,7 +138,8 @@ def test_flusher_lock_is_exclusive_across_processes_and_dies_with_its_holder(tmp
             stats = s.stats()
             assert (stats.leased_records, stats.ready_records, stats.leases_recovered) == (0, 5, 5)
             batch = s.lease(100, 1 << 20, lease_seconds=30)
-            assert batch is not None and batch.attempts == (1,) * 5
+            assert batch is not None
+            assert batch.attempts == (1,) * 5
             s.release_flusher()
             assert lock.holder_pid() is None
             assert lock.acquire()
@@ -178,7 +182,9 @@ os.write(1, b"ok\\n")
 
 
 def test_fork_child_gets_its_own_connection(tmp_path: Path) -> None:
-    proc = start_child(FORKER, str(tmp_path / "spool.db"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_child(
+        FORKER, str(tmp_path / "spool.db"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         out, err = proc.communicate(timeout=60)
     finally:
@@ -202,7 +208,8 @@ def test_read_only_view_of_a_live_spool(tmp_path: Path) -> None:
                 stats = ro.stats()
                 assert stats.appended >= acked + 1  # every acknowledged append is visible
                 seen.append(stats.appended)
-            assert seen == sorted(seen) and seen[0] < seen[-1]
+            assert seen == sorted(seen)
+            assert seen[0] < seen[-1]
         finally:
             ro.close()
         more = int(read_line(proc.stdout))

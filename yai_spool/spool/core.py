@@ -654,6 +654,7 @@ class Spool:
                 nbytes=sum(int(r[2]) for r in rows) if bad else int(total),
                 oldest_enqueued_at=min(float(r[4]) for r in rows),
                 lease_until=until,
+                enqueued_at=tuple(float(r[4]) for r in rows),
             )
 
     def ack(self, target: Batch | Iterable[int], *, request_id: str | None = None) -> int:
@@ -695,12 +696,14 @@ class Spool:
         message: str | None = None,
         request_id: str | None = None,
         throttled: bool = False,
+        count_attempt: bool = True,
     ) -> int:
         """Retry later: back to READY with attempts + 1 and the error kept on each record.
 
         Only ids still leased by this owner move. With ``error_code``, also records it as the
         spool's last error (and a throttled event if ``throttled``) in the same transaction.
-        Returns the number released.
+        ``count_attempt=False`` leaves attempts unchanged (e.g. a batch given back unsent at
+        shutdown). Returns the number released.
         """
         ids, token = _ids_of(target)
         if not ids:
@@ -715,6 +718,7 @@ class Spool:
                         token,
                         self._owner_id,
                         (error_code, message, request_id),
+                        count_attempt=count_attempt,
                     )
                     counts = {"retried": n, "throttled": 1 if throttled else 0}
                     store.add_counters(conn, counts)
@@ -1035,6 +1039,36 @@ class Spool:
         )
 
     snapshot = stats
+
+    def high_water(self) -> int:
+        """The largest id in the queue table now (0 when empty); O(log n).
+
+        Every record appended before this call has an id <= the returned value until it leaves
+        the queue, so ``pending_through(high_water())`` reaching 0 means all of them were
+        delivered, dead-lettered or dropped. Ids are max(_id) + 1 (no AUTOINCREMENT, see
+        schema.py): once the newest rows are deleted a later append may reuse an id <= the
+        mark, which can only make a waiter wait for that newer record too, never stop early.
+        """
+        with self._locked(write=False) as store:
+            try:
+                row = store.conn.execute(f"SELECT max(_id) FROM {QUEUE_TABLE}").fetchone()
+            except sqlite3.Error as exc:
+                raise self._storage_error("high_water", exc) from exc
+        return int(row[0] or 0)
+
+    def pending_through(self, max_id: int) -> int:
+        """READY + LEASED records with id <= ``max_id`` (a primary-key range count: O(that)).
+
+        DEAD records are not pending: they left the queue table.
+        """
+        with self._locked(write=False) as store:
+            try:
+                row = store.conn.execute(
+                    f"SELECT count(*) FROM {QUEUE_TABLE} WHERE _id <= ?", (int(max_id),)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise self._storage_error("pending_through", exc) from exc
+        return int(row[0])
 
     def dead_letters(self, limit: int = 100, *, after_id: int = 0) -> list[DeadLetter]:
         """DEAD records in id order (page with ``after_id``); undecodable entries as raw text."""

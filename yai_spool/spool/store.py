@@ -555,7 +555,7 @@ class SpoolQueue(SQLiteAckQueue):
     def owner_clause(token: str | None, owner_id: str) -> tuple[str, str]:
         """SQL predicate: leased by this token, or by any lease of this Spool instance."""
         if token is not None:
-            return f"status = {LEASED} AND (owner = ? OR 1)", token
+            return f"status = {LEASED} AND owner = ?", token
         return (
             f"status = {LEASED} AND owner IN (SELECT token FROM leases WHERE owner_id = ?)",
             owner_id,
@@ -577,10 +577,13 @@ class SpoolQueue(SQLiteAckQueue):
         token: str | None,
         owner_id: str,
         error: tuple[str | None, str | None, str | None],
+        *,
+        count_attempt: bool = True,
     ) -> int:
         pred, param = self.owner_clause(token, owner_id)
+        bump = "attempts + 1" if count_attempt else "attempts"  # one of two fixed fragments
         return conn.execute(
-            f"UPDATE {Q} SET status = {READY}, owner = NULL, attempts = attempts + 1, "
+            f"UPDATE {Q} SET status = {READY}, owner = NULL, attempts = {bump}, "
             f"err_code = coalesce(?, err_code), err_message = coalesce(?, err_message), "
             f"err_request_id = coalesce(?, err_request_id) WHERE {_IDS} AND {pred}",
             (*error, ids_json, param),

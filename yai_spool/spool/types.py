@@ -141,6 +141,7 @@ class Batch:
     nbytes: int
     oldest_enqueued_at: float
     lease_until: float
+    enqueued_at: tuple[float, ...] = ()  # per record, aligned with ids
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -1,0 +1,86 @@
+"""The spool cannot be written (disk full, read-only): the application keeps running, the
+failure is counted, and once the condition clears new records are stored and shipped.
+
+Tests run as root here, so ``chmod`` cannot make anything unwritable; SQLite's own limits do
+it instead, on the handler's real connection: ``PRAGMA max_page_count`` (SQLITE_FULL, a full
+disk as SQLite sees it) and ``PRAGMA query_only`` (SQLITE_READONLY, a read-only file). Both
+hit the flusher thread too, which shares the process's connection: it must survive.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from durable_support import (
+    LOGSTORE,
+    PROJECT,
+    assert_exactly_once,
+    make_handler,
+    make_logger,
+    seq_counts,
+    spool_totals,
+    wait_until,
+)
+
+from yai_spool.emulator import Emulator
+from yai_spool.handler import SpoolHandler
+
+
+def set_condition(handler: SpoolHandler, condition: str, on: bool) -> None:
+    spool = handler.spool
+    with spool._lock:  # the connection is shared with the flusher thread
+        conn = spool._store.conn  # type: ignore[union-attr]
+        if condition == "disk_full":
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages if on else 1 << 30}")
+        else:
+            conn.execute(f"PRAGMA query_only = {1 if on else 0}")
+
+
+@pytest.mark.parametrize("condition", ["disk_full", "readonly"])
+def test_unwritable_spool_is_survived_and_counted(
+    emu: Emulator, spool_path: Path, condition: str
+) -> None:
+    handler = make_handler(emu, spool_path, batch_size=20)
+    errors: list[logging.LogRecord] = []
+    handler.handleError = errors.append  # type: ignore[method-assign]
+    logger = make_logger(f"durable.storage.{condition}", handler)
+
+    emu.faults.fail_next(None, error_code="ServerBusy")  # keep records in the spool for now
+    for seq in range(50):
+        logger.info("before %d", seq, extra={"seq": seq})
+    assert wait_until(lambda: handler.stats()["flusher"]["consecutive_failures"] > 0)
+
+    set_condition(handler, condition, True)
+    for seq in range(1000, 1300):
+        logger.info("during %d", seq, extra={"seq": seq})  # must not raise
+    dropped = handler.spool.stats().dropped.get(condition, 0)
+    assert dropped > 0  # counted under its reason (in memory while the file is unwritable)
+    if condition == "readonly":
+        assert dropped == 300
+        # The flusher thread hit the read-only spool too (lease is a write) and lives on.
+        assert wait_until(
+            lambda: handler.stats()["flusher"]["last_outcome"] == "spool_error", timeout=10
+        )
+    assert handler._flusher is not None
+    assert handler._flusher.running
+
+    set_condition(handler, condition, False)
+    for seq in range(2000, 2050):
+        logger.info("after %d", seq, extra={"seq": seq})
+    emu.faults.clear()  # the link is back: everything that was stored ships
+    stored_during = 300 - dropped
+    total = 50 + stored_during + 50
+    assert emu.wait_for_count(PROJECT, LOGSTORE, total, timeout=30)
+    assert wait_until(lambda: spool_totals(spool_path)[:2] == (0, 0))
+    stats = handler.spool.stats()
+    handler.close()
+
+    assert errors == []  # a counted drop, never a logging error
+    assert stats.dropped.get(condition, 0) == dropped  # persisted once writable again
+    counts = seq_counts(emu)
+    during = [s for s in counts if 1000 <= s < 1300]
+    assert len(during) == stored_during
+    assert_exactly_once(emu, [*range(50), *during, *range(2000, 2050)])

@@ -1,0 +1,1923 @@
+"""The operator's ``yai-spool`` commands over spool files.
+
+Owns: ``status``, ``peek``, ``replay``, ``export``, ``purge``, ``vacuum`` and ``doctor``, their
+text and JSON renderings, and the exit codes below. ``yai_spool/cli.py`` only calls
+``register_spool_commands(app)``. The health verdict itself is :mod:`yai_spool.health`.
+
+Exit codes (``ExitCode``; stable, scripts may rely on them; with several spools the worst wins):
+
+====  =====================  ==================================================================
+0     ok                     healthy / the command did what was asked
+1     error                  unexpected failure (I/O error, bug); the message says which
+2     usage                  bad command line (unknown option, bad duration or time)
+3     lagging                the oldest waiting record is older than --lag-threshold
+4     stalled                a flusher runs but deliveries keep failing or nothing ships
+5     no-flusher             records wait and no process ships them
+6     blocked-credentials    SLS refuses the credentials/destination; a human must fix it
+7     corrupt                not a readable spool, or an unacknowledged quarantine
+8     permission-denied      the spool exists but this user cannot read it
+9     missing                no spool at that path (or no ``*.spool`` file in a directory)
+10    refused                a confirmation is needed (--yes / --force) or another flusher
+                             holds the spool; nothing was changed
+11    checks-failed          ``doctor``: at least one check failed
+12    send-failed            ``replay --send-now``: SLS did not accept everything (kept)
+13    not-configured         credentials or endpoint missing for a command that sends
+====  =====================  ==================================================================
+
+Invariants:
+
+- Reading commands (``status``, ``peek``, ``export``, ``doctor``) open spools read-only
+  (``Spool.open_readonly``) and are safe on a live spool while producers append and a flusher
+  ships. Only ``replay``, ``purge`` and ``vacuum`` open a spool for writing, and each change is
+  one spool transaction.
+- No secret is ever printed: credentials are passed around as providers, and only the masked
+  access key id (``LTAI****``) appears in output.
+- ``--json`` prints exactly one JSON document on stdout (JSON lines for record streams:
+  ``peek``, ``export``); progress bars, prompts and warnings go to stderr.
+- ``_QueueReader`` is the only code here that knows the spool's SQL schema (the spool has no
+  public reader for READY/LEASED rows yet; requested in /work/plan/requests.md).
+- Records are only deleted by SLS answering 200 (``replay --send-now`` settles every batch
+  through ``flusher.ShipCycle``) or by an explicit, confirmed ``purge``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import json
+import math
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import sys
+import time
+import tomllib
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from yai_spool.credentials import (
+    ENV_ACCESS_KEY_ID,
+    ENV_ACCESS_KEY_SECRET,
+    ENV_SECURITY_TOKEN,
+    Credentials,
+    CredentialsProvider,
+    EnvironmentCredentialsProvider,
+    StaticCredentialsProvider,
+    mask_key_id,
+)
+from yai_spool.destination import decode_dest
+from yai_spool.errors import ConfigError, Outcome, SLSError, TransportError, YaiSpoolError
+from yai_spool.health import (
+    QUARANTINE_EVENT,
+    Health,
+    Thresholds,
+    Verdict,
+    assess,
+    error_outcome,
+    format_age,
+    quarantine_events,
+    unreadable,
+    worst,
+)
+from yai_spool.spool import (
+    RecordState,
+    Spool,
+    SpoolCorruptError,
+    SpoolError,
+    SpoolEvent,
+    SpoolPermissionError,
+    SpoolSchemaError,
+    SpoolStats,
+    SpoolStorageError,
+)
+from yai_spool.spool.schema import LEASED, QUEUE_TABLE, decode_entry
+
+__all__ = ["EXIT_CODES", "ExitCode", "register_spool_commands"]
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the spool commands (see the module docstring)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    LAGGING = 3
+    STALLED = 4
+    NO_FLUSHER = 5
+    BLOCKED_CREDENTIALS = 6
+    CORRUPT = 7
+    PERMISSION_DENIED = 8
+    MISSING = 9
+    REFUSED = 10
+    CHECKS_FAILED = 11
+    SEND_FAILED = 12
+    NOT_CONFIGURED = 13
+
+
+#: The verdict -> exit code mapping of ``status`` (and of any command that meets the verdict).
+VERDICT_EXIT: Final[dict[Verdict, ExitCode]] = {
+    Verdict.OK: ExitCode.OK,
+    Verdict.LAGGING: ExitCode.LAGGING,
+    Verdict.STALLED: ExitCode.STALLED,
+    Verdict.NO_FLUSHER: ExitCode.NO_FLUSHER,
+    Verdict.BLOCKED_CREDENTIALS: ExitCode.BLOCKED_CREDENTIALS,
+    Verdict.CORRUPT: ExitCode.CORRUPT,
+    Verdict.PERMISSION_DENIED: ExitCode.PERMISSION_DENIED,
+    Verdict.MISSING: ExitCode.MISSING,
+}
+
+#: (code, meaning) as ``--help`` shows them.
+EXIT_CODES: Final[tuple[tuple[ExitCode, str], ...]] = (
+    (ExitCode.OK, "ok / done"),
+    (ExitCode.ERROR, "unexpected error"),
+    (ExitCode.USAGE, "bad command line"),
+    (ExitCode.LAGGING, "lagging"),
+    (ExitCode.STALLED, "stalled"),
+    (ExitCode.NO_FLUSHER, "no-flusher"),
+    (ExitCode.BLOCKED_CREDENTIALS, "blocked-credentials"),
+    (ExitCode.CORRUPT, "corrupt"),
+    (ExitCode.PERMISSION_DENIED, "permission denied"),
+    (ExitCode.MISSING, "missing spool"),
+    (ExitCode.REFUSED, "refused: needs --yes/--force, or another flusher holds the spool"),
+    (ExitCode.CHECKS_FAILED, "doctor: a check failed"),
+    (ExitCode.SEND_FAILED, "replay --send-now: SLS did not accept everything (records kept)"),
+    (ExitCode.NOT_CONFIGURED, "credentials or endpoint missing"),
+)
+
+# Keys the record mapper writes by default (yai_spool.mapping: LogFields.level / record_name).
+_LEVEL_KEY: Final = "levelname"
+_LOGGER_KEY: Final = "name"
+_MESSAGE_KEY: Final = "message"
+_LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
+
+# Credentials files looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=): the
+# variable names first, then short lower-case names.
+_CREDENTIAL_FILES: Final = {
+    "id": (ENV_ACCESS_KEY_ID, "access_key_id"),
+    "secret": (ENV_ACCESS_KEY_SECRET, "access_key_secret"),
+    "token": (ENV_SECURITY_TOKEN, "security_token"),
+}
+
+_PAGE: Final = 500  # rows per read: each page is its own short read, never a long snapshot
+_MiB: Final = 1024 * 1024
+
+
+# ------------------------------------------------------------------------------ failures
+
+
+class _Unavailable(Exception):
+    """A spool that cannot be used, with the verdict that says why."""
+
+    def __init__(self, verdict: Verdict, message: str) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+        self.message = message
+
+
+class _Stop(Exception):
+    """End a command with ``code`` after printing ``message`` to stderr."""
+
+    def __init__(self, code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn expected failures into a one-line message on stderr and a documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except _Unavailable as exc:
+            _err().print(f"yai-spool: {exc.verdict}: {escape(exc.message)}", soft_wrap=True)
+            raise typer.Exit(VERDICT_EXIT[exc.verdict]) from None
+        except _Stop as exc:
+            _err().print(f"yai-spool: {escape(exc.message)}", soft_wrap=True)
+            raise typer.Exit(exc.code) from None
+        except (SpoolError, YaiSpoolError, OSError) as exc:
+            # Messages of our exceptions never hold a secret (errors.py / spool invariants).
+            _err().print(f"yai-spool: error: {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(ExitCode.ERROR) from None
+
+    return wrapper
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+
+
+# ------------------------------------------------------------------------------ parsing
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([smhdw]?))", re.IGNORECASE)
+_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``10m``, ``2h``, ``1d``, ``1h30m`` -> seconds.
+
+    Raises:
+        typer.BadParameter: anything else.
+    """
+    value = text.strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos or not match.group(0):
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2).lower()]
+        pos = match.end()
+    if not value or pos != len(value):
+        raise typer.BadParameter(f"{text!r} is not a duration (examples: 90, 45s, 10m, 2h, 1d)")
+    return total
+
+
+def parse_when(text: str, now: float) -> float:
+    """An ISO 8601 time (naive = local time) or a relative age (``10m`` = 10 minutes ago).
+
+    Raises:
+        typer.BadParameter: neither.
+    """
+    value = text.strip()
+    if value.lower() == "now":
+        return now
+    try:
+        return now - parse_duration(value)
+    except typer.BadParameter:
+        pass
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither an ISO time (2026-11-28T10:00:00, +08:00 or Z) nor an age "
+            "(10m, 2h, 1d)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # naive: the operator's local time
+    return when.timestamp()
+
+
+def _iso(ts: float | None) -> str:
+    if ts is None or not math.isfinite(ts):
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+# ------------------------------------------------------------------------------ opening
+
+
+def _check_file(path: Path) -> None:
+    """Tell missing from permission denied before SQLite turns both into 'unable to open'."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise _Unavailable(Verdict.MISSING, f"no spool at {path} (no such file)") from None
+    except NotADirectoryError:
+        raise _Unavailable(
+            Verdict.MISSING, f"no spool at {path} (a parent of it is a file, not a directory)"
+        ) from None
+    except PermissionError:
+        raise _Unavailable(
+            Verdict.PERMISSION_DENIED,
+            f"cannot reach {path}: permission denied on a parent directory; run as the "
+            "service's user (or with sudo)",
+        ) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _Unavailable(Verdict.MISSING, f"{path} is a directory, not a spool file")
+    if not os.access(path, os.R_OK):
+        raise _Unavailable(
+            Verdict.PERMISSION_DENIED,
+            f"cannot read {path}: permission denied (owner uid {st.st_uid}, mode "
+            f"{stat.S_IMODE(st.st_mode):04o}); run as the service's user (or with sudo)",
+        )
+
+
+def _open_error(path: Path, exc: SpoolError) -> _Unavailable:
+    if isinstance(exc, SpoolCorruptError | SpoolSchemaError):
+        return _Unavailable(Verdict.CORRUPT, f"{path} cannot be read as a spool: {exc}")
+    if isinstance(exc, SpoolPermissionError) or (
+        isinstance(exc, SpoolStorageError) and exc.reason == "permission"
+    ):
+        return _Unavailable(
+            Verdict.PERMISSION_DENIED,
+            f"cannot open {path}: {exc}; the spool needs read access to the file and its "
+            "directory (SQLite's -wal/-shm files live there)",
+        )
+    return _Unavailable(Verdict.CORRUPT, f"cannot open {path}: {exc}")
+
+
+def _open_readonly(path: Path) -> Spool:
+    _check_file(path)
+    try:
+        return Spool.open_readonly(path)
+    except SpoolError as exc:
+        raise _open_error(path, exc) from exc
+
+
+def _open_writable(path: Path) -> Spool:
+    """For replay/purge/vacuum: a missing file is an error here, never a new empty spool."""
+    _check_file(path)
+    try:
+        return Spool(path)
+    except SpoolError as exc:
+        raise _open_error(path, exc) from exc
+
+
+def _default_spool_dir() -> Path:
+    # Imported here: handler pulls in the flusher and the HTTP client, which status never needs.
+    from yai_spool.handler import default_spool_path  # noqa: PLC0415
+
+    return default_spool_path("project", "logstore").parent
+
+
+def _discover(paths: Sequence[Path]) -> list[tuple[Path, _Unavailable | None]]:
+    """Spool files named, or found as ``*.spool`` in named directories (default: the handler's)."""
+    out: list[tuple[Path, _Unavailable | None]] = []
+    for given in paths or [_default_spool_dir()]:
+        path = Path(os.path.abspath(given))
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except OSError:
+            is_dir = False  # _check_file tells missing from permission denied
+        if not is_dir:
+            out.append((path, None))
+            continue
+        try:
+            found = sorted(p for p in path.glob("*.spool") if p.is_file())
+        except PermissionError:
+            out.append(
+                (
+                    path,
+                    _Unavailable(
+                        Verdict.PERMISSION_DENIED, f"cannot list {path}: permission denied"
+                    ),
+                )
+            )
+            continue
+        if not found:
+            out.append((path, _Unavailable(Verdict.MISSING, f"no *.spool file in {path}")))
+        out.extend((p, None) for p in found)
+    return out
+
+
+def _unacknowledged(stats: SpoolStats) -> list[SpoolEvent]:
+    """Quarantine events whose moved-aside file is still there (deleting it acknowledges)."""
+    out = []
+    for event in quarantine_events(stats):
+        moved = event.detail.get("moved_to")
+        if not isinstance(moved, str) or os.path.lexists(moved):
+            out.append(event)
+    return out
+
+
+# ------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledRecord:
+    """One record as the CLI shows and exports it, whatever its state."""
+
+    id: int
+    state: RecordState
+    dest: str
+    entry: Any
+    nbytes: int
+    enqueued_at: float
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    request_id: str | None
+    dead_at: float | None = None
+    original_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        try:
+            key = decode_dest(self.dest)
+            dest: Any = {
+                "project": key.project,
+                "logstore": key.logstore,
+                "topic": key.topic,
+                "source": key.source,
+                "tags": [list(t) for t in key.tags],
+            }
+        except ValueError:
+            dest = self.dest
+        return {
+            "id": self.id,
+            "state": str(self.state),
+            "dest": dest,
+            "entry": self.entry,
+            "enqueued_at": self.enqueued_at,
+            "attempts": self.attempts,
+            "nbytes": self.nbytes,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "request_id": self.request_id,
+            "dead_at": self.dead_at,
+            "original_id": self.original_id,
+        }
+
+    def content(self, key: str) -> str | None:
+        """The value of content ``key`` of the entry (None if absent or not a mapped entry)."""
+        if isinstance(self.entry, dict):
+            for pair in self.entry.get("contents") or ():
+                if isinstance(pair, list | tuple) and len(pair) == 2 and pair[0] == key:
+                    return str(pair[1])
+        return None
+
+    @property
+    def log_time(self) -> float:
+        """The record's own time (entry ``time`` + ``time_ns``), else when it was spooled."""
+        if isinstance(self.entry, dict) and isinstance(self.entry.get("time"), int | float):
+            ns = self.entry.get("time_ns")
+            return float(self.entry["time"]) + (ns / 1e9 if isinstance(ns, int) else 0.0)
+        return self.enqueued_at
+
+
+class _QueueReader:
+    """THE ONE PLACE IN THE CLI THAT KNOWS THE SPOOL'S SQL SCHEMA.
+
+    ``Spool`` lists DEAD records (``dead_letters``) but has no reader for READY/LEASED rows yet
+    (requested: ``Spool.records(...)``, /work/plan/requests.md). Until then this reads them over
+    its own read-only connection (``mode=ro`` + ``query_only``). The table name and status
+    codes come from ``yai_spool.spool.schema``; the column names are those of its
+    ``QUEUE_DDL``. Each page is one autocommit SELECT, so a long listing never holds a read
+    snapshot that would keep the flusher's checkpoints from trimming the WAL.
+    """
+
+    _COLUMNS: Final = (
+        "_id, data, timestamp, dest, nbytes, attempts, err_code, err_message, err_request_id"
+    )
+
+    def __init__(self, path: Path) -> None:
+        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+        self._conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
+        self._conn.execute("PRAGMA query_only = ON")
+
+    def page(self, state: RecordState, after_id: int, limit: int) -> list[SpooledRecord]:
+        predicate = f"status < {LEASED}" if state is RecordState.READY else f"status = {LEASED}"
+        rows = self._conn.execute(
+            f"SELECT {self._COLUMNS} FROM {QUEUE_TABLE} "  # noqa: S608 - module constants only
+            f"WHERE _id > ? AND {predicate} ORDER BY _id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
+        return [
+            SpooledRecord(
+                id=int(r[0]),
+                state=state,
+                dest=str(r[3]),
+                entry=_decode(r[1]),
+                nbytes=int(r[4]),
+                enqueued_at=float(r[2]),
+                attempts=int(r[5]),
+                error_code=r[6],
+                error_message=r[7],
+                request_id=r[8],
+            )
+            for r in rows
+        ]
+
+    def quick_check(self) -> list[str]:
+        """``PRAGMA quick_check`` rows (``["ok"]`` when the file is sound); read-only."""
+        return [str(r[0]) for r in self._conn.execute("PRAGMA quick_check").fetchall()]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _decode(data: str | bytes) -> Any:
+    try:
+        return decode_entry(data)
+    except ValueError:  # bit rot: show the raw text instead of failing the whole listing
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+def _iter_state(spool: Spool, state: RecordState) -> Iterator[SpooledRecord]:
+    after = 0
+    if state is RecordState.DEAD:
+        while True:
+            page = spool.dead_letters(_PAGE, after_id=after)
+            for d in page:
+                yield SpooledRecord(
+                    id=d.id,
+                    state=RecordState.DEAD,
+                    dest=d.dest,
+                    entry=d.entry,
+                    nbytes=d.nbytes,
+                    enqueued_at=d.enqueued_at,
+                    attempts=d.attempts,
+                    error_code=d.error_code,
+                    error_message=d.message,
+                    request_id=d.request_id,
+                    dead_at=d.dead_at,
+                    original_id=d.original_id,
+                )
+            if len(page) < _PAGE:
+                return
+            after = page[-1].id
+    reader = _QueueReader(spool.path)
+    try:
+        while True:
+            rows = reader.page(state, after, _PAGE)
+            yield from rows
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1].id
+    finally:
+        reader.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """Which records ``peek``/``export`` show; every given criterion must match."""
+
+    min_level: int | None = None
+    logger: str | None = None
+    since: float | None = None
+    until: float | None = None
+    error_code: str | None = None
+    level_key: str = _LEVEL_KEY
+    logger_key: str = _LOGGER_KEY
+
+    def matches(self, record: SpooledRecord) -> bool:
+        if self.error_code is not None and record.error_code != self.error_code:
+            return False
+        if self.since is not None or self.until is not None:
+            t = record.log_time
+            if (self.since is not None and t < self.since) or (
+                self.until is not None and t > self.until
+            ):
+                return False
+        if self.min_level is not None:
+            level = _LEVELS.get((record.content(self.level_key) or "").upper())
+            if level is None or level < self.min_level:
+                return False
+        if self.logger is not None:
+            name = record.content(self.logger_key) or ""
+            # Logger hierarchy: "app" selects "app" and "app.db", not "apple".
+            if name != self.logger and not name.startswith(self.logger + "."):
+                return False
+        return True
+
+
+def _select(
+    spool: Spool, states: Sequence[RecordState], where: RecordFilter
+) -> Iterator[SpooledRecord]:
+    for state in states:
+        for record in _iter_state(spool, state):
+            if where.matches(record):
+                yield record
+
+
+def _make_filter(
+    *,
+    level: str | None,
+    logger: str | None,
+    since: str | None,
+    until: str | None,
+    error_code: str | None,
+    level_key: str,
+    logger_key: str,
+) -> RecordFilter:
+    now = time.time()
+    min_level = None
+    if level is not None:
+        if level.upper() in _LEVELS:
+            min_level = _LEVELS[level.upper()]
+        elif level.isdigit():
+            min_level = int(level)
+        else:
+            raise typer.BadParameter(
+                "use DEBUG, INFO, WARNING, ERROR, CRITICAL or a number", param_hint="--level"
+            )
+    return RecordFilter(
+        min_level=min_level,
+        logger=logger,
+        since=None if since is None else parse_when(since, now),
+        until=None if until is None else parse_when(until, now),
+        error_code=error_code,
+        level_key=level_key,
+        logger_key=logger_key,
+    )
+
+
+# ------------------------------------------------------------------------------ options
+
+SpoolArg = Annotated[Path, typer.Argument(help="The spool file.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+LevelOpt = Annotated[
+    str | None,
+    typer.Option(help="Minimum level: DEBUG, INFO, WARNING, ERROR, CRITICAL (or a number)."),
+]
+LoggerOpt = Annotated[
+    str | None, typer.Option(help="Logger name; 'app' also selects 'app.db' (not 'apple').")
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(help="Records logged at/after this: ISO time (naive = local) or age (10m, 2h)."),
+]
+UntilOpt = Annotated[
+    str | None, typer.Option(help="Records logged at/before this: ISO time or age (5m).")
+]
+ErrorCodeOpt = Annotated[
+    str | None, typer.Option("--error-code", help="Only records whose last error has this code.")
+]
+LevelKeyOpt = Annotated[
+    str, typer.Option(help="Content key holding the level (set if you renamed fields).")
+]
+LoggerKeyOpt = Annotated[
+    str, typer.Option(help="Content key holding the logger name (set if you renamed fields).")
+]
+
+
+class ExportState(StrEnum):
+    """States ``export`` can write."""
+
+    READY = "ready"
+    LEASED = "leased"
+    DEAD = "dead"
+    ALL = "all"
+
+
+class PurgeState(StrEnum):
+    """States ``purge`` can delete."""
+
+    DEAD = "dead"
+    ALL = "all"
+
+
+# ------------------------------------------------------------------------------ status
+
+
+def _flusher_command(pid: int) -> str:
+    """The holder's command line from /proc (best effort: '' when not readable)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    text = " ".join(part.decode("utf-8", "replace") for part in raw.split(b"\0") if part)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _status_json(path: Path, stats: SpoolStats, health: Health, now: float) -> dict[str, Any]:
+    error = stats.last_error
+    unacked = {id(e) for e in _unacknowledged(stats)}
+    outcome = error_outcome(error) if error is not None else None
+    pid = stats.flusher_pid
+    return {
+        "path": str(path),
+        "verdict": str(health.verdict),
+        "summary": health.summary,
+        "findings": [{"verdict": str(f.verdict), "message": f.message} for f in health.findings],
+        "notes": list(health.notes),
+        "schema_version": stats.schema_version,
+        "ready": {"records": stats.ready_records, "bytes": stats.ready_bytes},
+        "leased": {
+            "records": stats.leased_records,
+            "bytes": stats.leased_bytes,
+            "leases": stats.active_leases,
+        },
+        "dead": {"records": stats.dead_records, "bytes": stats.dead_bytes},
+        "dropped": dict(stats.dropped),
+        "dropped_total": stats.dropped_total,
+        "disk": {
+            "file_bytes": stats.file_bytes,
+            "wal_bytes": stats.wal_bytes,
+            "total_bytes": stats.file_bytes + stats.wal_bytes,
+        },
+        "oldest_ready_enqueued_at": stats.oldest_ready_enqueued_at,
+        "oldest_ready_age": stats.oldest_ready_age,
+        "counters": {
+            "appended": stats.appended,
+            "delivered": stats.delivered,
+            "retried": stats.retried,
+            "throttled": stats.throttled,
+            "dead_lettered": stats.dead_lettered,
+            "replayed": stats.replayed,
+            "purged": stats.purged,
+            "leases_recovered": stats.leases_recovered,
+        },
+        "last_success": None
+        if stats.last_success_at is None
+        else {
+            "at": stats.last_success_at,
+            "age": now - stats.last_success_at,
+            "request_id": stats.last_success_request_id,
+        },
+        "last_error": None
+        if error is None
+        else {
+            "code": error.code,
+            "message": error.message,
+            "request_id": error.request_id,
+            "at": error.at,
+            "age": now - error.at,
+            "outcome": None if outcome is None else outcome.value,
+        },
+        "flusher": None if pid is None else {"pid": pid, "command": _flusher_command(pid)},
+        "events": [
+            {
+                "at": e.at,
+                "kind": e.kind,
+                "detail": dict(e.detail),
+                "acknowledged": e.kind != QUARANTINE_EVENT or id(e) not in unacked,
+            }
+            for e in stats.events
+        ],
+    }
+
+
+def _status_table(doc: dict[str, Any], now: float) -> Table:
+    verdict = doc["verdict"]
+    color = "green" if verdict == Verdict.OK else "yellow" if verdict == "lagging" else "red"
+    table = Table(
+        title=f"{escape(doc['path'])} — [{color}]{verdict}[/]",
+        title_justify="left",
+        show_header=False,
+        box=None,
+        padding=(0, 1),
+    )
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_row("health", escape(doc["summary"]))
+    for finding in doc["findings"][1:]:
+        table.add_row("", escape(f"also {finding['verdict']}: {finding['message']}"))
+    if "ready" not in doc:  # unreadable spool: nothing more to show
+        return table
+    ready, leased, dead = doc["ready"], doc["leased"], doc["dead"]
+    table.add_row(
+        "records",
+        f"ready {ready['records']:,} ({_size(ready['bytes'])}) · leased {leased['records']:,} "
+        f"in {leased['leases']} lease(s) · dead {dead['records']:,} ({_size(dead['bytes'])})",
+    )
+    oldest = doc["oldest_ready_enqueued_at"]
+    table.add_row(
+        "oldest ready",
+        "-" if oldest is None else f"{format_age(now - oldest)} ago ({_iso(oldest)})",
+    )
+    dropped = doc["dropped"]
+    table.add_row(
+        "dropped",
+        "none"
+        if not dropped
+        else ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items()))
+        + f" (total {doc['dropped_total']:,})",
+    )
+    disk = doc["disk"]
+    table.add_row(
+        "on disk",
+        f"{_size(disk['total_bytes'])} (file {_size(disk['file_bytes'])} + WAL "
+        f"{_size(disk['wal_bytes'])})",
+    )
+    c = doc["counters"]
+    table.add_row(
+        "counters",
+        f"delivered {c['delivered']:,} · retried {c['retried']:,} · throttled "
+        f"{c['throttled']:,} · dead-lettered {c['dead_lettered']:,} · replayed "
+        f"{c['replayed']:,} · purged {c['purged']:,} · leases recovered "
+        f"{c['leases_recovered']:,}",
+    )
+    success = doc["last_success"]
+    table.add_row(
+        "last success",
+        "never"
+        if success is None
+        else f"{_iso(success['at'])} ({format_age(success['age'])} ago), request id "
+        f"{success['request_id'] or '-'}",
+    )
+    error = doc["last_error"]
+    table.add_row(
+        "last error",
+        "none"
+        if error is None
+        else escape(
+            f"{error['code']}: {error['message'] or '-'} (request id {error['request_id'] or '-'}"
+            f", {_iso(error['at'])}, {format_age(error['age'])} ago"
+            + (f", {error['outcome']}" if error["outcome"] else "")
+            + ")"
+        ),
+    )
+    flusher = doc["flusher"]
+    table.add_row(
+        "flusher",
+        "nobody (no process holds the flusher lock)"
+        if flusher is None
+        else escape(
+            f"pid {flusher['pid']}" + (f" ({flusher['command']})" if flusher["command"] else "")
+        ),
+    )
+    events = doc["events"]
+    if not events:
+        table.add_row("events", "none")
+    for n, event in enumerate(events):
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(event["detail"].items()))
+        flag = "" if event["acknowledged"] else " [UNACKNOWLEDGED]"
+        table.add_row(
+            "events" if n == 0 else "",
+            escape(f"{_iso(event['at'])} {event['kind']}: {detail}{flag}"),
+        )
+    for n, note in enumerate(doc["notes"]):
+        table.add_row("notes" if n == 0 else "", escape(note))
+    return table
+
+
+def _headline(docs: Sequence[dict[str, Any]], verdict: Verdict) -> str:
+    if verdict is Verdict.OK:
+        if len(docs) == 1:
+            return f"OK: {docs[0]['path']}: {docs[0]['summary']}"
+        return f"OK: all {len(docs)} spools are healthy"
+    first = max(docs, key=lambda d: Verdict(d["verdict"]).severity)
+    line = f"{verdict.upper()}: {first['path']}: {first['summary']}"
+    others = sum(1 for d in docs if d["verdict"] != Verdict.OK) - 1
+    if others > 0:
+        line += f" (+{others} more spool{'s' if others > 1 else ''} with problems below)"
+    return line
+
+
+@_guarded
+def status(  # keyword-only: typer passes every parameter by name
+    *,
+    spools: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Spool files, or directories holding *.spool files "
+            "(default: the handler's default spool directory).",
+            show_default=False,
+        ),
+    ] = None,
+    lag_threshold: Annotated[
+        str,
+        typer.Option(help="Oldest waiting record older than this = lagging (90, 45s, 10m, 2h)."),
+    ] = "60s",
+    stall_threshold: Annotated[
+        str,
+        typer.Option(help="A flusher that delivered nothing for this long = stalled."),
+    ] = "5m",
+    as_json: JsonOpt = False,
+) -> None:
+    """Health of spools: what waits, what failed, who ships, and one verdict per spool.
+
+    The first line says what is wrong in plain words (or OK). Verdicts: ok, lagging,
+    stalled, no-flusher, blocked-credentials, corrupt, permission-denied, missing; the exit
+    code is the worst spool's. A quarantine is acknowledged by removing the
+    <spool>.corrupt-* file it left (after salvaging what you need).
+    """
+    thresholds = Thresholds(
+        lag=parse_duration(lag_threshold), stall=parse_duration(stall_threshold)
+    )
+    docs: list[dict[str, Any]] = []
+    for path, found_problem in _discover(spools or []):
+        now = time.time()
+        problem = found_problem
+        if problem is None:
+            try:
+                spool = _open_readonly(path)
+                try:
+                    stats = spool.stats()
+                finally:
+                    spool.close()
+            except _Unavailable as exc:
+                problem = exc
+            except SpoolError as exc:
+                problem = _open_error(path, exc)
+        if problem is not None:
+            health = unreadable(problem.verdict, problem.message)
+            docs.append(
+                {
+                    "path": str(path),
+                    "verdict": str(health.verdict),
+                    "summary": health.summary,
+                    "findings": [{"verdict": str(health.verdict), "message": health.summary}],
+                    "notes": [],
+                }
+            )
+            continue
+        health = assess(stats, now, thresholds, unacknowledged=_unacknowledged(stats))
+        docs.append(_status_json(path, stats, health, now))
+    verdict = worst(Verdict(d["verdict"]) for d in docs)
+    code = VERDICT_EXIT[verdict]
+    if as_json:
+        _print_json(
+            {
+                "verdict": str(verdict),
+                "exit_code": int(code),
+                "summary": _headline(docs, verdict),
+                "spools": docs,
+            }
+        )
+        raise typer.Exit(code)
+    console = _out()
+    console.print(escape(_headline(docs, verdict)), soft_wrap=True)
+    if len(docs) > 1:
+        counts = Counter(d["verdict"] for d in docs)
+        console.print(
+            f"{len(docs)} spools: " + ", ".join(f"{n} {v}" for v, n in counts.most_common()),
+            soft_wrap=True,
+        )
+    now = time.time()
+    for doc in docs:
+        console.print()
+        console.print(_status_table(doc, now))
+    raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------ peek / export
+
+
+def _cut(text: str | None, width: int) -> str:
+    if text is None:
+        return ""
+    text = text.replace("\n", "⏎ ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@_guarded
+def peek(  # keyword-only: typer passes every parameter by name
+    *,
+    spool_path: SpoolArg,
+    state: Annotated[
+        RecordState, typer.Option(help="Which records: ready (waiting), leased (in flight), dead.")
+    ] = RecordState.READY,
+    level: LevelOpt = None,
+    logger: LoggerOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    error_code: ErrorCodeOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many records.")] = 20,
+    level_key: LevelKeyOpt = _LEVEL_KEY,
+    logger_key: LoggerKeyOpt = _LOGGER_KEY,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines, one record per line.")
+    ] = False,
+) -> None:
+    """Show records in a spool, oldest first (read-only; safe on a live spool).
+
+    Filters combine (AND). Table values are truncated; --json prints each record in full,
+    one JSON object per line: id, state, dest, entry, enqueued_at, attempts, nbytes,
+    error_code, error_message, request_id, dead_at, original_id.
+    """
+    where = _make_filter(
+        level=level,
+        logger=logger,
+        since=since,
+        until=until,
+        error_code=error_code,
+        level_key=level_key,
+        logger_key=logger_key,
+    )
+    spool = _open_readonly(spool_path)
+    try:
+        shown = []
+        for record in _select(spool, [state], where):
+            shown.append(record)
+            if as_json:
+                _print_json(record.to_json())
+            if len(shown) >= limit:
+                break
+    finally:
+        spool.close()
+    if as_json:
+        return
+    console = _out()
+    if not shown:
+        console.print(f"no {state} records match in {escape(str(spool_path))}")
+        return
+    table = Table(title=f"{len(shown)} {state} record(s) in {escape(str(spool_path))}")
+    for name in ("id", "logged", "level", "logger", "message", "tries", "error"):
+        table.add_column(name, overflow="fold" if name == "message" else "ellipsis")
+    for r in shown:
+        error = r.error_code or ""
+        if r.dead_at is not None:
+            error += f" (dead {format_age(time.time() - r.dead_at)} ago)"
+        table.add_row(
+            str(r.id),
+            _iso(r.log_time),
+            escape(_cut(r.content(level_key), 8)),
+            escape(_cut(r.content(logger_key), 24)),
+            escape(_cut(r.content(_MESSAGE_KEY) or json.dumps(r.entry)[:200], 120)),
+            str(r.attempts),
+            escape(error),
+        )
+    console.print(table)
+
+
+def _open_export_file(path: Path) -> Any:
+    # Logs can hold personal data: the export is created 0600 like the spool itself.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+@_guarded
+def export(  # keyword-only: typer passes every parameter by name
+    *,
+    spool_path: SpoolArg,
+    state: Annotated[ExportState, typer.Option(help="Which records to write.")] = ExportState.ALL,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write here (created 0600) instead of stdout."),
+    ] = None,
+    level: LevelOpt = None,
+    logger: LoggerOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    error_code: ErrorCodeOpt = None,
+    level_key: LevelKeyOpt = _LEVEL_KEY,
+    logger_key: LoggerKeyOpt = _LOGGER_KEY,
+) -> None:
+    """Write records as JSON lines (read-only; safe on a live spool; nothing is removed).
+
+    One object per line: id, state, dest, entry, enqueued_at, attempts, nbytes, error_code,
+    error_message, request_id, dead_at, original_id. With -o a progress bar shows on stderr
+    and a summary line follows.
+    """
+    where = _make_filter(
+        level=level,
+        logger=logger,
+        since=since,
+        until=until,
+        error_code=error_code,
+        level_key=level_key,
+        logger_key=logger_key,
+    )
+    states = list(RecordState) if state is ExportState.ALL else [RecordState(state.value)]
+    spool = _open_readonly(spool_path)
+    written = 0
+    try:
+        stats = spool.stats()
+        total = sum(
+            {
+                RecordState.READY: stats.ready_records,
+                RecordState.LEASED: stats.leased_records,
+                RecordState.DEAD: stats.dead_records,
+            }[s]
+            for s in states
+        )
+        if output is None:
+            for record in _select(spool, states, where):
+                _print_json(record.to_json())
+                written += 1
+            return
+        with (
+            _open_export_file(output) as sink,
+            _progress() as progress,
+        ):
+            task = progress.add_task("exporting", total=total or None)
+            for state_ in states:
+                for record in _iter_state(spool, state_):
+                    progress.advance(task)
+                    if where.matches(record):
+                        sink.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+                        written += 1
+    finally:
+        spool.close()
+    _err().print(f"exported {written:,} record(s) to {escape(str(output))}", soft_wrap=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_err(),
+        transient=False,
+    )
+
+
+# ------------------------------------------------------------------------------ credentials
+
+
+@dataclass(frozen=True, slots=True)
+class _CredentialSource:
+    provider: CredentialsProvider
+    where: str  # e.g. "environment (ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI****)"; never a secret
+
+
+def _credential_source() -> _CredentialSource:
+    """Credentials from the environment, else from $CREDENTIALS_DIRECTORY files.
+
+    Raises:
+        ConfigError: neither is complete (names what is missing, never a value).
+    """
+    if os.environ.get(ENV_ACCESS_KEY_ID):
+        if not os.environ.get(ENV_ACCESS_KEY_SECRET):
+            raise ConfigError(f"{ENV_ACCESS_KEY_ID} is set but {ENV_ACCESS_KEY_SECRET} is not")
+        token = " + security token" if os.environ.get(ENV_SECURITY_TOKEN) else ""
+        return _CredentialSource(
+            EnvironmentCredentialsProvider(),
+            f"environment ({ENV_ACCESS_KEY_ID}={mask_key_id(os.environ[ENV_ACCESS_KEY_ID])}"
+            f"{token})",
+        )
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory:
+        values: dict[str, str] = {}
+        for what, names in _CREDENTIAL_FILES.items():
+            for name in names:
+                try:
+                    values[what] = (Path(directory) / name).read_text(encoding="utf-8").strip()
+                except OSError:
+                    continue
+                break
+        if values.get("id") and values.get("secret"):
+            credentials = Credentials(values["id"], values["secret"], values.get("token") or None)
+            token = " + security token" if values.get("token") else ""
+            return _CredentialSource(
+                StaticCredentialsProvider(credentials),
+                f"$CREDENTIALS_DIRECTORY {directory} (key {mask_key_id(values['id'])}{token})",
+            )
+        raise ConfigError(
+            f"$CREDENTIALS_DIRECTORY ({directory}) lacks {ENV_ACCESS_KEY_ID} and/or "
+            f"{ENV_ACCESS_KEY_SECRET} files"
+        )
+    raise ConfigError(
+        f"no credentials: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} (and "
+        f"{ENV_SECURITY_TOKEN} for STS), or provide them as files in $CREDENTIALS_DIRECTORY"
+    )
+
+
+# ------------------------------------------------------------------------------ replay
+
+
+def _matching_dead(
+    spool: Spool, ids: Sequence[int], error_code: str | None, older_than: float | None
+) -> list[SpooledRecord]:
+    """The dead letters ``Spool.replay_dead`` would select with the same arguments."""
+    wanted = set(ids)
+    cutoff = None if older_than is None else time.time() - older_than
+    return [
+        r
+        for r in _iter_state(spool, RecordState.DEAD)
+        if (not wanted or r.id in wanted)
+        and (error_code is None or r.error_code == error_code)
+        and (cutoff is None or (r.dead_at is not None and r.dead_at <= cutoff))
+    ]
+
+
+@dataclass(slots=True)
+class _SendReport:
+    delivered: int = 0
+    dead_again: int = 0
+    failure: dict[str, Any] | None = None
+    remaining: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _send_now(
+    spool: Spool,
+    endpoint: str,
+    source: _CredentialSource,
+    project: str | None,
+    logstore: str | None,
+) -> _SendReport:
+    """Drain the spool's READY records through ShipCycle; stop at the first failed request.
+
+    The caller holds the flusher lock, so no other process leases meanwhile. ShipCycle acks
+    only on HTTP 200, releases on retryable/credentials errors and dead-letters only single
+    records SLS refuses on their own.
+    """
+    from yai_spool.client import PutLogsClient  # noqa: PLC0415 - only this path sends
+    from yai_spool.flusher import FlusherConfig, FlusherStats, ShipCycle  # noqa: PLC0415
+
+    report = _SendReport()
+    config = FlusherConfig(project=project, logstore=logstore)
+    stats = FlusherStats()
+    before = spool.stats()
+    total = before.ready_records
+    with (
+        PutLogsClient(endpoint, credentials_provider=source.provider) as client,
+        _progress() as progress,
+    ):
+        cycle = ShipCycle(spool, client, config, stats)
+        task = progress.add_task("shipping to SLS", total=total or None)
+        while True:
+            batch = spool.lease(
+                config.max_batch_records, config.max_batch_bytes, lease_seconds=config.lease_seconds
+            )
+            if batch is None:
+                break
+            delivered, dead = stats.delivered, stats.dead
+            outcome = cycle.ship(batch)
+            progress.advance(task, len(batch))
+            report.delivered += stats.delivered - delivered
+            report.dead_again += stats.dead - dead
+            if outcome is not Outcome.DELIVERED:
+                error = spool.stats().last_error
+                report.failure = {
+                    "outcome": outcome.value,
+                    "code": error.code if error else stats.last_error_code,
+                    "message": error.message if error else "",
+                    "request_id": error.request_id if error else None,
+                }
+                break
+    after = spool.stats()
+    report.remaining = after.ready_records + after.leased_records
+    return report
+
+
+@_guarded
+def replay(  # keyword-only: typer passes every parameter by name
+    *,
+    spool_path: SpoolArg,
+    ids: Annotated[
+        list[int] | None,
+        typer.Option("--id", help="Dead letter id (as 'peek --state dead' shows); repeatable."),
+    ] = None,
+    error_code: Annotated[
+        str | None, typer.Option("--error-code", help="Only dead letters with this error code.")
+    ] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Only dead letters dead for at least this long (1h, 2d).")
+    ] = None,
+    send_now: Annotated[
+        bool,
+        typer.Option(
+            "--send-now",
+            help="Then ship the spool right away from this process (needs --endpoint and "
+            "credentials in the environment); refused while another flusher runs.",
+        ),
+    ] = False,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="SLS endpoint for --send-now (cn-hangzhou.log.aliyuncs.com, https://…)."),
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="--send-now: override the project stored in the records.")
+    ] = None,
+    logstore: Annotated[
+        str | None, typer.Option(help="--send-now: override the logstore stored in the records.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only print what would happen; change nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move dead-lettered records back to READY (all of them unless filtered).
+
+    Replayed records go to the tail of the queue with fresh attempts; the running flusher
+    ships them. With --send-now this process becomes the flusher for a moment and ships
+    every READY record (a progress bar on stderr); a record leaves the spool only when SLS
+    answers 200. Filters combine (AND).
+    """
+    age = None if older_than is None else parse_duration(older_than)
+    source = None
+    if send_now:
+        if not endpoint:
+            raise _Stop(ExitCode.NOT_CONFIGURED, "--send-now needs --endpoint")
+        try:
+            source = _credential_source()
+        except ConfigError as exc:
+            raise _Stop(ExitCode.NOT_CONFIGURED, str(exc)) from None
+    if dry_run:
+        spool = _open_readonly(spool_path)
+        try:
+            matched = _matching_dead(spool, ids or [], error_code, age)
+            stats = spool.stats()
+        finally:
+            spool.close()
+        codes = Counter(r.error_code or "-" for r in matched)
+        doc: dict[str, Any] = {
+            "dry_run": True,
+            "would_replay": len(matched),
+            "ids": [r.id for r in matched],
+            "by_error_code": dict(codes),
+            "ready_now": stats.ready_records,
+            "flusher_pid": stats.flusher_pid,
+        }
+        if send_now:
+            doc["would_send"] = stats.ready_records + len(matched)
+            doc["credentials"] = source.where if source else None
+            doc["refused"] = stats.flusher_pid is not None
+        if as_json:
+            _print_json(doc)
+            return
+        out = _out()
+        out.print(
+            f"dry run: would replay {len(matched):,} dead letter(s) in {escape(str(spool_path))}"
+            + (f" ({', '.join(f'{c} {n}' for c, n in codes.most_common())})" if codes else ""),
+            soft_wrap=True,
+        )
+        if send_now:
+            if stats.flusher_pid is not None:
+                out.print(f"--send-now would be refused: flusher pid {stats.flusher_pid} runs")
+            else:
+                out.print(
+                    f"then ship {doc['would_send']:,} READY record(s) to {escape(endpoint or '')} "
+                    f"with credentials from {escape(doc['credentials'] or '-')}",
+                    soft_wrap=True,
+                )
+        return
+
+    spool = _open_writable(spool_path)
+    try:
+        if send_now and not spool.acquire_flusher():
+            raise _Stop(
+                ExitCode.REFUSED,
+                f"flusher pid {spool.flusher_pid()} is shipping {spool_path}; it will ship "
+                "replayed records itself: run 'yai-spool replay' without --send-now",
+            )
+        replayed = spool.replay_dead(ids or None, error_code=error_code, older_than=age)
+        report = None
+        if send_now:
+            assert endpoint is not None  # checked above
+            assert source is not None
+            report = _send_now(spool, endpoint, source, project, logstore)
+    finally:
+        spool.close()  # also releases the flusher lock
+    doc = {"replayed": replayed}
+    if report is not None:
+        doc.update(
+            delivered=report.delivered,
+            dead_again=report.dead_again,
+            remaining=report.remaining,
+            failure=report.failure,
+        )
+    code = ExitCode.SEND_FAILED if report is not None and report.failure else ExitCode.OK
+    if as_json:
+        _print_json(doc)
+        raise typer.Exit(code)
+    out = _out()
+    out.print(
+        f"replayed {replayed:,} dead letter(s) to READY in {escape(str(spool_path))}",
+        soft_wrap=True,
+    )
+    if report is not None:
+        out.print(
+            f"shipped {report.delivered:,} record(s); {report.dead_again:,} refused again by SLS "
+            f"(dead-lettered); {report.remaining:,} still waiting",
+            soft_wrap=True,
+        )
+        if report.failure:
+            f = report.failure
+            _err().print(
+                escape(
+                    f"yai-spool: send failed ({f['outcome']}): {f['code']}: {f['message']} "
+                    f"(request id {f['request_id'] or '-'}); the records are kept"
+                ),
+                soft_wrap=True,
+            )
+    raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------ purge / vacuum
+
+
+@_guarded
+def purge(  # keyword-only: typer passes every parameter by name
+    *,
+    spool_path: SpoolArg,
+    state: Annotated[
+        PurgeState,
+        typer.Option(help="dead: the dead letters; all: every record (waiting ones too)."),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count; delete nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete records for good: the dead letters, or everything.
+
+    Asks for confirmation on a terminal; without a terminal it refuses (exit 10) unless
+    --yes is given. Deleted records are counted as 'purged' in the spool's counters.
+    """
+    spool = _open_readonly(spool_path)
+    try:
+        stats = spool.stats()
+    finally:
+        spool.close()
+    count = stats.dead_records
+    if state is PurgeState.ALL:
+        count += stats.ready_records + stats.leased_records
+    what = "dead letter(s)" if state is PurgeState.DEAD else "record(s) (ready, leased and dead)"
+    if dry_run:
+        if as_json:
+            _print_json({"dry_run": True, "would_purge": count, "state": str(state)})
+        else:
+            _out().print(f"dry run: would delete {count:,} {what} from {escape(str(spool_path))}")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise _Stop(
+                ExitCode.REFUSED,
+                f"refusing to delete {count:,} {what} without confirmation; add --yes",
+            )
+        warning = ""
+        if state is PurgeState.ALL and stats.flusher_pid is not None:
+            warning = f" (flusher pid {stats.flusher_pid} is shipping this spool)"
+        if not typer.confirm(
+            f"Delete {count:,} {what} from {spool_path} for good{warning}?", err=True
+        ):
+            raise _Stop(ExitCode.REFUSED, "not confirmed; nothing deleted")
+    spool = _open_writable(spool_path)
+    try:
+        deleted = spool.purge(str(state))
+    finally:
+        spool.close()
+    if as_json:
+        _print_json({"purged": deleted, "state": str(state)})
+    else:
+        _out().print(f"deleted {deleted:,} {what} from {escape(str(spool_path))}")
+
+
+@_guarded
+def vacuum(  # keyword-only: typer passes every parameter by name
+    *,
+    spool_path: SpoolArg,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Vacuum even while another process holds the flusher lock."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give free space back to the filesystem (SQLite VACUUM, then a WAL truncate).
+
+    VACUUM rewrites the whole file and blocks every writer while it runs: producers wait
+    up to their busy timeout (5 s by default) and then drop records (counted as 'busy').
+    So it is refused (exit 10) while another process holds the flusher lock, a sign the
+    spool is live; this command holds that lock itself while it works. Run it when the
+    service is stopped or quiet; --force skips the check.
+    """
+    spool = _open_writable(spool_path)
+    try:
+        before = spool.stats()
+        if not force and not spool.acquire_flusher():
+            raise _Stop(
+                ExitCode.REFUSED,
+                f"flusher pid {spool.flusher_pid()} is shipping {spool_path}; VACUUM would "
+                "block it and every producer. Stop the service first, or use --force",
+            )
+        with _progress() as progress:
+            task = progress.add_task("vacuuming", total=None)
+            spool.vacuum()
+            # After VACUUM the WAL holds a copy of every page: truncate it so the space goes.
+            result = spool.checkpoint("TRUNCATE")
+            progress.update(task, total=1, completed=1)
+        after = spool.stats()
+    finally:
+        spool.close()
+    old = before.file_bytes + before.wal_bytes
+    new = after.file_bytes + after.wal_bytes
+    doc = {
+        "bytes_before": old,
+        "bytes_after": new,
+        "reclaimed": max(0, old - new),
+        "wal_truncated": not result.busy,
+    }
+    if as_json:
+        _print_json(doc)
+        return
+    _out().print(
+        f"vacuumed {escape(str(spool_path))}: {_size(old)} -> {_size(new)} "
+        f"(reclaimed {_size(doc['reclaimed'])})"
+        + ("" if not result.busy else "; the WAL could not be truncated (a reader is active)"),
+        soft_wrap=True,
+    )
+
+
+# ------------------------------------------------------------------------------ doctor
+
+
+class CheckStatus(StrEnum):
+    """Outcome of one doctor check."""
+
+    PASS = "pass"  # noqa: S105 - a check outcome, not a password
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of the doctor's checklist."""
+
+    name: str
+    status: CheckStatus
+    detail: str
+
+
+# Doctor thresholds: below _DISK_FAIL free the spool will soon drop records (disk_full); the
+# spool's own default bound is 256 MiB, so less than _DISK_WARN free is worth a warning.
+_DISK_FAIL: Final = 64 * _MiB
+_DISK_WARN: Final = 1024 * _MiB
+_SKEW_WARN: Final = 60.0
+# SLS refuses requests whose date is more than 15 minutes off (sls-protocol.md §6).
+_SKEW_FAIL: Final = 900.0
+
+
+def _check_spool(path: Path) -> list[Check]:
+    name = f"spool {path}"
+    checks: list[Check] = []
+    try:
+        spool = _open_readonly(path)
+    except _Unavailable as exc:
+        return [Check(f"{name}: opens", CheckStatus.FAIL, exc.message)]
+    try:
+        stats = spool.stats()
+    finally:
+        spool.close()
+    checks.append(Check(f"{name}: opens", CheckStatus.PASS, f"schema {stats.schema_version}"))
+    try:
+        reader = _QueueReader(path)
+        try:
+            problems = reader.quick_check()
+        finally:
+            reader.close()
+    except sqlite3.Error as exc:
+        problems = [f"{exc.sqlite_errorname}: {exc}"]
+    unacked = _unacknowledged(stats)
+    if problems != ["ok"]:
+        checks.append(
+            Check(f"{name}: integrity", CheckStatus.FAIL, "quick_check: " + "; ".join(problems[:3]))
+        )
+    elif unacked:
+        moved = ", ".join(str(e.detail.get("moved_to")) for e in unacked)
+        checks.append(
+            Check(
+                f"{name}: integrity",
+                CheckStatus.FAIL,
+                f"quick_check ok, but a corrupt file was quarantined to {moved}; salvage it, "
+                "then delete it to acknowledge",
+            )
+        )
+    else:
+        checks.append(Check(f"{name}: integrity", CheckStatus.PASS, "quick_check ok"))
+    health = assess(stats, time.time(), unacknowledged=unacked)
+    level = {Verdict.OK: CheckStatus.PASS, Verdict.LAGGING: CheckStatus.WARN}.get(
+        health.verdict, CheckStatus.FAIL
+    )
+    checks.append(Check(f"{name}: health", level, f"{health.verdict}: {health.summary}"))
+    checks.append(_check_modes(path))
+    checks.append(_check_disk(path.parent))
+    return checks
+
+
+def _check_modes(path: Path) -> Check:
+    name = f"spool {path}: permissions"
+    bad: list[str] = []
+    warn: list[str] = []
+    owners: dict[int, list[str]] = {}
+    try:
+        st = os.stat(path.parent)
+    except OSError as exc:
+        return Check(name, CheckStatus.FAIL, f"cannot stat {path.parent}: {exc.strerror}")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        bad.append(f"directory {path.parent} is {mode:04o}: others may replace the spool")
+    elif mode & 0o077 and not mode & stat.S_ISVTX:
+        warn.append(f"directory {path.parent} is {mode:04o} (expected 0700)")
+    for suffix in ("", "-wal", "-shm", ".flusher.lock", ".open.lock"):
+        file = Path(f"{path}{suffix}")
+        try:
+            fst = os.stat(file)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            bad.append(f"cannot stat {file.name}: {exc.strerror}")
+            continue
+        owners.setdefault(fst.st_uid, []).append(file.name)
+        fmode = stat.S_IMODE(fst.st_mode)
+        if fmode & 0o077:
+            # The spool repairs modes at its next writable open; logs may hold personal data.
+            warn.append(f"{file.name} is {fmode:04o} (expected 0600)")
+    if len(owners) > 1:
+        listing = "; ".join(f"uid {uid}: {', '.join(names)}" for uid, names in owners.items())
+        bad.append(f"files have different owners ({listing}); the service must own them all")
+    if bad:
+        return Check(name, CheckStatus.FAIL, "; ".join(bad + warn))
+    if warn:
+        return Check(name, CheckStatus.WARN, "; ".join(warn))
+    uid = next(iter(owners), st.st_uid)
+    return Check(name, CheckStatus.PASS, f"0600 files, {mode:04o} directory, owner uid {uid}")
+
+
+def _check_disk(directory: Path) -> Check:
+    name = f"disk space at {directory}"
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError as exc:
+        return Check(name, CheckStatus.FAIL, f"cannot read: {exc.strerror}")
+    free = usage.free
+    share = free / usage.total if usage.total else 0.0
+    detail = f"{_size(free)} free of {_size(usage.total)} ({share:.0%})"
+    if free < _DISK_FAIL:
+        return Check(name, CheckStatus.FAIL, detail + "; appends will soon fail (disk_full)")
+    if free < _DISK_WARN or share < 0.1:
+        return Check(name, CheckStatus.WARN, detail)
+    return Check(name, CheckStatus.PASS, detail)
+
+
+def _server_clock(endpoint: str, project: str, logstore: str) -> tuple[float, float] | None:
+    """(server Date, local midpoint) from one unauthenticated GET of the endpoint's root.
+
+    PutLogsClient does not expose response headers yet (requested), so the clock is read from
+    a separate request that carries no credentials; any answer (404/401) has a Date header.
+    """
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415 - only doctor needs these
+
+    import httpx  # noqa: PLC0415
+
+    from yai_spool.request import Destination, Endpoint  # noqa: PLC0415
+
+    dest = Destination(Endpoint.parse(endpoint), project, logstore)
+    sent = time.time()
+    with httpx.Client(trust_env=False, timeout=10.0, follow_redirects=False) as client:
+        response = client.get(dest.base_url + "/", headers={"Host": dest.host_header})
+    got = time.time()
+    date = response.headers.get("date")
+    if not date:
+        return None
+    return parsedate_to_datetime(date).timestamp(), (sent + got) / 2
+
+
+def _check_endpoint(
+    endpoint: str, project: str, logstore: str, source: _CredentialSource | None
+) -> list[Check]:
+    from yai_spool.client import PutLogsClient  # noqa: PLC0415 - only doctor/replay send
+    from yai_spool.model import LogGroup  # noqa: PLC0415
+
+    checks: list[Check] = []
+    try:
+        clock = _server_clock(endpoint, project, logstore)
+    except (ConfigError, OSError) as exc:
+        clock = None
+        checks.append(Check("clock skew", CheckStatus.FAIL, f"cannot reach {endpoint}: {exc}"))
+    except Exception as exc:  # httpx errors: report, the probe below says more
+        clock = None
+        checks.append(
+            Check("clock skew", CheckStatus.FAIL, f"cannot reach {endpoint}: {type(exc).__name__}")
+        )
+    else:
+        if clock is None:
+            checks.append(Check("clock skew", CheckStatus.WARN, "the server sent no Date header"))
+        else:
+            skew = clock[1] - clock[0]
+            detail = f"local clock {skew:+.1f}s vs {endpoint} (Date header, 1 s resolution)"
+            level = (
+                CheckStatus.FAIL
+                if abs(skew) >= _SKEW_FAIL
+                else CheckStatus.WARN
+                if abs(skew) >= _SKEW_WARN
+                else CheckStatus.PASS
+            )
+            if level is CheckStatus.FAIL:
+                detail += "; SLS refuses requests more than 15 min off: fix NTP"
+            checks.append(Check("clock skew", level, detail))
+    if source is None:
+        checks.append(Check("credentials valid", CheckStatus.SKIP, "no credentials to try"))
+        return checks
+    # The probe: PutLogs with ZERO logs. It is authenticated like any PutLogs, writes nothing,
+    # and needs no read permission (GetLogStore would need one a write-only key may lack).
+    try:
+        with PutLogsClient(endpoint, credentials_provider=source.provider) as client:
+            result = client.put_logs(project, logstore, LogGroup(logs=()))
+    except SLSError as exc:
+        outcome = exc.outcome
+        where = f"{project}/{logstore} at {endpoint}"
+        if outcome is Outcome.REJECTED:
+            # Identity and destination are checked before the body: only the empty probe body
+            # was refused, so the credentials work.
+            checks.append(
+                Check(
+                    "credentials valid",
+                    CheckStatus.PASS,
+                    f"{where} accepted the identity ({exc.error_code} for the empty probe)",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "credentials valid",
+                    CheckStatus.FAIL,
+                    f"{where}: {exc.error_code}: {exc.message} (request id "
+                    f"{exc.request_id or '-'}; {outcome.value})",
+                )
+            )
+    except TransportError as exc:
+        checks.append(Check("credentials valid", CheckStatus.FAIL, f"no answer: {exc}"))
+    except ConfigError as exc:
+        checks.append(Check("credentials valid", CheckStatus.FAIL, str(exc)))
+    else:
+        checks.append(
+            Check(
+                "credentials valid",
+                CheckStatus.PASS,
+                f"PutLogs probe (0 logs) to {project}/{logstore} answered 200 "
+                f"(request id {result.request_id})",
+            )
+        )
+    return checks
+
+
+def _check_config(path: Path) -> Check:
+    name = f"config {path}"
+    try:
+        module = importlib.import_module("yai_spool.config")
+    except ImportError:
+        module = None
+    loader = None
+    if module is not None:
+        loader = getattr(module, "load_config", None) or getattr(module, "load", None)
+    if callable(loader):
+        try:
+            loader(path)
+        except (OSError, ValueError, TypeError, YaiSpoolError) as exc:
+            # The config module's errors name fields, never secret values (its invariant).
+            return Check(name, CheckStatus.FAIL, str(exc))
+        return Check(name, CheckStatus.PASS, "valid")
+    try:
+        with open(path, "rb") as handle:
+            tomllib.load(handle)
+    except OSError as exc:
+        return Check(name, CheckStatus.FAIL, f"cannot read: {exc.strerror}")
+    except tomllib.TOMLDecodeError as exc:
+        return Check(name, CheckStatus.FAIL, f"not valid TOML: {exc}")
+    return Check(name, CheckStatus.WARN, "TOML syntax ok; full validation needs yai_spool.config")
+
+
+@_guarded
+def doctor(  # keyword-only: typer passes every parameter by name
+    *,
+    spools: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Spool files or directories (default: the handler's default spool directory).",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="yai-spool TOML config to validate.")
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="SLS endpoint to probe (clock skew, credentials)."),
+    ] = None,
+    project: Annotated[str | None, typer.Option(help="Project for the credentials probe.")] = None,
+    logstore: Annotated[
+        str | None, typer.Option(help="Logstore for the credentials probe.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check everything a spool needs and print a pass/warn/fail checklist.
+
+    Spools: opens read-only, quick_check, health, file modes (0600) and directory (0700),
+    one owner, free disk space. Credentials: present in the environment
+    (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET[/ALIBABA_CLOUD_SECURITY_TOKEN]) or in
+    $CREDENTIALS_DIRECTORY files. With --endpoint/--project/--logstore: clock skew from the
+    server's Date header and ONE authenticated PutLogs carrying zero logs (writes nothing).
+    Secrets are never printed. Exit 0 when nothing failed (warnings allowed), 11 otherwise.
+    """
+    checks: list[Check] = []
+    if config is not None:
+        checks.append(_check_config(config))
+    for path, problem in _discover(spools or []):
+        if problem is not None:
+            checks.append(Check(f"spool {path}: opens", CheckStatus.FAIL, problem.message))
+        else:
+            checks.extend(_check_spool(path))
+    source: _CredentialSource | None = None
+    try:
+        source = _credential_source()
+    except ConfigError as exc:
+        checks.append(Check("credentials present", CheckStatus.FAIL, str(exc)))
+    else:
+        checks.append(Check("credentials present", CheckStatus.PASS, source.where))
+    if endpoint is None:
+        checks.append(
+            Check("endpoint", CheckStatus.SKIP, "pass --endpoint --project --logstore to probe")
+        )
+    elif not project or not logstore:
+        checks.append(
+            Check("endpoint", CheckStatus.FAIL, "--endpoint needs --project and --logstore")
+        )
+    else:
+        checks.extend(_check_endpoint(endpoint, project, logstore, source))
+    counts = Counter(c.status for c in checks)
+    failed = counts[CheckStatus.FAIL]
+    code = ExitCode.CHECKS_FAILED if failed else ExitCode.OK
+    headline = (
+        f"doctor: {failed} failed, {counts[CheckStatus.WARN]} warning(s), "
+        f"{counts[CheckStatus.PASS]} passed"
+        + (f", {counts[CheckStatus.SKIP]} skipped" if counts[CheckStatus.SKIP] else "")
+    )
+    if failed:
+        first = next(c for c in checks if c.status is CheckStatus.FAIL)
+        headline = f"FAIL: {first.name}: {first.detail} ({headline})"
+    if as_json:
+        _print_json(
+            {
+                "ok": not failed,
+                "exit_code": int(code),
+                "summary": headline,
+                "counts": {s.value: counts[s] for s in CheckStatus},
+                "checks": [
+                    {"name": c.name, "status": c.status.value, "detail": c.detail} for c in checks
+                ],
+            }
+        )
+        raise typer.Exit(code)
+    console = _out()
+    console.print(escape(headline), soft_wrap=True)
+    styles = {
+        CheckStatus.PASS: "green",
+        CheckStatus.WARN: "yellow",
+        CheckStatus.FAIL: "red",
+        CheckStatus.SKIP: "dim",
+    }
+    for c in checks:
+        console.print(
+            f"[{styles[c.status]}]{c.status.value.upper():4}[/] {escape(c.name)}: "
+            f"{escape(c.detail)}",
+            soft_wrap=True,
+        )
+    raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------ registration
+
+
+_COMMON: Final = (ExitCode.OK, ExitCode.ERROR, ExitCode.USAGE)
+_UNUSABLE: Final = (ExitCode.CORRUPT, ExitCode.PERMISSION_DENIED, ExitCode.MISSING)
+# The exit codes each command can end with, as its --help lists them.
+_COMMAND_EXITS: Final[dict[str, tuple[ExitCode, ...]]] = {
+    "status": (*_COMMON, *(VERDICT_EXIT[v] for v in Verdict if v is not Verdict.OK)),
+    "peek": (*_COMMON, *_UNUSABLE),
+    "export": (*_COMMON, *_UNUSABLE),
+    "replay": (
+        *_COMMON,
+        *_UNUSABLE,
+        ExitCode.REFUSED,
+        ExitCode.SEND_FAILED,
+        ExitCode.NOT_CONFIGURED,
+    ),
+    "purge": (*_COMMON, *_UNUSABLE, ExitCode.REFUSED),
+    "vacuum": (*_COMMON, *_UNUSABLE, ExitCode.REFUSED),
+    "doctor": (*_COMMON, ExitCode.CHECKS_FAILED),
+}
+
+
+def _help_text(doc: str | None) -> str:
+    """A docstring as typer's rich help wants it: one line per paragraph, markup escaped."""
+    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
+    return "\n\n".join(escape(" ".join(p.split())) for p in paragraphs)
+
+
+def _epilog(name: str) -> str:
+    meanings = dict(EXIT_CODES)
+    lines = [f"{int(code):>2}  {meanings[code]}" for code in _COMMAND_EXITS[name]]
+    return "\n".join(["Exit codes:", *lines])
+
+
+def register_spool_commands(app: typer.Typer) -> None:
+    """Add the spool commands to the ``yai-spool`` app (called once by ``yai_spool/cli.py``)."""
+    for name, command in (
+        ("status", status),
+        ("peek", peek),
+        ("replay", replay),
+        ("export", export),
+        ("purge", purge),
+        ("vacuum", vacuum),
+        ("doctor", doctor),
+    ):
+        app.command(name, help=_help_text(command.__doc__), epilog=_epilog(name))(command)
