@@ -28,8 +28,13 @@ Invariants:
 
 - Reading commands (``status``, ``peek``, ``export``, ``doctor``) open spools read-only
   (``Spool.open_readonly``) and are safe on a live spool while producers append and a flusher
-  ships. Only ``replay``, ``purge`` and ``vacuum`` open a spool for writing, and each change is
-  one spool transaction.
+  ships. Only ``replay``, ``purge`` and ``vacuum`` open a spool for writing, only through the
+  ``Spool`` API (each call one transaction), never create a missing spool, and refuse to run as
+  root on a spool another user owns (files they create would lock the service out).
+- ``vacuum`` and ``replay --send-now`` take the spool's flusher lock for their duration and are
+  refused while another process holds it: VACUUM blocks every writer while it rewrites the
+  file (producers would drop records as ``busy`` after their busy timeout), and a second
+  shipper would only compete for leases. ``vacuum --force`` skips the check.
 - No secret is ever printed: credentials are passed around as providers, and only the masked
   access key id (``LTAI****``) appears in output.
 - ``--json`` prints exactly one JSON document on stdout (JSON lines for record streams:
@@ -58,7 +63,7 @@ import tomllib
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from pathlib import Path
@@ -222,6 +227,11 @@ def _guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
         except _Stop as exc:
             _err().print(f"yai-spool: {escape(exc.message)}", soft_wrap=True)
             raise typer.Exit(exc.code) from None
+        except BrokenPipeError:
+            # 'peek --json | head': the reader is gone, which is not an error. Point stdout at
+            # /dev/null so the interpreter's final flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(ExitCode.OK) from None
         except (SpoolError, YaiSpoolError, OSError) as exc:
             # Messages of our exceptions never hold a secret (errors.py / spool invariants).
             _err().print(f"yai-spool: error: {escape(str(exc))}", soft_wrap=True)
@@ -336,6 +346,7 @@ def _check_file(path: Path) -> None:
 
 
 def _open_error(path: Path, exc: SpoolError) -> _Unavailable:
+    """The verdict an open failure implies; re-raises ``exc`` when it implies none."""
     if isinstance(exc, SpoolCorruptError | SpoolSchemaError):
         return _Unavailable(Verdict.CORRUPT, f"{path} cannot be read as a spool: {exc}")
     if isinstance(exc, SpoolPermissionError) or (
@@ -346,7 +357,9 @@ def _open_error(path: Path, exc: SpoolError) -> _Unavailable:
             f"cannot open {path}: {exc}; the spool needs read access to the file and its "
             "directory (SQLite's -wal/-shm files live there)",
         )
-    return _Unavailable(Verdict.CORRUPT, f"cannot open {path}: {exc}")
+    # Anything else (busy beyond the busy timeout, an I/O error) says nothing about the file
+    # itself: it stays an error (exit 1) with SQLite's words, not a verdict.
+    raise exc
 
 
 def _open_readonly(path: Path) -> Spool:
@@ -357,9 +370,25 @@ def _open_readonly(path: Path) -> Spool:
         raise _open_error(path, exc) from exc
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse root on a spool owned by another user, before anything is asked or changed.
+
+    Lock files this process might create would belong to root (0600) and lock the service out
+    of its own spool.
+    """
+    _check_file(path)
+    owner = os.stat(path).st_uid
+    if os.geteuid() == 0 and owner != 0:
+        raise _Stop(
+            ExitCode.REFUSED,
+            f"{path} belongs to uid {owner}; run this command as that user "
+            f"(sudo -u '#{owner}' yai-spool ...) so every file it touches stays theirs",
+        )
+
+
 def _open_writable(path: Path) -> Spool:
     """For replay/purge/vacuum: a missing file is an error here, never a new empty spool."""
-    _check_file(path)
+    _check_writable(path)
     try:
         return Spool(path)
     except SpoolError as exc:
@@ -386,7 +415,11 @@ def _discover(paths: Sequence[Path]) -> list[tuple[Path, _Unavailable | None]]:
             out.append((path, None))
             continue
         try:
-            found = sorted(p for p in path.glob("*.spool") if p.is_file())
+            # os.scandir, not Path.glob: glob hides an unreadable directory as an empty one.
+            with os.scandir(path) as entries:
+                found = sorted(
+                    path / e.name for e in entries if e.name.endswith(".spool") and e.is_file()
+                )
         except PermissionError:
             out.append(
                 (
@@ -633,11 +666,17 @@ def _make_filter(
             raise typer.BadParameter(
                 "use DEBUG, INFO, WARNING, ERROR, CRITICAL or a number", param_hint="--level"
             )
+    bounds: dict[str, float | None] = {}
+    for hint, text in (("--since", since), ("--until", until)):
+        try:
+            bounds[hint] = None if text is None else parse_when(text, now)
+        except typer.BadParameter as exc:
+            raise typer.BadParameter(exc.message, param_hint=hint) from None
     return RecordFilter(
         min_level=min_level,
         logger=logger,
-        since=None if since is None else parse_when(since, now),
-        until=None if until is None else parse_when(until, now),
+        since=bounds["--since"],
+        until=bounds["--until"],
         error_code=error_code,
         level_key=level_key,
         logger_key=logger_key,
@@ -646,7 +685,9 @@ def _make_filter(
 
 # ------------------------------------------------------------------------------ options
 
-SpoolArg = Annotated[Path, typer.Argument(help="The spool file.", show_default=False)]
+SpoolArg = Annotated[
+    Path, typer.Argument(metavar="SPOOL", help="The spool file.", show_default=False)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 LevelOpt = Annotated[
     str | None,
@@ -693,18 +734,19 @@ class PurgeState(StrEnum):
 
 
 def _flusher_command(pid: int) -> str:
-    """The holder's command line from /proc (best effort: '' when not readable)."""
+    """The holder's process name from /proc (best effort: '' when not readable).
+
+    Only ``comm`` (e.g. ``yai-spool``), never the command line: arguments may hold a secret.
+    """
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/comm").read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return ""
-    text = " ".join(part.decode("utf-8", "replace") for part in raw.split(b"\0") if part)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _status_json(path: Path, stats: SpoolStats, health: Health, now: float) -> dict[str, Any]:
     error = stats.last_error
-    unacked = {id(e) for e in _unacknowledged(stats)}
+    unacked = _unacknowledged(stats)
     outcome = error_outcome(error) if error is not None else None
     pid = stats.flusher_pid
     return {
@@ -763,7 +805,7 @@ def _status_json(path: Path, stats: SpoolStats, health: Health, now: float) -> d
                 "at": e.at,
                 "kind": e.kind,
                 "detail": dict(e.detail),
-                "acknowledged": e.kind != QUARANTINE_EVENT or id(e) not in unacked,
+                "acknowledged": e.kind != QUARANTINE_EVENT or e not in unacked,
             }
             for e in stats.events
         ],
@@ -905,9 +947,13 @@ def status(  # keyword-only: typer passes every parameter by name
     code is the worst spool's. A quarantine is acknowledged by removing the
     <spool>.corrupt-* file it left (after salvaging what you need).
     """
-    thresholds = Thresholds(
-        lag=parse_duration(lag_threshold), stall=parse_duration(stall_threshold)
-    )
+    limits: dict[str, float] = {}
+    for hint, text in (("--lag-threshold", lag_threshold), ("--stall-threshold", stall_threshold)):
+        try:
+            limits[hint] = parse_duration(text)
+        except typer.BadParameter as exc:
+            raise typer.BadParameter(exc.message, param_hint=hint) from None
+    thresholds = Thresholds(lag=limits["--lag-threshold"], stall=limits["--stall-threshold"])
     docs: list[dict[str, Any]] = []
     for path, found_problem in _discover(spools or []):
         now = time.time()
@@ -1026,8 +1072,11 @@ def peek(  # keyword-only: typer passes every parameter by name
         console.print(f"no {state} records match in {escape(str(spool_path))}")
         return
     table = Table(title=f"{len(shown)} {state} record(s) in {escape(str(spool_path))}")
-    for name in ("id", "logged", "level", "logger", "message", "tries", "error"):
-        table.add_column(name, overflow="fold" if name == "message" else "ellipsis")
+    for name in ("id", "logged", "level", "logger"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("message", ratio=1, overflow="fold")
+    table.add_column("tries", no_wrap=True)
+    table.add_column("error", overflow="fold")
     for r in shown:
         error = r.error_code or ""
         if r.dead_at is not None:
@@ -1203,7 +1252,6 @@ class _SendReport:
     dead_again: int = 0
     failure: dict[str, Any] | None = None
     remaining: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _send_now(
@@ -1213,11 +1261,13 @@ def _send_now(
     project: str | None,
     logstore: str | None,
 ) -> _SendReport:
-    """Drain the spool's READY records through ShipCycle; stop at the first failed request.
+    """Ship the records READY now through ShipCycle; stop at the first failed request.
 
     The caller holds the flusher lock, so no other process leases meanwhile. ShipCycle acks
     only on HTTP 200, releases on retryable/credentials errors and dead-letters only single
-    records SLS refuses on their own.
+    records SLS refuses on their own. Leases are FIFO, so after as many records as were READY
+    at the start, those are done: records producers append meanwhile are left to the flusher
+    (a busy service would otherwise keep this command running forever).
     """
     from yai_spool.client import PutLogsClient  # noqa: PLC0415 - only this path sends
     from yai_spool.flusher import FlusherConfig, FlusherStats, ShipCycle  # noqa: PLC0415
@@ -1233,14 +1283,18 @@ def _send_now(
     ):
         cycle = ShipCycle(spool, client, config, stats)
         task = progress.add_task("shipping to SLS", total=total or None)
-        while True:
+        done = 0
+        while done < total:
             batch = spool.lease(
-                config.max_batch_records, config.max_batch_bytes, lease_seconds=config.lease_seconds
+                min(config.max_batch_records, total - done),
+                config.max_batch_bytes,
+                lease_seconds=config.lease_seconds,
             )
             if batch is None:
                 break
             delivered, dead = stats.delivered, stats.dead
             outcome = cycle.ship(batch)
+            done += len(batch)
             progress.advance(task, len(batch))
             report.delivered += stats.delivered - delivered
             report.dead_again += stats.dead - dead
@@ -1302,7 +1356,10 @@ def replay(  # keyword-only: typer passes every parameter by name
     every READY record (a progress bar on stderr); a record leaves the spool only when SLS
     answers 200. Filters combine (AND).
     """
-    age = None if older_than is None else parse_duration(older_than)
+    try:
+        age = None if older_than is None else parse_duration(older_than)
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint="--older-than") from None
     source = None
     if send_now:
         if not endpoint:
@@ -1386,8 +1443,8 @@ def replay(  # keyword-only: typer passes every parameter by name
     )
     if report is not None:
         out.print(
-            f"shipped {report.delivered:,} record(s); {report.dead_again:,} refused again by SLS "
-            f"(dead-lettered); {report.remaining:,} still waiting",
+            f"shipped {report.delivered:,} record(s); {report.dead_again:,} dead-lettered again "
+            f"(refused by SLS or past max age); {report.remaining:,} still waiting",
             soft_wrap=True,
         )
         if report.failure:
@@ -1422,6 +1479,8 @@ def purge(  # keyword-only: typer passes every parameter by name
     Asks for confirmation on a terminal; without a terminal it refuses (exit 10) unless
     --yes is given. Deleted records are counted as 'purged' in the spool's counters.
     """
+    if not dry_run:
+        _check_writable(spool_path)
     spool = _open_readonly(spool_path)
     try:
         stats = spool.stats()
@@ -1662,8 +1721,11 @@ def _server_clock(endpoint: str, project: str, logstore: str) -> tuple[float, fl
 
     dest = Destination(Endpoint.parse(endpoint), project, logstore)
     sent = time.time()
-    with httpx.Client(trust_env=False, timeout=10.0, follow_redirects=False) as client:
-        response = client.get(dest.base_url + "/", headers={"Host": dest.host_header})
+    try:
+        with httpx.Client(trust_env=False, timeout=10.0, follow_redirects=False) as client:
+            response = client.get(dest.base_url + "/", headers={"Host": dest.host_header})
+    except httpx.HTTPError as exc:  # the request carries no credentials: its text is safe
+        raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
     got = time.time()
     date = response.headers.get("date")
     if not date:
@@ -1683,11 +1745,6 @@ def _check_endpoint(
     except (ConfigError, OSError) as exc:
         clock = None
         checks.append(Check("clock skew", CheckStatus.FAIL, f"cannot reach {endpoint}: {exc}"))
-    except Exception as exc:  # httpx errors: report, the probe below says more
-        clock = None
-        checks.append(
-            Check("clock skew", CheckStatus.FAIL, f"cannot reach {endpoint}: {type(exc).__name__}")
-        )
     else:
         if clock is None:
             checks.append(Check("clock skew", CheckStatus.WARN, "the server sent no Date header"))

@@ -27,10 +27,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from yai_spool.context import bind
-from yai_spool.emulator import Emulator, EmulatorConfig
-from yai_spool.handler import SpoolHandler
-
 __all__ = ["demo"]
 
 PROJECT, LOGSTORE = "demo-project", "demo-logstore"
@@ -38,6 +34,8 @@ PROJECT, LOGSTORE = "demo-project", "demo-logstore"
 
 def _service(logger: logging.Logger, worker: int, requests: int) -> None:
     """A stand-in for a threaded web service: each request logs a few lines."""
+    from yai_spool.context import bind  # noqa: PLC0415
+
     for n in range(requests):
         with bind(trace_id=f"{worker:02d}-{n:05d}", worker=worker):
             logger.info("GET /orders/%d 200", n, extra={"latency_ms": 3 + n % 17})
@@ -64,6 +62,10 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Run a sample service through SpoolHandler into the local SLS emulator and show status."""
+    # Imported here so every other `yai-spool` command starts without loading the emulator.
+    from yai_spool.emulator import Emulator, EmulatorConfig  # noqa: PLC0415
+    from yai_spool.handler import SpoolHandler  # noqa: PLC0415
+
     console = Console()
     key_id, secret = "demo-access-key", secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="yai-spool-demo-") as tmp:

@@ -7,20 +7,21 @@ one-line summary in plain words that names the problem and the next step, every 
 
 Verdicts, from best to worst (``Verdict.severity``; with several spools the worst one wins):
 
-=====================  ==========================================================================
-``ok``                 nothing waits longer than the lag threshold, nothing is blocked
-``lagging``            the oldest READY record is older than ``Thresholds.lag`` (default 60 s)
-``stalled``            records wait, a flusher holds the lock, but deliveries keep failing
-                       (the current error is transient or throttling and the oldest record is
-                       past the lag threshold) or nothing was delivered for ``Thresholds.stall``
-``no-flusher``         records wait and no process holds the flusher lock: nobody ships them
-``blocked-credentials``  the current error is a credentials/configuration class: only a human
-                       fixes it (wrong key, expired token, unknown project/logstore)
-``corrupt``            the file cannot be opened as a spool, or a quarantine event is not
-                       acknowledged yet (the quarantined file still sits next to the spool)
-``permission-denied``  the spool exists but this user cannot read it
-``missing``            no spool at that path
-=====================  ==========================================================================
+=========================  ======================================================================
+``ok``                     nothing waits longer than the lag threshold, nothing is blocked
+``lagging``                the oldest READY record is older than ``Thresholds.lag`` (default 60 s)
+``stalled``                records wait, a flusher holds the lock, but deliveries keep failing
+                           (the current error is transient or throttling and the oldest record
+                           is past the lag threshold) or nothing was delivered for
+                           ``Thresholds.stall`` (default 300 s)
+``no-flusher``             records wait and no process holds the flusher lock: nobody ships them
+``blocked-credentials``    the current error is a credentials/configuration class: only a human
+                           fixes it (wrong key, expired token, unknown project/logstore)
+``corrupt``                the file cannot be opened as a spool, or a quarantine event is not
+                           acknowledged yet (the quarantined file still sits next to the spool)
+``permission-denied``      the spool exists but this user cannot read it
+``missing``                no spool at that path
+=========================  ======================================================================
 
 Invariants:
 
@@ -268,8 +269,8 @@ def assess(
             Finding(
                 Verdict.BLOCKED_CREDENTIALS,
                 f"SLS refuses our credentials or destination: {_describe_error(error, now)}; "
-                f"{waiting}, all kept. Fix the access key, token, project or logstore; "
-                "the flusher retries by itself",
+                f"{waiting}, all kept. Fix the access key, token, project or logstore"
+                + ("; the flusher retries by itself" if flusher is not None else ""),
             )
         )
 
@@ -341,7 +342,8 @@ def assess(
             else "nothing delivered yet"
         )
         state = waiting if pending else "empty"
-        summary = f"healthy: {state}; {delivered}"
+        dead = f"; {_records(stats.dead_records)} dead-lettered" if stats.dead_records else ""
+        summary = f"healthy: {state}; {delivered}{dead}"
     return Health(verdict, summary, tuple(findings), tuple(notes))
 
 

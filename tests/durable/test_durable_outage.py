@@ -119,3 +119,25 @@ def test_server_down_then_up(emu: Emulator, spool_path: Path) -> None:
     handler.close()
     assert_exactly_once(emu, range(1200))
     assert spool_totals(spool_path) == (0, 0, 0)
+
+
+def test_a_sender_that_cannot_be_built_never_raises_into_the_app(
+    emu: Emulator, spool_path: Path
+) -> None:
+    """A broken endpoint configuration: reported once, records kept for a later flusher."""
+
+    def broken() -> object:
+        raise ValueError("no such endpoint")
+
+    handler = make_handler(emu, spool_path, sender_factory=broken)
+    reported: list[object] = []
+    handler.handleError = reported.append  # type: ignore[method-assign]
+    emit_range("durable.outage.badsender", handler, 0, 100)  # must not raise
+    handler.close()
+    assert len(reported) == 1  # said once, not once per record
+    assert spool_totals(spool_path) == (100, 0, 0)
+
+    fixed = make_handler(emu, spool_path)
+    assert fixed.flush_until(30)
+    fixed.close()
+    assert_exactly_once(emu, range(100))

@@ -140,6 +140,12 @@ def run(
         credentials=credentials,
         loader=lambda: load_daemon_config(config, paths=paths or (), endpoint=endpoint),
     )
-    code = daemon.run()
+    try:
+        code = daemon.run()
+    except Exception:
+        # A bug: log it as plain lines (no locals: rich tracebacks could show objects) and
+        # exit non-zero so Restart=on-failure brings the daemon back.
+        logging.getLogger("yai_spool.daemon").exception("crashed; spooled records are kept")
+        code = 1
     if code:
         raise typer.Exit(code)

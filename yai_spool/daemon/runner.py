@@ -157,7 +157,8 @@ class Daemon:
         self._lock = threading.RLock()  # guards _managed/_retired against the metrics thread
         self._managed: dict[Path, _Managed] = {}
         self._retired: list[tuple[str, Spool]] = []
-        self._failed: dict[Path, tuple[str, float]] = {}  # path -> (error, next attempt)
+        # path -> (error, next attempt on the monotonic clock, current retry delay)
+        self._failed: dict[Path, tuple[str, float, float]] = {}
         self._generation = 0
         self._watcher: SpoolWatcher | None = None
         self._metrics: MetricsServer | None = None
@@ -247,6 +248,7 @@ class Daemon:
             if self._metrics is not None:
                 self._metrics.close()
             self.wakeup.close()
+            self._notifier.close()
 
     def _loop(self) -> None:
         now = self._mono()
@@ -259,7 +261,8 @@ class Daemon:
                 self._reload()
                 next_status = 0.0  # show the new state at once
             now = self._mono()
-            if self.wakeup.rescan_requested or now >= next_rescan:
+            retry_due = any(at <= now for _, at, _ in self._failed.values())
+            if self.wakeup.rescan_requested or retry_due or now >= next_rescan:
                 self.wakeup.rescan_requested = False
                 with self._lock:
                     self._reconcile()
@@ -273,7 +276,7 @@ class Daemon:
             if self._watchdog is not None and now >= next_ping:
                 self._notifier.watchdog()
                 next_ping = now + self._watchdog
-            wake_at = min(next_status, next_rescan)
+            wake_at = min(next_status, next_rescan, *(at for _, at, _ in self._failed.values()))
             if self._watchdog is not None:
                 wake_at = min(wake_at, next_ping)
             self.wakeup.wait(wake_at - self._mono())
@@ -336,6 +339,9 @@ class Daemon:
                     wanted[path].label,
                 )
                 self._retire(path)
+        for path in list(self._failed):
+            if path not in wanted:  # gone or unconfigured: stop retrying it
+                del self._failed[path]
         now = self._mono()
         for path, target in wanted.items():
             if path in self._managed:
@@ -350,16 +356,7 @@ class Daemon:
         try:
             spool = Spool(path)
         except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            previous = self._failed.get(path)
-            if previous is None or previous[0] != message:  # log each distinct failure once
-                log.warning(
-                    "%s: cannot open (%s); retrying every %gs",
-                    path,
-                    message,
-                    self.config.rescan_interval,
-                )
-            self._failed[path] = (message, self._mono() + self.config.rescan_interval)
+            self._open_failed(path, f"{type(exc).__name__}: {exc}")
             return
         if self._failed.pop(path, None) is not None:
             log.info("%s: opened after earlier failures", path)
@@ -373,13 +370,22 @@ class Daemon:
                 spool, sender, flusher_config(target, self.config.poll_interval), name=name
             )
         except Exception as exc:
-            log.error("%s: cannot build a flusher: %s", path, exc)
             spool.close()
-            self._failed[path] = (str(exc), self._mono() + self.config.rescan_interval)
+            self._open_failed(path, f"cannot build a flusher: {exc}")
             return
         flusher.start()
         self._managed[path] = _Managed(target, spool, flusher, name)
         log.info("%s: draining to %s %s", path, target.endpoint, target.label)
+
+    def _open_failed(self, path: Path, message: str) -> None:
+        """Retry soon, then less often: a spool caught mid-creation by another process opens
+        a moment later, a permission problem needs an operator (rescan_interval at most)."""
+        previous = self._failed.get(path)
+        delay = self.config.poll_interval if previous is None else previous[2] * 2
+        delay = min(delay, self.config.rescan_interval)
+        if previous is None or previous[0] != message:  # each distinct failure logged once
+            log.warning("%s: cannot open (%s); retrying in %gs", path, message, delay)
+        self._failed[path] = (message, self._mono() + delay, delay)
 
     def _retire(self, path: Path, drain: float = 0.0) -> None:
         managed = self._managed.pop(path)

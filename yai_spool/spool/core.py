@@ -697,6 +697,7 @@ class Spool:
         request_id: str | None = None,
         throttled: bool = False,
         count_attempt: bool = True,
+        status: int | None = None,
     ) -> int:
         """Retry later: back to READY with attempts + 1 and the error kept on each record.
 
@@ -724,8 +725,9 @@ class Spool:
                     store.add_counters(conn, counts)
                     if error_code is not None:
                         self._set_last_error(
-                            conn, store, error_code, message=message, request_id=request_id, now=now
-                        )
+                            conn, store, error_code, message=message, request_id=request_id,
+                            now=now, status=status,
+                        )  # fmt: skip
                     store.cleanup_leases(conn, token, self._owner_id)
             except sqlite3.Error as exc:
                 raise self._storage_error("release", exc) from exc
@@ -739,6 +741,7 @@ class Spool:
         message: str | None,
         request_id: str | None,
         attempts: int | None = None,
+        status: int | None = None,
     ) -> int:
         """Give up: move these leased ids to DEAD with the error, ``dead_at`` and ``attempts``.
 
@@ -761,8 +764,9 @@ class Spool:
                     store.account_removed(conn, n, nbytes, dead_rows=n, dead_bytes=nbytes)
                     store.add_counters(conn, {"dead_lettered": n})
                     self._set_last_error(
-                        conn, store, error_code, message=message, request_id=request_id, now=now
-                    )
+                        conn, store, error_code, message=message, request_id=request_id,
+                        now=now, status=status,
+                    )  # fmt: skip
                     store.cleanup_leases(conn, token, self._owner_id)
             except sqlite3.Error as exc:
                 raise self._storage_error("dead_letter", exc) from exc
@@ -901,7 +905,13 @@ class Spool:
                 raise self._storage_error("record_delivery", exc) from exc
 
     def record_error(
-        self, *, code: str, message: str, request_id: str | None = None, throttled: bool = False
+        self,
+        *,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        throttled: bool = False,
+        status: int | None = None,
     ) -> None:
         """Record the last delivery error (and a throttled event) without moving records."""
         now = self._clock()
@@ -909,8 +919,9 @@ class Spool:
             try:
                 with self._write() as conn:
                     self._set_last_error(
-                        conn, store, code, message=message, request_id=request_id, now=now
-                    )
+                        conn, store, code, message=message, request_id=request_id, now=now,
+                        status=status,
+                    )  # fmt: skip
                     store.add_counters(conn, {"throttled": 1 if throttled else 0})
             except sqlite3.Error as exc:
                 raise self._storage_error("record_error", exc) from exc
@@ -924,11 +935,18 @@ class Spool:
         message: str | None,
         request_id: str | None,
         now: float,
+        status: int | None = None,
     ) -> None:
         store.set_meta(
             conn,
             "last_error",
-            {"code": code, "message": message or "", "request_id": request_id, "at": now},
+            {
+                "code": code,
+                "message": message or "",
+                "request_id": request_id,
+                "at": now,
+                "status": status,
+            },
         )
 
     def checkpoint(self, mode: str = "PASSIVE") -> CheckpointResult:
@@ -1025,6 +1043,7 @@ class Spool:
                     str(err.get("message", "")),
                     err.get("request_id"),
                     float(err["at"]),
+                    err.get("status"),
                 )
                 if err
                 else None

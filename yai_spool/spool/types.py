@@ -160,6 +160,7 @@ class LastError:
     message: str
     request_id: str | None
     at: float
+    status: int | None = None  # HTTP status of the answer; None when there was no answer
 
 
 @dataclass(frozen=True, slots=True)

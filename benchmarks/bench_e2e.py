@@ -1,0 +1,274 @@
+"""End to end: one producer thread logs N records; how fast does the emulator hold them all?
+
+Owns: the throughput / CPU / memory benchmark of the whole pipeline (issue targets: >= 40,000
+records/s from one producer thread, <= 35 µs of CPU per delivered record).
+
+Every configuration runs in a FRESH subprocess (so each peak RSS is its own) that calls
+``logger.info("user %s paid %d EUR", ..., extra={...})`` N times from its main thread, then
+``handler.flush()`` (the official handler's ``flush()`` is its ``stop()``), and polls the emulator
+until it holds all N. The emulator is another subprocess, shared by the runs (its CPU is
+reported separately, as the delta of its ``/proc/<pid>/stat``).
+
+Configurations:
+
+- ``aliyun QueuedLogHandler``: the official handler (defaults; HTTP_PROXY to the emulator).
+  THE baseline of the ratio column.
+- ``SpoolHandler thread``: ours, defaults (durable commit per record, flusher thread).
+- ``QueueListener -> PutLogsClient``: a NON-durable floor with our parts: stdlib
+  QueueHandler/QueueListener, the listener maps records (``RecordMapper``) and ships batches of
+  4096 with ``PutLogsClient``. What durability costs is the gap between it and ours.
+- ``logging only``: the same logger calls into a handler that drops them: the application's own
+  cost of making records, included in every other row's CPU.
+
+Columns: records/s = N / (first call .. emulator holds N); CPU µs/record = the child's user+sys
+CPU (all its threads, ``resource.getrusage``) / N; emulator CPU µs/record; peak RSS =
+``ru_maxrss`` of the child. Repetitions are interleaved; the table shows medians.
+
+Run: ``python benchmarks/bench_e2e.py [--quick] [--records 200000] [--reps 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import os
+import queue
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import benchlib
+from benchlib import AK, PROJECT, SK, EmulatorProcess, ratio
+
+BASELINE = "aliyun QueuedLogHandler"
+CONFIGS = (BASELINE, "SpoolHandler thread", "QueueListener -> PutLogsClient", "logging only")
+
+
+class _Drop(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        return
+
+
+class _BatchShipper(logging.Handler):
+    """QueueListener target: map each record, ship every 4096 with PutLogsClient."""
+
+    def __init__(self, url: str, logstore: str) -> None:
+        super().__init__()
+        from yai_spool.client import PutLogsClient
+        from yai_spool.mapping import RecordMapper
+
+        self.client = PutLogsClient(url, access_key_id=AK, access_key_secret=SK)
+        self.mapper = RecordMapper()
+        self.logstore = logstore
+        self.pending: list[Any] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.pending.append(self.mapper.map(record))
+        if len(self.pending) >= 4096:
+            self.ship()
+
+    def ship(self) -> None:
+        from yai_spool.model import Log, LogGroup
+
+        if not self.pending:
+            return
+        logs = tuple(
+            Log(e["time"], tuple((k, v) for k, v in e["contents"]), e["time_ns"])
+            for e in self.pending
+        )
+        self.pending = []
+        self.client.put_logs(PROJECT, self.logstore, LogGroup(logs, source="bench-host"))
+
+    def close(self) -> None:
+        self.ship()
+        self.client.close()
+        super().close()
+
+
+def child(config: str, url: str, logstore: str, *, n: int, expect: int, directory: str) -> None:
+    """One run in this fresh process; prints a JSON line."""
+    os.environ["HTTP_PROXY"] = url
+    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
+        os.environ.pop(var, None)
+    logging.getLogger("yai_spool").propagate = False
+    emulator_stats = benchlib.EmulatorClient(url)
+
+    listener = None
+    if config == "SpoolHandler thread":
+        from yai_spool.handler import SpoolHandler
+
+        handler: logging.Handler = SpoolHandler(
+            project=PROJECT,
+            logstore=logstore,
+            endpoint=url,
+            access_key_id=AK,
+            access_key_secret=SK,
+            source="bench-host",
+            spool_path=Path(directory) / f"{logstore}.spool",
+            flush_timeout=120.0,
+            close_timeout=5.0,
+        )
+    elif config == BASELINE:
+        from aliyun.log import QueuedLogHandler
+
+        handler = QueuedLogHandler("sls.example.test", AK, SK, PROJECT, logstore, close_wait=120)
+    elif config == "QueueListener -> PutLogsClient":
+        q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        listener = logging.handlers.QueueListener(q, _BatchShipper(url, logstore))
+        listener.start()
+        handler = logging.handlers.QueueHandler(q)
+    else:
+        handler = _Drop()
+    logger = logging.getLogger(f"app.{logstore}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    shipping = config != "logging only"
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    for i in range(n):
+        extra = {"order_id": f"o-{i}", "ms": 1.5}
+        logger.info("user %s paid %d EUR", f"user-{i % 5000}", i % 997, extra=extra)
+    emitted = time.perf_counter()
+    if listener is not None:
+        listener.stop()  # drains the queue into the shipper
+        listener.handlers[0].close()
+    elif shipping:
+        handler.flush()
+    delivered = emulator_stats.wait_for(expect, timeout=600) if shipping else True
+    done = time.perf_counter()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    handler.close()
+    print(
+        json.dumps(
+            {
+                "emit_s": emitted - start,
+                "total_s": done - start,
+                "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                "maxrss_mb": after.ru_maxrss / 1024,
+                "delivered": delivered,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="< 30 s smoke run")
+    parser.add_argument("--records", type=int, default=None)
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        config, url, logstore, n, expect, directory = args.child
+        child(config, url, logstore, n=int(n), expect=int(expect), directory=directory)
+        return
+    n = args.records or (10_000 if args.quick else 200_000)
+    reps = args.reps or (1 if args.quick else 3)
+    results: dict[str, list[dict[str, float]]] = {c: [] for c in CONFIGS}
+    started = time.monotonic()
+    with benchlib.scratch_dir("yai-bench-e2e-") as directory, EmulatorProcess(directory) as emu:
+        seq = 0
+        for rep in range(reps):
+            order = CONFIGS[rep % len(CONFIGS) :] + CONFIGS[: rep % len(CONFIGS)]
+            for config in order:
+                seq += 1
+                before = emu.accepted()
+                emu_cpu = emu.cpu()
+                out = benchlib.run_child(
+                    [
+                        __file__,
+                        "--child",
+                        config,
+                        emu.url,
+                        f"e2e-{seq}",
+                        str(n),
+                        str(before + n),
+                        str(directory),
+                    ],
+                    timeout=900,
+                )
+                out["emu_cpu_s"] = emu.cpu() - emu_cpu
+                out["got"] = emu.accepted() - before
+                results[config].append(out)
+                print(
+                    f"  rep {rep + 1}/{reps} {config}: {n / out['total_s']:,.0f} rec/s, "
+                    f"cpu {out['cpu_s'] / n * 1e6:.1f} µs/rec, got {out['got']}",
+                    file=sys.stderr,
+                )
+    elapsed = time.monotonic() - started
+
+    print(
+        benchlib.env_header(
+            "bench_e2e: one producer thread -> emulator (subprocess)",
+            {
+                "records per run": f"{n}, {reps} interleaved repetitions, one fresh process each",
+                "wall time": f"{elapsed:.0f} s",
+            },
+        )
+    )
+
+    def med(config: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[config])
+
+    base_rate = n / med(BASELINE, "total_s")
+    rows = []
+    for config in CONFIGS:
+        runs = results[config]
+        shipping = config != "logging only"
+        rate = n / med(config, "total_s")
+        rows.append(
+            [
+                config,
+                f"{rate:,.0f}" if shipping else "-",
+                ratio(rate, base_rate) if shipping else "-",
+                f"{n / med(config, 'emit_s'):,.0f}",
+                f"{med(config, 'cpu_s') / n * 1e6:.1f}",
+                f"{med(config, 'emu_cpu_s') / n * 1e6:.1f}" if shipping else "-",
+                f"{max(r['maxrss_mb'] for r in runs):.0f} MB",
+                "yes" if not shipping or all(r["got"] >= n for r in runs) else "NO",
+            ]
+        )
+    print(
+        benchlib.table(
+            [
+                "configuration",
+                "delivered rec/s",
+                "ratio vs baseline",
+                "emit-loop rec/s",
+                "CPU µs/rec",
+                "emulator CPU µs/rec",
+                "peak RSS",
+                "all delivered",
+            ],
+            rows,
+        )
+    )
+    print(f"\nbaseline: {BASELINE}; medians of {reps} runs; peak RSS = max over runs")
+    ours = "SpoolHandler thread"
+    rate = n / med(ours, "total_s")
+    cpu = med(ours, "cpu_s") / n * 1e6
+    print()
+    print(
+        benchlib.table(
+            ["target", "met", "measured"],
+            [
+                [">= 40,000 records/s end to end", _yes(rate >= 40_000), f"{rate:,.0f}"],
+                ["<= 35 µs CPU per delivered record", _yes(cpu <= 35), f"{cpu:.1f}"],
+            ],
+        )
+    )
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,490 @@
+"""Cost of one ``handler.handle(record)`` call on the application thread, next to baselines.
+
+Owns: the per-call latency benchmark of ``SpoolHandler`` (issue targets: median <= 2.0x
+QueueHandler+QueueListener, p99 <= 100 µs, p99.9 <= 1 ms also while draining, >= 2.5x cheaper
+than the official QueuedLogHandler, >= 6x cheaper than stock persist-queue ``put``).
+
+Contestants, all driven through ``logging.Handler.handle`` (filters + handler lock + emit) with
+fresh "typical" records (a message with two %-args and two ``extra=`` fields), built outside
+the timed region:
+
+- ``QueueHandler+QueueListener``: stdlib, the listener thread feeding a handler that drops
+  everything. THE baseline of the ratio column.
+- ``SpoolHandler none``: ``flusher="none"`` (map + one durable SQLite commit, nothing ships).
+- ``SpoolHandler thread``: the in-process flusher thread ships to the emulator concurrently.
+- ``SpoolHandler thread, draining backlog``: the same while the flusher drains a big backlog
+  (pre-spooled with ``Spool.append_many``) into the emulator the whole time.
+- ``SpoolHandler none + drainer process``: the same backlog drained by a ``ThreadFlusher``
+  in ANOTHER process (the ``yai-spool run`` deployment): shows what the GIL costs the row above.
+- ``aliyun QueuedLogHandler``: the official handler, shipping to the emulator through
+  ``HTTP_PROXY`` with the fake endpoint ``sls.example.test`` (as in
+  tests/emulator/test_official_clients.py).
+- ``persist-queue put (stock)``: ``SQLiteAckQueue(path).put(self.format(record))`` with the
+  library's defaults (WAL, Python's default ``synchronous=FULL``, pickle).
+- ``sqlite3 insert+commit``: one autocommit ``INSERT`` of ``self.format(record)`` per record,
+  WAL + ``synchronous=NORMAL`` (the floor of any design that commits every record).
+
+Method: each repetition builds every contestant afresh, warms it up, then times each call with
+``perf_counter_ns``; contestants run in a rotated order in every repetition (interleaved) so
+machine drift hits all alike. Median = median of the per-repetition medians; p99/p99.9/max are
+over all samples of all repetitions. The emulator runs in a subprocess (own GIL). Nothing here
+is a test: no assertion on time.
+
+Run: ``python benchmarks/bench_emit.py [--quick] [--reps 5] [--calls 20000] [--backlog 200000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import logging.handlers
+import os
+import queue
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import benchlib
+from benchlib import AK, PROJECT, SK, EmulatorProcess, fmt_us, make_records, percentile, ratio
+
+from yai_spool.destination import encode_dest
+from yai_spool.handler import SpoolHandler
+from yai_spool.mapping import RecordMapper
+from yai_spool.spool import Spool, SpoolConfig
+
+SOURCE = "bench-host"
+BASELINE = "QueueHandler+QueueListener"
+
+
+class _Sink(logging.Handler):
+    """The QueueListener's target: accepts and drops (the NullHandler-ish end of the queue)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        return
+
+
+class _PersistQueueHandler(logging.Handler):
+    """What a user writes on top of stock persist-queue: format, then ``put`` (pickled)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        from persistqueue import SQLiteAckQueue
+
+        self.queue = SQLiteAckQueue(str(path), multithreading=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.queue.put(self.format(record))
+
+    def close(self) -> None:
+        self.queue.close()  # type: ignore[no-untyped-call]
+        super().close()
+
+
+class _SqliteHandler(logging.Handler):
+    """Raw sqlite3: one autocommit INSERT per record, WAL + synchronous=NORMAL."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, data TEXT, created REAL)"
+        )
+        self.cursor = self.conn.cursor()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.cursor.execute(
+            "INSERT INTO logs (data, created) VALUES (?, ?)", (self.format(record), record.created)
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+        super().close()
+
+
+@dataclass
+class Ctx:
+    """What the contestants' factories need; ``seq`` makes every logstore unique."""
+
+    directory: Path
+    emulator: EmulatorProcess
+    backlog: int
+    seq: int = 0
+
+    def next_logstore(self) -> str:
+        self.seq += 1
+        return f"emit-{self.seq}"
+
+
+@dataclass
+class Built:
+    handler: logging.Handler
+    close: Callable[[], None]
+    note: Callable[[], str] = lambda: ""
+
+
+def _spool_handler(ctx: Ctx, *, thread: bool, logstore: str, **kw: object) -> SpoolHandler:
+    path = ctx.directory / f"{logstore}.spool"
+    options: dict[str, object] = {
+        "project": PROJECT,
+        "logstore": logstore,
+        "spool_path": path,
+        "source": SOURCE,
+        "flusher": "thread" if thread else "none",
+    }
+    if thread:
+        options |= {
+            "endpoint": ctx.emulator.url,
+            "access_key_id": AK,
+            "access_key_secret": SK,
+            "close_timeout": 30.0,
+        }
+    options |= kw
+    return SpoolHandler(**options)  # type: ignore[arg-type]
+
+
+def _prefill(ctx: Ctx, logstore: str, n: int) -> Path:
+    """Spool ``n`` typical entries for ``logstore`` in big transactions (not timed)."""
+    path = ctx.directory / f"{logstore}.spool"
+    mapper = RecordMapper(source=SOURCE)
+    entries = [mapper.map(r) for r in make_records(1000, seed=7)]
+    for e in entries:  # the handler keeps topic/source/tags in the destination key
+        for k in ("topic", "source", "tags"):
+            e.pop(k)  # type: ignore[misc]
+    dest = encode_dest(PROJECT, logstore, "", SOURCE, ())
+    with Spool(path, SpoolConfig(integrity_check="none")) as spool:
+        done = 0
+        while done < n:
+            chunk = entries[: min(1000, n - done)]
+            spool.append_many(chunk, dest=dest)
+            done += len(chunk)
+    return path
+
+
+def build_queue(ctx: Ctx) -> Built:
+    q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(q, _Sink())
+    listener.start()
+    return Built(logging.handlers.QueueHandler(q), listener.stop)
+
+
+def build_spool_none(ctx: Ctx) -> Built:
+    handler = _spool_handler(ctx, thread=False, logstore=ctx.next_logstore())
+    return Built(handler, handler.close)
+
+
+def build_spool_thread(ctx: Ctx) -> Built:
+    logstore = ctx.next_logstore()
+    before = ctx.emulator.accepted()
+    handler = _spool_handler(ctx, thread=True, logstore=logstore)
+
+    def note() -> str:
+        return f"{ctx.emulator.accepted() - before} delivered while measuring"
+
+    return Built(handler, handler.close, note)
+
+
+def build_spool_draining(ctx: Ctx) -> Built:
+    logstore = ctx.next_logstore()
+    _prefill(ctx, logstore, ctx.backlog)
+    handler = _spool_handler(ctx, thread=True, logstore=logstore, close_timeout=0.5)
+    before = ctx.emulator.accepted()
+
+    def note() -> str:
+        shipped = ctx.emulator.accepted() - before
+        return f"backlog {ctx.backlog}: {shipped} shipped while measuring"
+
+    return Built(handler, handler.close, note)
+
+
+def build_spool_external_drainer(ctx: Ctx) -> Built:
+    logstore = ctx.next_logstore()
+    path = _prefill(ctx, logstore, ctx.backlog)
+    handler = _spool_handler(ctx, thread=False, logstore=logstore)
+    before = ctx.emulator.accepted()
+    drainer = subprocess.Popen(
+        [sys.executable, __file__, "--drainer", str(path), ctx.emulator.url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert drainer.stdout is not None
+    drainer.stdout.readline()  # "ready": it holds the flusher lock and is shipping
+
+    def close() -> None:
+        drainer.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            drainer.wait(15)
+        if drainer.poll() is None:
+            drainer.kill()
+            drainer.wait()
+        assert drainer.stdout is not None
+        drainer.stdout.close()
+        handler.close()
+
+    def note() -> str:
+        shipped = ctx.emulator.accepted() - before
+        return f"backlog {ctx.backlog}: {shipped} shipped while measuring"
+
+    return Built(handler, close, note)
+
+
+def build_official(ctx: Ctx) -> Built:
+    from aliyun.log import QueuedLogHandler
+
+    handler = QueuedLogHandler(
+        "sls.example.test", AK, SK, PROJECT, ctx.next_logstore(), close_wait=30
+    )
+
+    def close() -> None:
+        handler.stop()
+        handler.close()
+
+    return Built(handler, close)
+
+
+def build_persist_queue(ctx: Ctx) -> Built:
+    directory = ctx.directory / f"pq-{ctx.next_logstore()}"
+    handler = _PersistQueueHandler(directory)
+    return Built(handler, handler.close)
+
+
+def build_sqlite(ctx: Ctx) -> Built:
+    handler = _SqliteHandler(ctx.directory / f"{ctx.next_logstore()}.sqlite")
+    return Built(handler, handler.close)
+
+
+CONTESTANTS: dict[str, Callable[[Ctx], Built]] = {
+    BASELINE: build_queue,
+    "SpoolHandler none": build_spool_none,
+    "SpoolHandler thread": build_spool_thread,
+    "SpoolHandler thread, draining backlog": build_spool_draining,
+    "SpoolHandler none + drainer process": build_spool_external_drainer,
+    "aliyun QueuedLogHandler": build_official,
+    "persist-queue put (stock)": build_persist_queue,
+    "sqlite3 insert+commit (WAL, NORMAL)": build_sqlite,
+}
+
+
+def time_calls(
+    handle: Callable[[logging.LogRecord], object],
+    records: list[logging.LogRecord],
+    budget: float,
+) -> list[int]:
+    """ns per call; stops early once ``budget`` seconds are spent (slow contestants)."""
+    clock = time.perf_counter_ns
+    out: list[int] = []
+    add = out.append
+    deadline = clock() + int(budget * 1e9)
+    for i, record in enumerate(records):
+        t0 = clock()
+        handle(record)
+        add(clock() - t0)
+        if i & 255 == 255 and t0 > deadline:
+            break
+    return out
+
+
+def timer_overhead() -> float:
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(20000):
+        t0 = clock()
+        samples.append(clock() - t0)
+    return statistics.median(samples) / 1000
+
+
+def drainer_main(path: str, url: str) -> None:
+    """``--drainer``: ship ``path`` from this separate process until terminated."""
+    import signal
+
+    from yai_spool.client import PutLogsClient
+    from yai_spool.flusher import FlusherConfig, ThreadFlusher
+
+    spool = Spool(path, SpoolConfig(integrity_check="none"))
+    client = PutLogsClient(url, access_key_id=AK, access_key_secret=SK)
+    flusher = ThreadFlusher(spool, client, FlusherConfig(linger=0.05))
+    flusher.start()
+    deadline = time.monotonic() + 30
+    while not spool.is_flusher and time.monotonic() < deadline:
+        time.sleep(0.005)
+    print("ready", flush=True)
+    stop = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    while not stop:
+        flusher.wake()
+        time.sleep(0.05)
+    flusher.stop(0.0)
+    spool.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="< 30 s smoke run")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--calls", type=int, default=None, help="timed calls per repetition")
+    parser.add_argument("--backlog", type=int, default=None, help="records pre-spooled")
+    parser.add_argument("--budget", type=float, default=None, help="seconds per contestant/rep")
+    parser.add_argument("--only", default="", help="comma-separated contestant name prefixes")
+    parser.add_argument("--drainer", nargs=2, metavar=("SPOOL", "URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drainer:
+        drainer_main(*args.drainer)
+        return
+    reps = args.reps or (1 if args.quick else 5)
+    calls = args.calls or (2000 if args.quick else 20000)
+    backlog = args.backlog or (20_000 if args.quick else 200_000)
+    budget = args.budget or (0.6 if args.quick else 4.0)
+    names = [
+        n
+        for n in CONTESTANTS
+        if not args.only or n == BASELINE or any(n.startswith(p) for p in args.only.split(","))
+    ]
+
+    # The official handler reaches the emulator through proxy mode; ours ignores the
+    # environment (trust_env=False), so this changes nothing else.
+    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
+        os.environ.pop(var, None)
+    logging.getLogger("yai_spool").propagate = False
+    overhead = timer_overhead()
+    samples: dict[str, list[int]] = {n: [] for n in names}
+    medians: dict[str, list[float]] = {n: [] for n in names}
+    notes: dict[str, list[str]] = {n: [] for n in names}
+    started = time.monotonic()
+    with (
+        benchlib.scratch_dir("yai-bench-emit-") as directory,
+        EmulatorProcess(directory) as emulator,
+    ):
+        os.environ["HTTP_PROXY"] = emulator.url
+        ctx = Ctx(directory, emulator, backlog)
+        for rep in range(reps):
+            order = names[rep % len(names) :] + names[: rep % len(names)]
+            for name in order:
+                built = CONTESTANTS[name](ctx)
+                try:
+                    warm = make_records(300, seed=10_000_000 + rep)
+                    for record in warm:
+                        built.handler.handle(record)
+                    records = make_records(calls, seed=rep * calls)
+                    got = time_calls(built.handler.handle, records, budget)
+                    text = built.note()
+                finally:
+                    built.close()
+                samples[name] += got
+                medians[name].append(statistics.median(got) / 1000)
+                if text:
+                    notes[name].append(text)
+                print(
+                    f"  rep {rep + 1}/{reps} {name}: {len(got)} calls, "
+                    f"median {statistics.median(got) / 1000:.1f} µs",
+                    file=sys.stderr,
+                )
+    elapsed = time.monotonic() - started
+
+    print(
+        benchlib.env_header(
+            "bench_emit: cost of one handler.handle(record) on the application thread",
+            {
+                "repetitions": f"{reps} (interleaved, rotated order), up to {calls} timed calls "
+                f"per contestant per repetition, {budget:g} s budget each",
+                "backlog for the draining rows": f"{backlog} records pre-spooled",
+                "timer overhead (included in every sample)": f"{overhead:.2f} µs",
+                "wall time": f"{elapsed:.0f} s",
+            },
+        )
+    )
+    base = statistics.median(medians[BASELINE])
+    rows = []
+    for name in names:
+        ordered = sorted(samples[name])
+        med = statistics.median(medians[name])
+        rows.append(
+            [
+                name,
+                len(ordered),
+                fmt_us(med),
+                ratio(med, base),
+                f"{min(medians[name]):.1f}-{max(medians[name]):.1f}",
+                fmt_us(percentile(ordered, 99) / 1000),
+                fmt_us(percentile(ordered, 99.9) / 1000),
+                fmt_us(ordered[-1] / 1000),
+            ]
+        )
+    print(
+        benchlib.table(
+            [
+                "contestant",
+                "calls",
+                "median",
+                "ratio vs baseline",
+                "rep medians µs",
+                "p99",
+                "p99.9",
+                "max",
+            ],
+            rows,
+        )
+    )
+    print(f"\nbaseline: {BASELINE} (median {base:.1f} µs)")
+    for name in names:
+        if notes[name]:
+            print(f"- {name}: " + "; ".join(notes[name]))
+    _print_targets(names, medians, samples, base)
+
+
+def _print_targets(
+    names: list[str], medians: dict[str, list[float]], samples: dict[str, list[int]], base: float
+) -> None:
+    def med(n: str) -> float:
+        return statistics.median(medians[n])
+
+    def pct(n: str, q: float) -> float:
+        return percentile(sorted(samples[n]), q) / 1000
+
+    ours = "SpoolHandler none"
+    checks: list[tuple[str, bool, str]] = []
+    if ours in names:
+        checks.append(
+            (
+                "median <= 2.0x QueueHandler+QueueListener",
+                med(ours) <= 2 * base,
+                ratio(med(ours), base),
+            )
+        )
+    for name in names:
+        if name.startswith("SpoolHandler"):
+            checks.append((f"p99 <= 100 µs ({name})", pct(name, 99) <= 100, fmt_us(pct(name, 99))))
+            checks.append(
+                (f"p99.9 <= 1 ms ({name})", pct(name, 99.9) <= 1000, fmt_us(pct(name, 99.9)))
+            )
+    for other, factor in (("aliyun QueuedLogHandler", 2.5), ("persist-queue put (stock)", 6.0)):
+        if ours in names and other in names:
+            checks.append(
+                (
+                    f">= {factor}x cheaper than {other} (median)",
+                    med(other) >= factor * med(ours),
+                    f"{med(other) / med(ours):.2f}x",
+                )
+            )
+    print()
+    print(
+        benchlib.table(
+            ["target", "met", "measured"],
+            [[t, "yes" if ok else "NO", m] for t, ok, m in checks],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""``yai_spool.health``: the verdict rules, table-driven over synthetic snapshots (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from yai_spool.errors import ErrorCode, Outcome
+from yai_spool.health import (
+    Thresholds,
+    Verdict,
+    assess,
+    error_outcome,
+    format_age,
+    unreadable,
+    worst,
+)
+from yai_spool.spool import LastError, SpoolEvent, SpoolStats
+
+NOW = 1_800_000_000.0
+
+
+def snapshot(**changes: Any) -> SpoolStats:
+    base = SpoolStats(
+        path="/x/app.spool",
+        schema_version=1,
+        ready_records=0,
+        ready_bytes=0,
+        leased_records=0,
+        leased_bytes=0,
+        dead_records=0,
+        dead_bytes=0,
+        active_leases=0,
+        oldest_ready_enqueued_at=None,
+        oldest_ready_age=None,
+        appended=0,
+        delivered=0,
+        retried=0,
+        dead_lettered=0,
+        replayed=0,
+        purged=0,
+        throttled=0,
+        leases_recovered=0,
+    )
+    return replace(base, **changes)
+
+
+def waiting(age: float, n: int = 3, **changes: Any) -> SpoolStats:
+    return snapshot(
+        ready_records=n,
+        ready_bytes=100 * n,
+        oldest_ready_enqueued_at=NOW - age,
+        oldest_ready_age=age,
+        **changes,
+    )
+
+
+def error(code: str, ago: float, message: str = "m") -> LastError:
+    return LastError(code, message, "RID", NOW - ago)
+
+
+@pytest.mark.parametrize(
+    ("stats", "verdict"),
+    [
+        (snapshot(), Verdict.OK),
+        (waiting(5, flusher_pid=42), Verdict.OK),
+        (waiting(61, flusher_pid=42), Verdict.LAGGING),
+        (waiting(1), Verdict.NO_FLUSHER),
+        (snapshot(leased_records=2, leased_bytes=9, active_leases=1), Verdict.NO_FLUSHER),
+        # Failing for a while with a transient error: stalled; the same error a moment after
+        # the records arrived: still ok (one blip), the error becomes a note.
+        (waiting(90, flusher_pid=42, last_error=error(ErrorCode.ServerBusy, 5)), Verdict.STALLED),
+        (waiting(5, flusher_pid=42, last_error=error(ErrorCode.ServerBusy, 1)), Verdict.OK),
+        (waiting(90, flusher_pid=42, last_error=error("ConnectError", 5)), Verdict.STALLED),
+        # Throttling is a transient failure too.
+        (
+            waiting(90, flusher_pid=42, last_error=error(ErrorCode.WriteQuotaExceed, 5)),
+            Verdict.STALLED,
+        ),
+        # An error older than the last success is history.
+        (
+            waiting(
+                90,
+                flusher_pid=42,
+                last_error=error(ErrorCode.ServerBusy, 50),
+                last_success_at=NOW - 10,
+            ),
+            Verdict.LAGGING,
+        ),
+        # Nothing delivered for the stall threshold while a flusher holds the lock.
+        (waiting(400, flusher_pid=42), Verdict.STALLED),
+        (waiting(400, flusher_pid=42, last_success_at=NOW - 5), Verdict.LAGGING),
+        (waiting(400, flusher_pid=0), Verdict.STALLED),  # 0: holder not written its pid yet
+        # Credentials and destination errors need a human, flusher or not.
+        (waiting(1, flusher_pid=42, last_error=error(ErrorCode.SignatureNotMatch, 1)),
+         Verdict.BLOCKED_CREDENTIALS),
+        (waiting(1, last_error=error(ErrorCode.LogStoreNotExist, 1)), Verdict.BLOCKED_CREDENTIALS),
+        (snapshot(last_error=error("CredentialsError", 1)), Verdict.BLOCKED_CREDENTIALS),
+        # A poison record dead-lettered by the flusher is not a stall: the link works.
+        (waiting(90, flusher_pid=42, last_error=error(ErrorCode.PostBodyInvalid, 1)),
+         Verdict.LAGGING),
+        (waiting(90, flusher_pid=42, last_error=error("MaxAgeExceeded", 1)), Verdict.LAGGING),
+    ],
+)  # fmt: skip
+def test_verdicts(stats: SpoolStats, verdict: Verdict) -> None:
+    health = assess(stats, NOW)
+    assert health.verdict is verdict, health.summary
+    assert "\n" not in health.summary
+    assert [f.verdict for f in health.findings] == sorted(
+        (f.verdict for f in health.findings), key=lambda v: v.severity, reverse=True
+    )
+
+
+def test_worst_finding_wins_and_all_are_kept() -> None:
+    stats = waiting(120, last_error=error(ErrorCode.InvalidAccessKeyId, 3, "bad key"))
+    health = assess(stats, NOW)
+    assert health.verdict is Verdict.BLOCKED_CREDENTIALS
+    assert [f.verdict for f in health.findings] == [
+        Verdict.BLOCKED_CREDENTIALS,
+        Verdict.NO_FLUSHER,
+    ]
+    assert health.summary.startswith(
+        "SLS refuses our credentials or destination: InvalidAccessKeyId: bad key "
+        "(request id RID, 3s ago); 3 records waiting, oldest 2m 00s, all kept"
+    )
+
+
+def test_quarantine_is_corrupt_until_acknowledged() -> None:
+    event = SpoolEvent(
+        NOW - 60,
+        "quarantined",
+        MappingProxyType({"moved_to": "/x/app.spool.corrupt-1Z", "reason": "SQLITE_NOTADB"}),
+    )
+    stats = snapshot(events=(event,))
+    health = assess(stats, NOW)
+    assert health.verdict is Verdict.CORRUPT
+    assert "moved aside to /x/app.spool.corrupt-1Z 1m 00s ago" in health.summary
+    assert assess(stats, NOW, unacknowledged=()).verdict is Verdict.OK
+
+
+def test_thresholds_and_notes() -> None:
+    stats = waiting(
+        30,
+        flusher_pid=42,
+        dead_records=2,
+        dropped=MappingProxyType({"drop_oldest": 5, "too_large": 1}),
+        last_success_at=NOW - 2,
+    )
+    assert assess(stats, NOW, Thresholds(lag=10)).verdict is Verdict.LAGGING
+    health = assess(stats, NOW)
+    assert health.summary == (
+        "healthy: 3 records waiting, oldest 30s; last delivery 2s ago; 2 records dead-lettered"
+    )
+    assert any("6 records dropped since creation (drop_oldest 5, too_large 1)" in n
+               for n in health.notes)  # fmt: skip
+    with pytest.raises(ValueError, match="lag"):
+        Thresholds(lag=-1)
+
+
+def test_helpers() -> None:
+    assert [format_age(s) for s in (None, -3, 59.9, 61, 3661, 90061)] == [
+        "-",
+        "0s",
+        "59s",
+        "1m 01s",
+        "1h 01m",
+        "1d 01h",
+    ]
+    assert worst([]) is Verdict.OK
+    assert worst([Verdict.LAGGING, Verdict.MISSING, Verdict.CORRUPT]) is Verdict.MISSING
+    assert unreadable(Verdict.MISSING, "no spool").summary == "no spool"
+    assert error_outcome(error(ErrorCode.BadResponse, 0)) is Outcome.RETRY
+    assert error_outcome(error("RequestTimeout", 0)) is Outcome.RETRY
+    assert error_outcome(error("EncodeError", 0)) is Outcome.REJECTED
+    assert error_outcome(error("SomethingNew", 0)) is None
