@@ -20,9 +20,14 @@ Configurations:
 - ``logging only``: the same logger calls into a handler that drops them: the application's own
   cost of making records, included in every other row's CPU.
 
+- ``SpoolHandler none + drainer process``: ours with ``flusher="none"``; a ``ThreadFlusher`` in
+  a second process (the ``yai-spool run`` model) ships the spool. Its CPU is added to the row's
+  CPU; peak RSS is the larger of the two processes.
+
 Columns: records/s = N / (first call .. emulator holds N); CPU µs/record = the child's user+sys
 CPU (all its threads, ``resource.getrusage``) / N; emulator CPU µs/record; peak RSS =
-``ru_maxrss`` of the child. Repetitions are interleaved; the table shows medians.
+``ru_maxrss`` of the child. Repetitions are interleaved; the table shows medians. A warm-up of
+500 records (imports, connections, the flusher thread) precedes every measured run.
 
 Run: ``python benchmarks/bench_e2e.py [--quick] [--records 200000] [--reps 3]``
 """
@@ -46,7 +51,15 @@ import benchlib
 from benchlib import AK, PROJECT, SK, EmulatorProcess, ratio
 
 BASELINE = "aliyun QueuedLogHandler"
-CONFIGS = (BASELINE, "SpoolHandler thread", "QueueListener -> PutLogsClient", "logging only")
+WARMUP = 500
+DRAINED = "SpoolHandler none + drainer process"
+CONFIGS = (
+    BASELINE,
+    "SpoolHandler thread",
+    DRAINED,
+    "QueueListener -> PutLogsClient",
+    "logging only",
+)
 
 
 class _Drop(logging.Handler):
@@ -84,6 +97,9 @@ class _BatchShipper(logging.Handler):
         self.pending = []
         self.client.put_logs(PROJECT, self.logstore, LogGroup(logs, source="bench-host"))
 
+    def flush(self) -> None:
+        self.ship()
+
     def close(self) -> None:
         self.ship()
         self.client.close()
@@ -99,20 +115,26 @@ def child(config: str, url: str, logstore: str, *, n: int, expect: int, director
     emulator_stats = benchlib.EmulatorClient(url)
 
     listener = None
-    if config == "SpoolHandler thread":
+    drainer = None
+    if config in ("SpoolHandler thread", DRAINED):
         from yai_spool.handler import SpoolHandler
 
+        spool_path = Path(directory) / f"{logstore}.spool"
+        thread = config == "SpoolHandler thread"
         handler: logging.Handler = SpoolHandler(
             project=PROJECT,
             logstore=logstore,
-            endpoint=url,
+            endpoint=url if thread else None,
+            flusher="thread" if thread else "none",
             access_key_id=AK,
             access_key_secret=SK,
             source="bench-host",
-            spool_path=Path(directory) / f"{logstore}.spool",
+            spool_path=spool_path,
             flush_timeout=120.0,
             close_timeout=5.0,
         )
+        if not thread:
+            drainer = benchlib.Drainer(spool_path, url)
     elif config == BASELINE:
         from aliyun.log import QueuedLogHandler
 
@@ -130,7 +152,23 @@ def child(config: str, url: str, logstore: str, *, n: int, expect: int, director
     logger.addHandler(handler)
     shipping = config != "logging only"
 
+    if shipping:  # warm-up: imports, connections, the flusher thread; not measured
+        for i in range(WARMUP):
+            logger.info("warm-up %d", i)
+        if listener is not None:
+            listener.stop()
+            listener.handlers[0].flush()
+            listener.start()
+        elif drainer is not None:
+            pass  # the drainer ships on its own
+        else:
+            handler.flush()
+            if config == BASELINE:  # its flush() stopped its worker: start a fresh one
+                handler.stop_flag = False  # type: ignore[attr-defined]
+                handler.init_worker()  # type: ignore[attr-defined]
+        emulator_stats.wait_for(expect - n, timeout=60)
     before = resource.getrusage(resource.RUSAGE_SELF)
+    drainer_cpu = drainer.cpu() if drainer is not None else 0.0
     start = time.perf_counter()
     for i in range(n):
         extra = {"order_id": f"o-{i}", "ms": 1.5}
@@ -139,19 +177,26 @@ def child(config: str, url: str, logstore: str, *, n: int, expect: int, director
     if listener is not None:
         listener.stop()  # drains the queue into the shipper
         listener.handlers[0].close()
-    elif shipping:
+    elif shipping and drainer is None:
         handler.flush()
     delivered = emulator_stats.wait_for(expect, timeout=600) if shipping else True
     done = time.perf_counter()
     after = resource.getrusage(resource.RUSAGE_SELF)
+    extra_cpu, extra_rss = 0.0, 0.0
+    if drainer is not None:
+        extra_cpu = drainer.cpu() - drainer_cpu
+        extra_rss = drainer.peak_rss_mb()
+        drainer.stop()
     handler.close()
     print(
         json.dumps(
             {
                 "emit_s": emitted - start,
                 "total_s": done - start,
-                "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-                "maxrss_mb": after.ru_maxrss / 1024,
+                "cpu_s": (after.ru_utime - before.ru_utime)
+                + (after.ru_stime - before.ru_stime)
+                + extra_cpu,
+                "maxrss_mb": max(after.ru_maxrss / 1024, extra_rss),
                 "delivered": delivered,
             }
         )
@@ -189,13 +234,13 @@ def main() -> None:
                         emu.url,
                         f"e2e-{seq}",
                         str(n),
-                        str(before + n),
+                        str(before + WARMUP + n),
                         str(directory),
                     ],
                     timeout=900,
                 )
                 out["emu_cpu_s"] = emu.cpu() - emu_cpu
-                out["got"] = emu.accepted() - before
+                out["got"] = emu.accepted() - before - WARMUP
                 results[config].append(out)
                 print(
                     f"  rep {rep + 1}/{reps} {config}: {n / out['total_s']:,.0f} rec/s, "

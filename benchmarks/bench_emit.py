@@ -36,14 +36,12 @@ Run: ``python benchmarks/bench_emit.py [--quick] [--reps 5] [--calls 20000] [--b
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import logging.handlers
 import os
 import queue
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -51,7 +49,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import benchlib
-from benchlib import AK, PROJECT, SK, EmulatorProcess, fmt_us, make_records, percentile, ratio
+from benchlib import (
+    AK,
+    PROJECT,
+    SK,
+    EmulatorProcess,
+    fmt_us,
+    make_record,
+    make_records,
+    percentile,
+    ratio,
+)
 
 from yai_spool.destination import encode_dest
 from yai_spool.handler import SpoolHandler
@@ -209,23 +217,10 @@ def build_spool_external_drainer(ctx: Ctx) -> Built:
     path = _prefill(ctx, logstore, ctx.backlog)
     handler = _spool_handler(ctx, thread=False, logstore=logstore)
     before = ctx.emulator.accepted()
-    drainer = subprocess.Popen(
-        [sys.executable, __file__, "--drainer", str(path), ctx.emulator.url],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert drainer.stdout is not None
-    drainer.stdout.readline()  # "ready": it holds the flusher lock and is shipping
+    drainer = benchlib.Drainer(path, ctx.emulator.url)
 
     def close() -> None:
-        drainer.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            drainer.wait(15)
-        if drainer.poll() is None:
-            drainer.kill()
-            drainer.wait()
-        assert drainer.stdout is not None
-        drainer.stdout.close()
+        drainer.stop()
         handler.close()
 
     def note() -> str:
@@ -273,16 +268,18 @@ CONTESTANTS: dict[str, Callable[[Ctx], Built]] = {
 
 
 def time_calls(
-    handle: Callable[[logging.LogRecord], object],
-    records: list[logging.LogRecord],
-    budget: float,
+    handle: Callable[[logging.LogRecord], object], start: int, calls: int, budget: float
 ) -> list[int]:
-    """ns per call; stops early once ``budget`` seconds are spent (slow contestants)."""
+    """ns per call; stops early once ``budget`` seconds are spent (slow contestants).
+
+    Each record is built right before its call, outside the timer (see ``make_record``).
+    """
     clock = time.perf_counter_ns
     out: list[int] = []
     add = out.append
     deadline = clock() + int(budget * 1e9)
-    for i, record in enumerate(records):
+    for i in range(start, start + calls):
+        record = make_record(i)
         t0 = clock()
         handle(record)
         add(clock() - t0)
@@ -300,33 +297,80 @@ def timer_overhead() -> float:
     return statistics.median(samples) / 1000
 
 
-def drainer_main(path: str, url: str) -> None:
-    """``--drainer``: ship ``path`` from this separate process until terminated."""
-    import signal
+def emit_breakdown(directory: Path, reps: int, calls: int) -> list[list[str]]:
+    """µs per call of each step of ``SpoolHandler.handle`` (flusher="none"), interleaved.
 
-    from yai_spool.client import PutLogsClient
-    from yai_spool.flusher import FlusherConfig, ThreadFlusher
+    Each step is timed over a block of calls (block mean, no per-call timer), on fresh records
+    for the steps that read a record; the table shows the median over repetitions.
+    """
+    from yai_spool.spool.schema import encode_entry
 
-    spool = Spool(path, SpoolConfig(integrity_check="none"))
-    client = PutLogsClient(url, access_key_id=AK, access_key_secret=SK)
-    flusher = ThreadFlusher(spool, client, FlusherConfig(linger=0.05))
-    flusher.start()
-    deadline = time.monotonic() + 30
-    while not spool.is_flusher and time.monotonic() < deadline:
-        time.sleep(0.005)
-    print("ready", flush=True)
-    stop = False
+    handler = SpoolHandler(
+        project=PROJECT,
+        logstore="breakdown",
+        spool_path=directory / "breakdown.spool",
+        source=SOURCE,
+        flusher="none",
+    )
+    mapper = handler._mapper
+    spool = handler.spool
+    store = spool._store
+    assert store is not None
+    dest = encode_dest(PROJECT, "breakdown", "", SOURCE, ())
+    entry = dict(mapper.map(make_records(1)[0]))
+    for key in ("topic", "source", "tags"):
+        entry.pop(key)
+    data, size = encode_entry(entry)
+    conn = sqlite3.connect(directory / "breakdown-raw.sqlite", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # as the spool: no checkpoint in the insert
+    conn.execute("CREATE TABLE q (id INTEGER PRIMARY KEY, data TEXT, ts REAL, dest TEXT, n INT)")
+    cursor = conn.cursor()
+    insert = "INSERT INTO q (data, ts, dest, n) VALUES (?, ?, ?, ?)"
 
-    def on_term(*_: object) -> None:
-        nonlocal stop
-        stop = True
+    def per_record(fn: Callable[[logging.LogRecord], object]) -> Callable[[], float]:
+        def run() -> float:
+            clock = time.perf_counter_ns
+            spent = 0
+            for i in range(calls):
+                record = make_record(i)  # hot, as in logger.info; built outside the timer
+                t0 = clock()
+                fn(record)
+                spent += clock() - t0
+            return spent / calls / 1000
 
-    signal.signal(signal.SIGTERM, on_term)
-    while not stop:
-        flusher.wake()
-        time.sleep(0.05)
-    flusher.stop(0.0)
-    spool.close()
+        return run
+
+    def repeated(fn: Callable[[], object]) -> Callable[[], float]:
+        def run() -> float:
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            return (time.perf_counter() - t0) / calls * 1e6
+
+        return run
+
+    steps: dict[str, Callable[[], float]] = {
+        "RecordMapper.map": per_record(mapper.map),
+        "schema.encode_entry (orjson)": repeated(lambda: encode_entry(entry)),
+        "SpoolQueue.insert (the SQL, autocommit)": repeated(
+            lambda: store.insert(data, 1.0, dest, size)
+        ),
+        "raw sqlite3 INSERT autocommit, same row": repeated(
+            lambda: cursor.execute(insert, (data, 1.0, dest, size))
+        ),
+        "Spool.append (encode + checks + insert)": repeated(lambda: spool.append(entry, dest=dest)),
+        "SpoolHandler.emit (map + append + glue)": per_record(handler.emit),
+        "SpoolHandler.handle (filters + lock + emit)": per_record(handler.handle),
+    }
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(reps):
+        for name, run in steps.items():
+            times[name].append(run())
+    handler.close()
+    conn.close()
+    return [[name, f"{statistics.median(v):.2f}", f"{min(v):.2f}"] for name, v in times.items()]
 
 
 def main() -> None:
@@ -337,11 +381,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=None, help="records pre-spooled")
     parser.add_argument("--budget", type=float, default=None, help="seconds per contestant/rep")
     parser.add_argument("--only", default="", help="comma-separated contestant name prefixes")
-    parser.add_argument("--drainer", nargs=2, metavar=("SPOOL", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.drainer:
-        drainer_main(*args.drainer)
-        return
     reps = args.reps or (1 if args.quick else 5)
     calls = args.calls or (2000 if args.quick else 20000)
     backlog = args.backlog or (20_000 if args.quick else 200_000)
@@ -373,11 +413,9 @@ def main() -> None:
             for name in order:
                 built = CONTESTANTS[name](ctx)
                 try:
-                    warm = make_records(300, seed=10_000_000 + rep)
-                    for record in warm:
-                        built.handler.handle(record)
-                    records = make_records(calls, seed=rep * calls)
-                    got = time_calls(built.handler.handle, records, budget)
+                    for i in range(300):  # warm-up
+                        built.handler.handle(make_record(10_000_000 + i))
+                    got = time_calls(built.handler.handle, rep * calls, calls, budget)
                     text = built.note()
                 finally:
                     built.close()
@@ -390,6 +428,7 @@ def main() -> None:
                     f"median {statistics.median(got) / 1000:.1f} µs",
                     file=sys.stderr,
                 )
+        breakdown = emit_breakdown(directory, reps=3 if args.quick else 7, calls=calls // 4)
     elapsed = time.monotonic() - started
 
     print(
@@ -441,6 +480,8 @@ def main() -> None:
         if notes[name]:
             print(f"- {name}: " + "; ".join(notes[name]))
     _print_targets(names, medians, samples, base)
+    print("\n### Where SpoolHandler.handle spends its time (flusher=none, in-process)\n")
+    print(benchlib.table(["step", "median µs/call", "best µs/call"], breakdown))
 
 
 def _print_targets(

@@ -127,27 +127,30 @@ def ratio(value: float, base: float) -> str:
 # --------------------------------------------------------------------------- records
 
 
-def make_records(n: int, seed: int = 0) -> list[logging.LogRecord]:
-    """Fresh "typical" records: a message with two %-args and two ``extra=`` fields.
+def make_record(i: int) -> logging.LogRecord:
+    """A fresh "typical" record: a message with two %-args and two ``extra=`` fields.
 
     The same shape as the "typical" scenario of bench_mapping.py (minus the bound context).
-    Built outside any timed region; every contestant gets its own fresh list, because
-    formatters cache ``message``/``exc_text`` on the records they see.
+    Timed loops build each record just before the timed call (outside the timer), as
+    ``logger.info`` does: a record built long before is cold in the CPU caches and would cost
+    every handler that reads it a few µs more than in a real application.
     """
-    return [
-        LOGGER.makeRecord(
-            LOGGER.name,
-            logging.INFO,
-            "/srv/app/checkout/views.py",
-            120 + (i % 7),
-            "user %s paid %d EUR",
-            (f"user-{(seed + i) % 5000}", (seed + i) % 997),
-            None,
-            "pay",
-            {"order_id": f"o-{seed + i}", "ms": 12.5},
-        )
-        for i in range(n)
-    ]
+    return LOGGER.makeRecord(
+        LOGGER.name,
+        logging.INFO,
+        "/srv/app/checkout/views.py",
+        120 + (i % 7),
+        "user %s paid %d EUR",
+        (f"user-{i % 5000}", i % 997),
+        None,
+        "pay",
+        {"order_id": f"o-{i}", "ms": 12.5},
+    )
+
+
+def make_records(n: int, seed: int = 0) -> list[logging.LogRecord]:
+    """``n`` fresh typical records (for untimed uses such as pre-filling a spool)."""
+    return [make_record(seed + i) for i in range(n)]
 
 
 # --------------------------------------------------------------------------- process stats
@@ -275,6 +278,79 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+class Drainer:
+    """A ``ThreadFlusher`` in ANOTHER process shipping ``spool`` to ``url`` (the daemon model).
+
+    Started with ``python benchlib.py --drainer SPOOL URL``; ready once it holds the flusher
+    lock. ``cpu()``/``rss_mb()`` read its /proc entries; ``stop()`` ends it by pid.
+    """
+
+    def __init__(self, spool: Path | str, url: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--drainer", str(spool), url],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(ROOT),
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.stop()
+            raise RuntimeError("drainer did not become the flusher")
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def peak_rss_mb(self) -> float:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return math.nan
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def _drainer_main(path: str, url: str) -> None:
+    import signal
+
+    from yai_spool.client import PutLogsClient
+    from yai_spool.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.spool import Spool, SpoolConfig
+
+    stop = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    spool = Spool(path, SpoolConfig(integrity_check="none", max_records=2_000_000))
+    flusher = ThreadFlusher(
+        spool,
+        PutLogsClient(url, access_key_id=AK, access_key_secret=SK),
+        FlusherConfig(linger=0.05, poll_interval=0.05),
+    )
+    flusher.start()
+    deadline = time.monotonic() + 30
+    while not spool.is_flusher and time.monotonic() < deadline:
+        time.sleep(0.005)
+    print("ready", flush=True)
+    while not stop:
+        flusher.wake()  # records come from another process: no wake() reaches us
+        time.sleep(0.02)
+    flusher.stop(0.0)
+    spool.close()
+
+
 def run_child(args: Sequence[str], timeout: float) -> dict[str, Any]:
     """Run ``python <args>`` and parse the JSON object on its last stdout line."""
     result = subprocess.run(
@@ -288,3 +364,7 @@ def run_child(args: Sequence[str], timeout: float) -> dict[str, Any]:
     if result.returncode != 0:
         raise RuntimeError(f"child {args} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--drainer"]:
+    _drainer_main(sys.argv[2], sys.argv[3])

@@ -21,7 +21,7 @@ Exit codes (``ExitCode``; stable, scripts may rely on them; with several spools 
                              holds the spool; nothing was changed
 11    checks-failed          ``doctor``: at least one check failed
 12    send-failed            ``replay --send-now``: SLS did not accept everything (kept)
-13    not-configured         credentials or endpoint missing for a command that sends
+13    not-configured         credentials, endpoint or --config file missing or invalid
 ====  =====================  ==================================================================
 
 Invariants:
@@ -39,8 +39,8 @@ Invariants:
   access key id (``LTAI****``) appears in output.
 - ``--json`` prints exactly one JSON document on stdout (JSON lines for record streams:
   ``peek``, ``export``); progress bars, prompts and warnings go to stderr.
-- ``_QueueReader`` is the only code here that knows the spool's SQL schema (the spool has no
-  public reader for READY/LEASED rows yet; requested in /work/plan/requests.md).
+- Nothing here knows the spool's SQL schema: records are read through ``Spool.queued`` /
+  ``Spool.dead_letters`` on a read-only handle.
 - Records are only deleted by SLS answering 200 (``replay --send-now`` settles every batch
   through ``flusher.ShipCycle``) or by an explicit, confirmed ``purge``.
 """
@@ -48,26 +48,22 @@ Invariants:
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import json
 import math
 import os
 import re
 import shutil
-import sqlite3
 import stat
 import sys
 import time
-import tomllib
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -82,16 +78,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from yai_spool.credentials import (
-    ENV_ACCESS_KEY_ID,
-    ENV_ACCESS_KEY_SECRET,
-    ENV_SECURITY_TOKEN,
-    Credentials,
-    CredentialsProvider,
-    EnvironmentCredentialsProvider,
-    StaticCredentialsProvider,
-    mask_key_id,
-)
+from yai_spool.credentials import CredentialsProvider, mask_key_id
 from yai_spool.destination import decode_dest
 from yai_spool.errors import ConfigError, Outcome, SLSError, TransportError, YaiSpoolError
 from yai_spool.health import (
@@ -117,7 +104,10 @@ from yai_spool.spool import (
     SpoolStats,
     SpoolStorageError,
 )
-from yai_spool.spool.schema import LEASED, QUEUE_TABLE, decode_entry
+from yai_spool.spool.schema import decode_entry
+
+if TYPE_CHECKING:
+    from yai_spool.config import DaemonConfig
 
 __all__ = ["EXIT_CODES", "ExitCode", "register_spool_commands"]
 
@@ -168,7 +158,7 @@ EXIT_CODES: Final[tuple[tuple[ExitCode, str], ...]] = (
     (ExitCode.REFUSED, "refused: needs --yes/--force, or another flusher holds the spool"),
     (ExitCode.CHECKS_FAILED, "doctor: a check failed"),
     (ExitCode.SEND_FAILED, "replay --send-now: SLS did not accept everything (records kept)"),
-    (ExitCode.NOT_CONFIGURED, "credentials or endpoint missing"),
+    (ExitCode.NOT_CONFIGURED, "credentials, endpoint or --config missing or invalid"),
 )
 
 # Keys the record mapper writes by default (yai_spool.mapping: LogFields.level / record_name).
@@ -176,14 +166,6 @@ _LEVEL_KEY: Final = "levelname"
 _LOGGER_KEY: Final = "name"
 _MESSAGE_KEY: Final = "message"
 _LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
-
-# Credentials files looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=): the
-# variable names first, then short lower-case names.
-_CREDENTIAL_FILES: Final = {
-    "id": (ENV_ACCESS_KEY_ID, "access_key_id"),
-    "secret": (ENV_ACCESS_KEY_SECRET, "access_key_secret"),
-    "token": (ENV_SECURITY_TOKEN, "security_token"),
-}
 
 _PAGE: Final = 500  # rows per read: each page is its own short read, never a long snapshot
 _MiB: Final = 1024 * 1024
@@ -324,7 +306,9 @@ def _check_file(path: Path) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise _Unavailable(Verdict.MISSING, f"no spool at {path} (no such file)") from None
+        raise _Unavailable(
+            Verdict.MISSING, f"no spool at {path} (no such file or directory)"
+        ) from None
     except NotADirectoryError:
         raise _Unavailable(
             Verdict.MISSING, f"no spool at {path} (a parent of it is a file, not a directory)"
@@ -510,57 +494,6 @@ class SpooledRecord:
         return self.enqueued_at
 
 
-class _QueueReader:
-    """THE ONE PLACE IN THE CLI THAT KNOWS THE SPOOL'S SQL SCHEMA.
-
-    ``Spool`` lists DEAD records (``dead_letters``) but has no reader for READY/LEASED rows yet
-    (requested: ``Spool.records(...)``, /work/plan/requests.md). Until then this reads them over
-    its own read-only connection (``mode=ro`` + ``query_only``). The table name and status
-    codes come from ``yai_spool.spool.schema``; the column names are those of its
-    ``QUEUE_DDL``. Each page is one autocommit SELECT, so a long listing never holds a read
-    snapshot that would keep the flusher's checkpoints from trimming the WAL.
-    """
-
-    _COLUMNS: Final = (
-        "_id, data, timestamp, dest, nbytes, attempts, err_code, err_message, err_request_id"
-    )
-
-    def __init__(self, path: Path) -> None:
-        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
-        self._conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
-        self._conn.execute("PRAGMA query_only = ON")
-
-    def page(self, state: RecordState, after_id: int, limit: int) -> list[SpooledRecord]:
-        predicate = f"status < {LEASED}" if state is RecordState.READY else f"status = {LEASED}"
-        rows = self._conn.execute(
-            f"SELECT {self._COLUMNS} FROM {QUEUE_TABLE} "  # noqa: S608 - module constants only
-            f"WHERE _id > ? AND {predicate} ORDER BY _id LIMIT ?",
-            (after_id, limit),
-        ).fetchall()
-        return [
-            SpooledRecord(
-                id=int(r[0]),
-                state=state,
-                dest=str(r[3]),
-                entry=_decode(r[1]),
-                nbytes=int(r[4]),
-                enqueued_at=float(r[2]),
-                attempts=int(r[5]),
-                error_code=r[6],
-                error_message=r[7],
-                request_id=r[8],
-            )
-            for r in rows
-        ]
-
-    def quick_check(self) -> list[str]:
-        """``PRAGMA quick_check`` rows (``["ok"]`` when the file is sound); read-only."""
-        return [str(r[0]) for r in self._conn.execute("PRAGMA quick_check").fetchall()]
-
-    def close(self) -> None:
-        self._conn.close()
-
-
 def _decode(data: str | bytes) -> Any:
     try:
         return decode_entry(data)
@@ -591,16 +524,24 @@ def _iter_state(spool: Spool, state: RecordState) -> Iterator[SpooledRecord]:
             if len(page) < _PAGE:
                 return
             after = page[-1].id
-    reader = _QueueReader(spool.path)
-    try:
-        while True:
-            rows = reader.page(state, after, _PAGE)
-            yield from rows
-            if len(rows) < _PAGE:
-                return
-            after = rows[-1].id
-    finally:
-        reader.close()
+    while True:
+        rows = spool.queued(state, _PAGE, after_id=after)
+        for r in rows:
+            yield SpooledRecord(
+                id=r.id,
+                state=r.state,
+                dest=r.dest,
+                entry=r.entry,
+                nbytes=r.nbytes,
+                enqueued_at=r.enqueued_at,
+                attempts=r.attempts,
+                error_code=r.error_code,
+                error_message=r.message,
+                request_id=r.request_id,
+            )
+        if len(rows) < _PAGE:
+            return
+        after = rows[-1].id
 
 
 @dataclass(frozen=True, slots=True)
@@ -925,8 +866,8 @@ def status(  # keyword-only: typer passes every parameter by name
     spools: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Spool files, or directories holding *.spool files "
-            "(default: the handler's default spool directory).",
+            help="Spool files, or directories holding *.spool files (default: the spools of "
+            "--config / $YAI_SPOOL_CONFIG, else the handler's default spool directory).",
             show_default=False,
         ),
     ] = None,
@@ -938,6 +879,14 @@ def status(  # keyword-only: typer passes every parameter by name
         str,
         typer.Option(help="A flusher that delivered nothing for this long = stalled."),
     ] = "5m",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Report the spools of this daemon config (default: $YAI_SPOOL_CONFIG) when "
+            "no SPOOL is given.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Health of spools: what waits, what failed, who ships, and one verdict per spool.
@@ -955,7 +904,14 @@ def status(  # keyword-only: typer passes every parameter by name
             raise typer.BadParameter(exc.message, param_hint=hint) from None
     thresholds = Thresholds(lag=limits["--lag-threshold"], stall=limits["--stall-threshold"])
     docs: list[dict[str, Any]] = []
-    for path, found_problem in _discover(spools or []):
+    paths = list(spools or [])
+    if not paths:
+        try:
+            loaded = _load_config(config)
+        except ConfigError as exc:
+            raise _Stop(ExitCode.NOT_CONFIGURED, str(exc)) from None
+        paths = _config_spools(loaded) if loaded is not None else []
+    for path, found_problem in _discover(paths):
         now = time.time()
         problem = found_problem
         if problem is None:
@@ -1187,44 +1143,29 @@ class _CredentialSource:
 
 
 def _credential_source() -> _CredentialSource:
-    """Credentials from the environment, else from $CREDENTIALS_DIRECTORY files.
+    """The daemon's credentials: ``$CREDENTIALS_DIRECTORY`` files, else the environment.
+
+    The same convention as ``yai-spool run`` (``yai_spool.daemon.credentials``), so what the CLI
+    sends with (and what doctor checks) is what the service would use.
 
     Raises:
-        ConfigError: neither is complete (names what is missing, never a value).
+        ConfigError: none usable (names what to set, never a value).
     """
-    if os.environ.get(ENV_ACCESS_KEY_ID):
-        if not os.environ.get(ENV_ACCESS_KEY_SECRET):
-            raise ConfigError(f"{ENV_ACCESS_KEY_ID} is set but {ENV_ACCESS_KEY_SECRET} is not")
-        token = " + security token" if os.environ.get(ENV_SECURITY_TOKEN) else ""
-        return _CredentialSource(
-            EnvironmentCredentialsProvider(),
-            f"environment ({ENV_ACCESS_KEY_ID}={mask_key_id(os.environ[ENV_ACCESS_KEY_ID])}"
-            f"{token})",
-        )
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if directory:
-        values: dict[str, str] = {}
-        for what, names in _CREDENTIAL_FILES.items():
-            for name in names:
-                try:
-                    values[what] = (Path(directory) / name).read_text(encoding="utf-8").strip()
-                except OSError:
-                    continue
-                break
-        if values.get("id") and values.get("secret"):
-            credentials = Credentials(values["id"], values["secret"], values.get("token") or None)
-            token = " + security token" if values.get("token") else ""
-            return _CredentialSource(
-                StaticCredentialsProvider(credentials),
-                f"$CREDENTIALS_DIRECTORY {directory} (key {mask_key_id(values['id'])}{token})",
-            )
-        raise ConfigError(
-            f"$CREDENTIALS_DIRECTORY ({directory}) lacks {ENV_ACCESS_KEY_ID} and/or "
-            f"{ENV_ACCESS_KEY_SECRET} files"
-        )
-    raise ConfigError(
-        f"no credentials: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} (and "
-        f"{ENV_SECURITY_TOKEN} for STS), or provide them as files in $CREDENTIALS_DIRECTORY"
+    # Imported here: only the commands that send need it (it loads the daemon package).
+    from yai_spool.daemon.credentials import (  # noqa: PLC0415
+        CredentialsDirectoryProvider,
+        daemon_credentials,
+    )
+
+    provider = daemon_credentials()
+    credentials = provider.get_credentials()
+    if isinstance(provider, CredentialsDirectoryProvider):
+        origin = f"$CREDENTIALS_DIRECTORY {provider.directory}"
+    else:
+        origin = "environment"
+    token = " + security token" if credentials.security_token else ""
+    return _CredentialSource(
+        provider, f"{origin} (key {mask_key_id(credentials.access_key_id)}{token})"
     )
 
 
@@ -1614,17 +1555,13 @@ def _check_spool(path: Path) -> list[Check]:
         return [Check(f"{name}: opens", CheckStatus.FAIL, exc.message)]
     try:
         stats = spool.stats()
+        try:
+            problems = spool.quick_check()
+        except SpoolError as exc:
+            problems = [str(exc)]
     finally:
         spool.close()
     checks.append(Check(f"{name}: opens", CheckStatus.PASS, f"schema {stats.schema_version}"))
-    try:
-        reader = _QueueReader(path)
-        try:
-            problems = reader.quick_check()
-        finally:
-            reader.close()
-    except sqlite3.Error as exc:
-        problems = [f"{exc.sqlite_errorname}: {exc}"]
     unacked = _unacknowledged(stats)
     if problems != ["ok"]:
         checks.append(
@@ -1807,30 +1744,33 @@ def _check_endpoint(
     return checks
 
 
-def _check_config(path: Path) -> Check:
-    name = f"config {path}"
-    try:
-        module = importlib.import_module("yai_spool.config")
-    except ImportError:
-        module = None
-    loader = None
-    if module is not None:
-        loader = getattr(module, "load_config", None) or getattr(module, "load", None)
-    if callable(loader):
-        try:
-            loader(path)
-        except (OSError, ValueError, TypeError, YaiSpoolError) as exc:
-            # The config module's errors name fields, never secret values (its invariant).
-            return Check(name, CheckStatus.FAIL, str(exc))
-        return Check(name, CheckStatus.PASS, "valid")
-    try:
-        with open(path, "rb") as handle:
-            tomllib.load(handle)
-    except OSError as exc:
-        return Check(name, CheckStatus.FAIL, f"cannot read: {exc.strerror}")
-    except tomllib.TOMLDecodeError as exc:
-        return Check(name, CheckStatus.FAIL, f"not valid TOML: {exc}")
-    return Check(name, CheckStatus.WARN, "TOML syntax ok; full validation needs yai_spool.config")
+def _load_config(path: Path | None) -> DaemonConfig | None:
+    """The daemon's configuration: ``--config``, else ``$YAI_SPOOL_CONFIG``; None for neither.
+
+    Raises:
+        ConfigError: unreadable or invalid (every problem named, never a secret: the file
+            holds no credentials by design).
+    """
+    from yai_spool.config import ENV_CONFIG, load_daemon_config  # noqa: PLC0415
+
+    if path is None and not os.environ.get(ENV_CONFIG):
+        return None
+    return load_daemon_config(path)
+
+
+def _config_spools(config: DaemonConfig) -> list[Path]:
+    """The spool files and directories a configuration drains."""
+    return [source.path for source in (*config.spools, *config.directories)]
+
+
+def _config_probes(config: DaemonConfig) -> list[tuple[str, str, str]]:
+    """Distinct (endpoint, project, logstore) the configuration names in full."""
+    probes: dict[tuple[str, str, str], None] = {}
+    for source in (*config.spools, *config.directories):
+        dest = source.destination
+        if dest.endpoint and dest.project and dest.logstore:
+            probes.setdefault((dest.endpoint, dest.project, dest.logstore))
+    return list(probes)
 
 
 @_guarded
@@ -1839,12 +1779,18 @@ def doctor(  # keyword-only: typer passes every parameter by name
     spools: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Spool files or directories (default: the handler's default spool directory).",
+            help="Spool files or directories (default: the config's, else the handler's "
+            "default spool directory).",
             show_default=False,
         ),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="yai-spool TOML config to validate.")
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The daemon's TOML config to validate (default: $YAI_SPOOL_CONFIG); its spools "
+            "and destinations are checked when no SPOOL / --endpoint is given.",
+        ),
     ] = None,
     endpoint: Annotated[
         str | None,
@@ -1858,17 +1804,33 @@ def doctor(  # keyword-only: typer passes every parameter by name
 ) -> None:
     """Check everything a spool needs and print a pass/warn/fail checklist.
 
-    Spools: opens read-only, quick_check, health, file modes (0600) and directory (0700),
-    one owner, free disk space. Credentials: present in the environment
-    (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET[/ALIBABA_CLOUD_SECURITY_TOKEN]) or in
-    $CREDENTIALS_DIRECTORY files. With --endpoint/--project/--logstore: clock skew from the
-    server's Date header and ONE authenticated PutLogs carrying zero logs (writes nothing).
-    Secrets are never printed. Exit 0 when nothing failed (warnings allowed), 11 otherwise.
+    Config: the daemon's TOML validates. Spools: opens read-only, quick_check, health, file
+    modes (0600) and directory (0700), one owner, free disk space. Credentials: found where
+    'yai-spool run' looks ($CREDENTIALS_DIRECTORY files sls-access-key-id /
+    sls-access-key-secret / sls-security-token, else ALIBABA_CLOUD_ACCESS_KEY_ID /
+    _SECRET / ALIBABA_CLOUD_SECURITY_TOKEN). Per endpoint/project/logstore (options or
+    config): clock skew from the server's Date header and ONE authenticated PutLogs carrying
+    zero logs (writes nothing). Secrets are never printed. Exit 0 when nothing failed
+    (warnings allowed), 11 otherwise.
     """
     checks: list[Check] = []
-    if config is not None:
-        checks.append(_check_config(config))
-    for path, problem in _discover(spools or []):
+    loaded: DaemonConfig | None = None
+    try:
+        loaded = _load_config(config)
+    except ConfigError as exc:
+        checks.append(Check(f"config {config or '$YAI_SPOOL_CONFIG'}", CheckStatus.FAIL, str(exc)))
+    else:
+        if loaded is not None:
+            checks.append(
+                Check(
+                    f"config {loaded.source_file}",
+                    CheckStatus.PASS,
+                    f"valid: {len(loaded.spools)} spool(s), {len(loaded.directories)} "
+                    "director(y/ies)",
+                )
+            )
+    paths = list(spools or []) or (_config_spools(loaded) if loaded is not None else [])
+    for path, problem in _discover(paths):
         if problem is not None:
             checks.append(Check(f"spool {path}: opens", CheckStatus.FAIL, problem.message))
         else:
@@ -1880,16 +1842,24 @@ def doctor(  # keyword-only: typer passes every parameter by name
         checks.append(Check("credentials present", CheckStatus.FAIL, str(exc)))
     else:
         checks.append(Check("credentials present", CheckStatus.PASS, source.where))
-    if endpoint is None:
-        checks.append(
-            Check("endpoint", CheckStatus.SKIP, "pass --endpoint --project --logstore to probe")
-        )
-    elif not project or not logstore:
-        checks.append(
-            Check("endpoint", CheckStatus.FAIL, "--endpoint needs --project and --logstore")
-        )
+    if endpoint is not None:
+        if project and logstore:
+            checks.extend(_check_endpoint(endpoint, project, logstore, source))
+        else:
+            checks.append(
+                Check("endpoint", CheckStatus.FAIL, "--endpoint needs --project and --logstore")
+            )
+    elif loaded is not None and _config_probes(loaded):
+        for probe in _config_probes(loaded):
+            checks.extend(_check_endpoint(*probe, source))
     else:
-        checks.extend(_check_endpoint(endpoint, project, logstore, source))
+        checks.append(
+            Check(
+                "endpoint",
+                CheckStatus.SKIP,
+                "pass --endpoint --project --logstore (or a --config naming them) to probe",
+            )
+        )
     counts = Counter(c.status for c in checks)
     failed = counts[CheckStatus.FAIL]
     code = ExitCode.CHECKS_FAILED if failed else ExitCode.OK
@@ -1900,7 +1870,8 @@ def doctor(  # keyword-only: typer passes every parameter by name
     )
     if failed:
         first = next(c for c in checks if c.status is CheckStatus.FAIL)
-        headline = f"FAIL: {first.name}: {first.detail} ({headline})"
+        # One line, whatever the detail holds (a ConfigError lists one problem per line).
+        headline = f"FAIL: {first.name}: {' '.join(first.detail.split())} ({headline})"
     if as_json:
         _print_json(
             {

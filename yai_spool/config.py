@@ -55,6 +55,7 @@ __all__ = [
     "SourceConfig",
     "SpoolTarget",
     "WatchMode",
+    "load_config",
     "load_daemon_config",
     "parse_daemon_config",
 ]
@@ -217,6 +218,22 @@ class DaemonConfig:
         for source in self.spools:
             seen.setdefault(source.path.parent)
         return tuple(seen)
+
+    @property
+    def spool_paths(self) -> tuple[Path, ...]:
+        """Every spool file this configuration covers right now: the listed ones plus the
+        ``*.spool`` files currently in the listed directories (lists those directories)."""
+        found: dict[Path, None] = dict.fromkeys(s.path for s in self.spools)
+        for source in self.directories:
+            try:
+                names = sorted(os.listdir(source.path))
+            except OSError:
+                continue
+            for name in names:
+                path = source.path / name
+                if name.endswith(SPOOL_SUFFIX) and not name.startswith(".") and path.is_file():
+                    found.setdefault(path)
+        return tuple(found)
 
     def adopts(self, path: Path) -> bool:
         """True if a spool file at ``path`` belongs to this configuration."""
@@ -835,3 +852,7 @@ def load_daemon_config(
         extra_paths=[Path(p) for p in paths],
         timeout_stop=env.get(ENV_TIMEOUT_STOP) or None,
     )
+
+
+# The name the CLI commands (status, doctor) look up; same function.
+load_config = load_daemon_config

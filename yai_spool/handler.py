@@ -360,17 +360,54 @@ def _merge_tags(
 _handlers: weakref.WeakSet[SpoolHandler] = weakref.WeakSet()
 _fork_hook_installed = False
 
+# fork() while another thread of this process is inside SQLite deadlocks the child: SQLite's
+# allocator takes a process-global mutex (SQLITE_MUTEX_STATIC_MEM), the child inherits it
+# locked, and its first SQLite call (reopen_after_fork) waits forever. Every SQLite call of
+# a Spool runs under its ``_lock`` (main connection) or ``_ckpt_lock`` (checkpoints), so we
+# hold both across fork(): then no thread of ours is inside SQLite at that instant. Bounded:
+# a lock that stays busy (a long busy_timeout wait) is skipped after _FORK_LOCK_WAIT.
+_FORK_LOCK_WAIT = 10.0
+_fork_held: list[Any] = []
+
 
 def _register_fork_handler(handler: SpoolHandler) -> None:
     """One process-wide at-fork hook over a weak set: handlers can still be collected."""
     global _fork_hook_installed  # noqa: PLW0603 - a once-per-process registration
     _handlers.add(handler)
     if not _fork_hook_installed and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_in_parent,
+            after_in_child=_after_fork_in_child,
+        )
         _fork_hook_installed = True
 
 
+def _spool_fork_locks(spool: Spool) -> list[Any]:
+    if getattr(type(spool), "GUARDS_FORK", False):
+        return []  # the spool holds its own locks across fork() (requests.md)
+    return [
+        lock for lock in (getattr(spool, name, None) for name in ("_lock", "_ckpt_lock")) if lock
+    ]
+
+
+def _before_fork() -> None:
+    for handler in list(_handlers):
+        for lock in _spool_fork_locks(handler.spool):
+            try:
+                if lock.acquire(timeout=_FORK_LOCK_WAIT):
+                    _fork_held.append(lock)
+            except Exception:  # never break fork() over logging
+                internal_log.debug("before-fork lock failed", exc_info=True)
+
+
+def _after_fork_in_parent() -> None:
+    while _fork_held:
+        _fork_held.pop().release()
+
+
 def _after_fork_in_child() -> None:
+    _fork_held.clear()  # the child's spools get fresh locks in reopen_after_fork()
     for handler in list(_handlers):
         try:
             handler._after_fork_in_child()

@@ -161,14 +161,15 @@ def format_age(seconds: float | None) -> str:
 def error_outcome(error: LastError) -> Outcome | None:
     """How the flusher classified ``error``; None when that cannot be told from the record.
 
-    ``LastError`` keeps the SLS errorCode and message but not the HTTP status, so a known code
-    is classified with the status the service answers it with (``errors.DEFAULT_STATUS``).
+    With the HTTP status the flusher recorded, ``errors.classify_response`` decides. Errors
+    recorded without one (older spools) fall back to the status the service answers a known
+    code with (``errors.DEFAULT_STATUS``).
     A code that is not an SLS code is the class name of an exception the flusher recorded for a
     failure without an HTTP answer (``ConnectError``, ``CredentialsError``, ``OSError``...):
     those are classified by ``errors.classify_exception``. Anything else (reasons the flusher
     gives when it dead-letters a record itself) is None.
     """
-    status = getattr(error, "status", None)  # forward compatible: a LastError that keeps it
+    status = error.status
     try:
         code = ErrorCode(error.code)
     except ValueError:

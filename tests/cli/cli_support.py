@@ -44,7 +44,14 @@ WRONG_SECRET = "cli-sentinel-wrong-secret-9z8y7x"
 SENTINELS = (SECRET, TOKEN, WRONG_SECRET)
 
 # Keep every CLI run away from the user's real state directory and credentials.
-_SCRUB = (ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN, "CREDENTIALS_DIRECTORY")
+_SCRUB = (
+    ENV_ACCESS_KEY_ID,
+    ENV_ACCESS_KEY_SECRET,
+    ENV_SECURITY_TOKEN,
+    "CREDENTIALS_DIRECTORY",
+    "YAI_SPOOL_CONFIG",
+    "YAI_SPOOL_ENDPOINT",
+)
 
 
 def cli_env(

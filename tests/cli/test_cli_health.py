@@ -176,3 +176,6 @@ def test_helpers() -> None:
     assert error_outcome(error("RequestTimeout", 0)) is Outcome.RETRY
     assert error_outcome(error("EncodeError", 0)) is Outcome.REJECTED
     assert error_outcome(error("SomethingNew", 0)) is None
+    # With the recorded HTTP status even a code errors.py has never seen is classified.
+    assert error_outcome(replace(error("SomethingNew", 0), status=401)) is Outcome.CREDENTIALS
+    assert error_outcome(replace(error(ErrorCode.Unauthorized, 0), status=503)) is Outcome.RETRY

@@ -170,7 +170,7 @@ def test_missing_spools_get_their_own_code(spool_dir: Path, tmp_path: Path) -> N
     assert not_there.code == ExitCode.MISSING
     assert not_there.first_line == (
         f"MISSING: {spool_dir / 'nope.spool'}: no spool at {spool_dir / 'nope.spool'} "
-        "(no such file)"
+        "(no such file or directory)"
     )
 
     empty_dir = run_cli("status", spool_dir, "--json")

@@ -173,6 +173,11 @@ logstore = "special"
     assert not config.adopts(directory / "x.spool-wal")
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.drain_timeout = 1.0  # type: ignore[misc]
+    directory.mkdir()
+    plain.touch()
+    (directory / "notes.txt").touch()
+    (directory / "plain.spool-wal").touch()
+    assert config.spool_paths == (special, plain)  # listed first, then found on disk
 
 
 def test_daemon_config_environment_and_arguments(tmp_path: Path) -> None:
@@ -199,3 +204,20 @@ def test_daemon_config_environment_and_arguments(tmp_path: Path) -> None:
         ConfigError, match=r"argument 1 .*: no endpoint to ship to; pass --endpoint"
     ):
         load_daemon_config(None, paths=[spool_dir], environ={})
+
+
+def test_daemon_run_check_validates_without_starting(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from yai_spool.cli import app
+
+    good = tmp_path / "good.toml"
+    good.write_text('[defaults]\nendpoint = "e.example"\n[[directories]]\npath = "/d"\n')
+    result = CliRunner().invoke(app, ["run", "--check", "--config", str(good)], env={})
+    assert result.exit_code == 0, result.output
+    assert "configuration OK: 0 spool files, 1 directories" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[directories]]\npath = "/d"\nendpoint = "e.example"\nlog_level = "loud"\n')
+    result = CliRunner().invoke(app, ["run", "--check", "--config", str(bad)], env={})
+    assert result.exit_code == 78
+    assert "directories[0].log_level: unknown key; remove it (allowed here:" in result.output

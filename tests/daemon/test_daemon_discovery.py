@@ -47,14 +47,14 @@ def test_daemon_discovers_spool_created_after_start(rig: Rig, watch: str) -> Non
     daemon = rig.run(config)
     ready = rig.notify.wait_key("READY")
     assert ready is not None, daemon.stderr
-    assert ready["STATUS"].startswith("0 spools")
+    assert ready["STATUS"].startswith("ok: 0 spools")
     kind = "inotify" if watch == "inotify" else "polling"
     assert f"with {kind}" in daemon.stderr
     for name in ("late-a", "late-b"):
         spool_records(rig.spool_dir / f"{name}.spool", [f"{name}-{i}" for i in range(30)])
     assert rig.emu.wait_for_count("proj", "store", 60, timeout=20), daemon.stderr
     assert set(delivered_messages(rig.emu).values()) == {1}
-    assert rig.notify.wait_for(lambda m: m.get("STATUS", "").startswith("2 spools")) is not None
+    assert rig.notify.wait_for(lambda m: m.get("STATUS", "").startswith("ok: 2 spools")) is not None
     # A spool appearing in the directory of... nothing else: files that are not spools are
     # ignored, and a spool outside the watched directories is never adopted.
     outside = rig.tmp / "elsewhere"

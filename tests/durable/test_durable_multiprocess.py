@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from durable_support import (
@@ -27,6 +32,7 @@ from yai_spool.spool import Spool
 CHILDREN = 3
 PER_CHILD = 3000
 STRIDE = 1_000_000
+FORKS = 15
 
 
 @pytest.mark.slow
@@ -53,40 +59,58 @@ def test_concurrent_writers_each_record_exactly_once(emu: Emulator, spool_path: 
     assert_exactly_once(emu, expected)
 
 
+def run_forked(child: Callable[[], dict[str, Any]], timeout: float = 30.0) -> dict[str, Any]:
+    """Fork; the child runs ``child`` and reports its JSON result, then ``os._exit``.
+
+    The parent waits for the report with a deadline: a child deadlocked at fork (a lock some
+    other thread held at that instant) fails the test instead of hanging it, and is killed.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, json.dumps(child()).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(read_end, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                os.kill(pid, signal.SIGKILL)
+                raise AssertionError(f"forked child {pid} is stuck (deadlocked at fork?)")
+        with os.fdopen(read_end, "rb") as pipe:
+            report = json.loads(pipe.read() or b"{}")
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return report  # type: ignore[no-any-return]
+
+
 def test_fork_after_the_handler_exists(emu: Emulator, spool_path: Path) -> None:
     handler = make_handler(emu, spool_path, poll_interval=0.02)
     logger = make_logger("durable.fork", handler)
     for seq in range(100):
         logger.info("parent %d", seq, extra={"seq": seq})
-    assert emu.wait_for_count(PROJECT, LOGSTORE, 100, timeout=30)
+    assert handler.flush_until(30)
     assert handler.stats()["flusher"]["is_flusher"]  # the parent ships this spool
 
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: log, try to flush, report, and leave without cleanup
-        status = 1
-        try:
-            os.close(read_end)
-            for seq in range(1000, 1500):
-                logger.info("child %d", seq, extra={"seq": seq})
-            flushed = handler.flush_until(5)
-            report = {
-                "flushed": flushed,
-                "is_flusher": handler.spool.is_flusher,
-                "flusher_pid": handler.spool.flusher_pid(),
-            }
-            handler.close()
-            os.write(write_end, json.dumps(report).encode())
-            status = 0
-        finally:
-            os._exit(status)
+    def child() -> dict[str, Any]:  # log, try to flush, report; leave without cleanup
+        for seq in range(1000, 1500):
+            logger.info("child %d", seq, extra={"seq": seq})
+        report = {
+            "flushed": handler.flush_until(5),
+            "is_flusher": handler.spool.is_flusher,
+            "flusher_pid": handler.spool.flusher_pid(),
+        }
+        handler.close()
+        return report
 
-    os.close(write_end)
     try:
-        with os.fdopen(read_end, "rb") as pipe:
-            report = json.loads(pipe.read() or b"{}")
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        report = run_forked(child)
         # The child never shipped: its flusher found the parent holding the lock.
         assert report == {"flushed": False, "is_flusher": False, "flusher_pid": os.getpid()}
 
@@ -101,3 +125,55 @@ def test_fork_after_the_handler_exists(emu: Emulator, spool_path: Path) -> None:
     # One flusher at a time: every accepted request came over the parent's one connection.
     peers = {r.peer for r in emu.requests(PROJECT, LOGSTORE) if r.outcome == "accepted"}
     assert len(peers) == 1
+
+
+@pytest.mark.slow
+def test_fork_while_the_parent_logs_and_ships(emu: Emulator, spool_path: Path) -> None:
+    """Forks land while parent threads are inside SQLite: no child may deadlock.
+
+    The parent keeps logging from a thread and its flusher keeps leasing and releasing
+    (the server is down, so every attempt fails fast and retries), i.e. the parent's own
+    threads are in SQLite most of the time. The emulator is down meanwhile so that its own
+    SQLite (it shares this test process) stays idle: only our threads are measured.
+    """
+    handler = make_handler(emu, spool_path, poll_interval=0.01)
+    logger = make_logger("durable.forkstress", handler)
+    logger.info("first", extra={"seq": 0})
+    assert handler.flush_until(30)
+    emu.down()
+
+    stop = threading.Event()
+    parent_seqs = [0]
+
+    def busy() -> None:
+        seq = 1
+        while not stop.is_set():
+            logger.info("parent %d", seq, extra={"seq": seq})
+            parent_seqs.append(seq)
+            seq += 1
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    children: list[int] = []
+    try:
+        for i in range(FORKS):
+            base = STRIDE * (i + 1)
+
+            def child(base: int = base) -> dict[str, Any]:
+                for seq in range(base, base + 20):
+                    logger.info("child %d", seq, extra={"seq": seq})
+                handler.close()
+                return {"ok": True}
+
+            assert run_forked(child, timeout=20) == {"ok": True}
+            children.extend(range(base, base + 20))
+    finally:
+        stop.set()
+        thread.join()
+    assert handler.stats()["flusher"]["consecutive_failures"] > 0  # it was busy failing
+
+    emu.up()
+    total = len(parent_seqs) + len(children)
+    assert emu.wait_for_count(PROJECT, LOGSTORE, total, timeout=60)
+    handler.close()
+    assert_exactly_once(emu, [*parent_seqs, *children])

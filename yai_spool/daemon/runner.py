@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -177,7 +178,7 @@ class Daemon:
                 try:
                     stats, error = m.spool.stats(), None
                 except Exception as exc:  # a broken spool must not break STATUS/metrics
-                    stats, error = None, str(exc)
+                    stats, error = None, f"{type(exc).__name__}: {exc}"
                 out.append(
                     SpoolSnapshot(
                         m.target, stats, m.flusher.stats.snapshot(), m.spool.is_flusher, error
@@ -282,31 +283,22 @@ class Daemon:
             self.wakeup.wait(wake_at - self._mono())
 
     def _shutdown(self, *, drain: float, announce: bool) -> int:
-        signame = {2: "SIGINT", 15: "SIGTERM"}.get(self.wakeup.stop_signal or 0, "stop")
+        sig = self.wakeup.stop_signal
+        signame = signal.Signals(sig).name if sig is not None else "stop"
         if announce:
             self._notifier.stopping(f"draining up to {drain:g}s ({signame})")
             log.info("%s: draining %d spools for up to %gs", signame, len(self._managed), drain)
         with self._lock:
             managed = list(self._managed.values())
             self._managed.clear()
-        # All flushers drain at once against one deadline; stop() bounds itself by it.
-        stoppers = [
-            threading.Thread(target=m.flusher.stop, args=(drain,), name="yai-spool-stop")
-            for m in managed
-        ]
-        for t in stoppers:
-            t.start()
-        for t in stoppers:
-            t.join()
-        left = 0
-        for m in managed:
-            self._delivered_before += m.flusher.stats.delivered
-            try:
-                left += m.spool.stats().ready_records
-            except Exception:
-                log.debug("stats at exit failed for %s", m.target.path, exc_info=True)
-            self._retired.append((m.thread_name, m.spool))
-        self._close_retired()
+            self._stop_all(managed, drain)
+            left = 0
+            for m in managed:
+                try:
+                    left += m.spool.stats().ready_records
+                except Exception:
+                    log.debug("stats at exit failed for %s", m.target.path, exc_info=True)
+            self._close_retired()
         if announce:
             log.info(
                 "stopped: %d records delivered since start, %d ready records left on disk",
@@ -314,6 +306,26 @@ class Daemon:
                 left,
             )
         return 0
+
+    def _stop_all(self, managed: list[_Managed], drain: float) -> None:
+        """Stop flushers *in parallel* against one deadline and retire their spools.
+
+        ``ThreadFlusher.stop`` returns by ``drain`` + ~1 s even with a request in flight, so
+        N spools cost one deadline, not N (a reload during an SLS hang must not outlast the
+        watchdog).
+        """
+        stoppers = [
+            threading.Thread(target=m.flusher.stop, args=(drain,), name="yai-spool-stop")
+            for m in managed
+        ]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(drain + 10.0)  # stop() bounds itself; this only guards against a bug
+        for m in managed:
+            self._delivered_before += m.flusher.stats.delivered
+            self._requests_before += m.flusher.stats.requests
+            self._retired.append((m.thread_name, m.spool))
 
     # -- reconciliation (main thread, under _lock) ---------------------------------------
 
@@ -324,13 +336,12 @@ class Daemon:
         wanted = config.resolve(discovered)
         if self._watcher is not None:
             self._watcher.set_directories(config.watched_directories)
+        leaving: list[_Managed] = []
         for path, managed in list(self._managed.items()):
             if path not in wanted:
                 log.info("%s: no longer configured or gone; leaving it", path)
-                self._retire(path)
             elif not path.exists():
                 log.info("%s: file vanished; reopening", path)
-                self._retire(path)
             elif wanted[path] != managed.target:
                 log.info(
                     "%s: destination changed to %s %s; restarting its flusher",
@@ -338,7 +349,12 @@ class Daemon:
                     wanted[path].endpoint,
                     wanted[path].label,
                 )
-                self._retire(path)
+            else:
+                continue
+            leaving.append(self._managed.pop(path))
+        if leaving:
+            self._stop_all(leaving, 0.0)
+            self._close_retired()
         for path in list(self._failed):
             if path not in wanted:  # gone or unconfigured: stop retrying it
                 del self._failed[path]
@@ -387,14 +403,6 @@ class Daemon:
             log.warning("%s: cannot open (%s); retrying in %gs", path, message, delay)
         self._failed[path] = (message, self._mono() + delay, delay)
 
-    def _retire(self, path: Path, drain: float = 0.0) -> None:
-        managed = self._managed.pop(path)
-        managed.flusher.stop(drain)
-        self._delivered_before += managed.flusher.stats.delivered
-        self._requests_before += managed.flusher.stats.requests
-        self._retired.append((managed.thread_name, managed.spool))
-        self._close_retired()
-
     def _close_retired(self) -> None:
         keep = []
         for name, spool in self._retired:
@@ -415,7 +423,7 @@ class Daemon:
                     # needs a new flusher (and a new Spool, see the module invariants).
                     log.error("%s: flusher thread ended unexpectedly; restarting it", path)
                     self._restarts += 1
-                    self._retire(path)
+                    self._stop_all([self._managed.pop(path)], 0.0)
                     self._open(managed.target)
             if self._retired:
                 self._close_retired()

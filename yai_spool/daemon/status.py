@@ -2,10 +2,14 @@
 
 Owns ``SpoolSnapshot`` (one spool's durable stats plus this daemon's flusher state) and
 ``status_line`` (the ``STATUS=`` text systemd shows in ``systemctl status``). Pure: no I/O.
+The leading word is the worst ``yai_spool.health`` verdict over the spools, the same words
+``yai-spool status`` prints (``ok``, ``lagging``, ``stalled``, ``blocked-credentials``, ...).
 
 Invariants: the STATUS line is one short line and never holds a secret or an SLS error
 message (only error codes, which are fixed identifiers); "last error" is shown only while it
-is newer than that spool's last success, so a recovered spool reads as healthy.
+is newer than that spool's last success, so a recovered spool reads as healthy. Quarantine
+events do not pin the verdict here (the daemon logs them when it opens a spool; the CLI tracks
+whether an operator dealt with them).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from yai_spool.config import SpoolTarget
+from yai_spool.health import Verdict, assess, worst
 from yai_spool.spool import SpoolStats
 
 __all__ = ["DaemonTotals", "SpoolSnapshot", "status_line"]
@@ -42,6 +47,14 @@ class DaemonTotals:
     flusher_restarts: int
 
 
+def _unreadable_verdict(error: str | None) -> Verdict:
+    if error and error.startswith("SpoolPermissionError"):
+        return Verdict.PERMISSION_DENIED
+    if error and error.startswith("SpoolCorruptError"):
+        return Verdict.CORRUPT
+    return Verdict.STALLED  # a transient read failure (busy, I/O): shipping may be stuck
+
+
 def _age(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f}s"
@@ -52,6 +65,12 @@ def _age(seconds: float) -> str:
 
 def status_line(snapshots: Sequence[SpoolSnapshot], totals: DaemonTotals, now: float) -> str:
     """``3 spools (2 flushing), 120 ready, 4512 delivered, last error: none``."""
+    verdicts = [
+        assess(s.stats, now, unacknowledged=()).verdict
+        if s.stats is not None
+        else _unreadable_verdict(s.error)
+        for s in snapshots
+    ]
     flushing = sum(1 for s in snapshots if s.holder)
     ready = sum(s.stats.ready_records for s in snapshots if s.stats is not None)
     dead = sum(s.stats.dead_records for s in snapshots if s.stats is not None)
@@ -70,7 +89,7 @@ def status_line(snapshots: Sequence[SpoolSnapshot], totals: DaemonTotals, now: f
         )
         worst = candidate if worst is None or candidate[0] > worst[0] else worst
     parts = [
-        f"{len(snapshots)} spool{'s' if len(snapshots) != 1 else ''} ({flushing} flushing)",
+        f"{worst(verdicts).value}: {len(snapshots)} spool{'s' if len(snapshots) != 1 else ''} ({flushing} flushing)",
         f"{ready} ready",
         f"{totals.delivered} delivered",
     ]

@@ -51,6 +51,7 @@ from yai_spool.spool.types import (
     DeadLetter,
     DropReason,
     LastError,
+    QueuedRecord,
     RecordState,
     SpoolConfig,
     SpoolEvent,
@@ -1111,6 +1112,49 @@ class Spool:
                 DeadLetter(r[0], r[1], r[2], entry, r[4], r[5], r[6], r[7], r[8], r[9], r[10])
             )
         return out
+
+    def queued(
+        self, state: RecordState | str, limit: int = 100, *, after_id: int = 0
+    ) -> list[QueuedRecord]:
+        """READY or LEASED records in id order (page with ``after_id``).
+
+        One short read per call, so a long listing never holds a snapshot that would keep the
+        flusher's checkpoints from trimming the WAL. Undecodable entries come back as raw text.
+        """
+        state = RecordState(str(state).lower())
+        if state is RecordState.DEAD:
+            raise ValueError("queued() lists READY or LEASED records; use dead_letters()")
+        predicate = f"status < {LEASED}" if state is RecordState.READY else f"status = {LEASED}"
+        with self._locked(write=False) as store:
+            try:
+                rows = store.conn.execute(
+                    "SELECT _id, data, timestamp, dest, nbytes, attempts, err_code, err_message, "
+                    f"err_request_id FROM {QUEUE_TABLE} WHERE _id > ? AND {predicate} "
+                    "ORDER BY _id LIMIT ?",
+                    (after_id, limit),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self._storage_error("queued", exc) from exc
+        out = []
+        for r in rows:
+            try:
+                entry = decode_entry(r[1])
+            except ValueError:
+                entry = r[1]
+            record = QueuedRecord(
+                int(r[0]), state, str(r[3]), entry, int(r[4]), float(r[2]), int(r[5]),
+                r[6], r[7], r[8],
+            )  # fmt: skip
+            out.append(record)
+        return out
+
+    def quick_check(self) -> list[str]:
+        """``PRAGMA quick_check`` rows (``["ok"]`` when the file is sound); reads only."""
+        with self._locked(write=False) as store:
+            try:
+                return [str(r[0]) for r in store.conn.execute("PRAGMA quick_check").fetchall()]
+            except sqlite3.Error as exc:
+                raise self._storage_error("quick_check", exc) from exc
 
     def vacuum(self) -> None:
         """Rebuild the file to give free pages back to the filesystem (persist-queue's VACUUM).

@@ -19,6 +19,7 @@ __all__ = [
     "DeadLetter",
     "DropReason",
     "LastError",
+    "QueuedRecord",
     "RecordState",
     "SpoolConfig",
     "SpoolEvent",
@@ -150,6 +151,22 @@ class Batch:
     def max_attempts(self) -> int:
         """The highest attempt count of any record in the batch (0 = never tried)."""
         return max(self.attempts, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRecord:
+    """One READY or LEASED record, as the CLI lists it (``Spool.queued``)."""
+
+    id: int
+    state: RecordState
+    dest: str
+    entry: Any
+    nbytes: int
+    enqueued_at: float
+    attempts: int
+    error_code: str | None
+    message: str | None
+    request_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
