@@ -343,6 +343,10 @@ class ThreadFlusher:
         self._failures_seen = 0
         self._pending_wakes = 0
         self._drain_deadline: float | None = None
+        # Batches whose settle (ack/release) failed on a spool error: still LEASED by us, so no
+        # lease() returns them and no new flusher lock recovers them. Released (i.e. retried)
+        # before anything new is leased, as soon as the spool is writable again.
+        self._orphans: list[Batch] = []
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -494,6 +498,7 @@ class ThreadFlusher:
     def _one_batch(self) -> Outcome | None:
         """Lease and ship one batch; None when nothing is ready. Waits out any backoff."""
         self._pending_wakes = 0
+        self._release_orphans()  # raises while the spool is still unwritable
         batch = self.spool.lease(
             self.config.max_batch_records,
             self.config.max_batch_bytes,
@@ -502,14 +507,7 @@ class ThreadFlusher:
         if batch is None:
             self._hurry.clear()
             return None
-        try:
-            outcome = self._cycle.ship(batch)
-        except Exception:
-            # The spool failed mid-cycle (e.g. ack on a full disk): give the records back now
-            # rather than at lease expiry. At least once: a batch SLS accepted is resent.
-            with contextlib.suppress(Exception):
-                self.spool.release(batch)
-            raise
+        outcome = self._ship(batch)
         delay = self._backoff.next_delay(outcome)
         self.stats.consecutive_failures = self._backoff.failures
         with self._progress:
@@ -524,6 +522,23 @@ class ThreadFlusher:
             self._linger()
         return outcome
 
+    def _ship(self, batch: Batch) -> Outcome:
+        try:
+            return self._cycle.ship(batch)
+        except Exception:
+            # The spool failed mid-cycle (an ack or release on a full or read-only disk): the
+            # records must not wait for their lease to expire. Release them now, or as soon as
+            # the spool can be written. At least once: a batch SLS accepted is sent again.
+            self._orphans.append(batch)
+            with contextlib.suppress(Exception):
+                self._release_orphans()
+            raise
+
+    def _release_orphans(self) -> None:
+        while self._orphans:
+            self.spool.release(self._orphans[0])
+            self._orphans.pop(0)
+
     def _drain(self) -> None:
         """After stop(): ship until the spool is empty, the deadline passes, or a send fails."""
         deadline = self._drain_deadline or self._monotonic()
@@ -537,12 +552,7 @@ class ThreadFlusher:
             )
             if batch is None:
                 return
-            try:
-                outcome = self._cycle.ship(batch)
-            except Exception:
-                with contextlib.suppress(Exception):
-                    self.spool.release(batch)
-                raise
+            outcome = self._ship(batch)
             with self._progress:
                 self._progress.notify_all()
             if outcome is not Outcome.DELIVERED:

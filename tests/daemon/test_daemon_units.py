@@ -168,10 +168,10 @@ def test_daemon_syscalls_fit_the_unit_filter(rig: Rig) -> None:
         daemon_env(rig.notify),
         prefix=["strace", "-f", "-qq", "-o", str(trace)],
     )
-    ready = rig.notify.wait_key("READY", timeout=60)
-    assert ready is not None, tracer.stderr
-    pid = int(ready["MAINPID"])  # the daemon itself; signals to strace would not reach it
     try:
+        ready = rig.notify.wait_key("READY", timeout=60)
+        assert ready is not None, tracer.stderr
+        pid = int(ready["MAINPID"])  # the daemon itself; signals to strace would not reach it
         spool_records(rig.spool_dir / "app.spool", [f"sc-{i}" for i in range(20)])
         assert rig.emu.wait_for_count("proj", "store", 20, timeout=60), tracer.stderr
         os.kill(pid, signal.SIGHUP)
@@ -179,8 +179,13 @@ def test_daemon_syscalls_fit_the_unit_filter(rig: Rig) -> None:
         os.kill(pid, signal.SIGTERM)
         assert tracer.wait(60) == 0, tracer.stderr  # strace exits with the tracee's status
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        # strace detaches (and leaves the daemon running) when it is killed itself: end
+        # every traced daemon process we started, found by pid in the trace.
+        traced_text = trace.read_text() if trace.exists() else ""
+        for traced in {int(p) for p in re.findall(r"^(\d+) ", traced_text, re.M)}:
+            with contextlib.suppress(OSError):
+                if b"yai_spool.cli" in Path(f"/proc/{traced}/cmdline").read_bytes():
+                    os.kill(traced, signal.SIGKILL)
     text = trace.read_text()
     used = set(re.findall(r"^\d+\s+(\w+)\(", text, re.M))
     families = set(re.findall(r"\bsocket\((AF_\w+)", text))

@@ -84,3 +84,30 @@ def test_unwritable_spool_is_survived_and_counted(
     during = [s for s in counts if 1000 <= s < 1300]
     assert len(during) == stored_during
     assert_exactly_once(emu, [*range(50), *during, *range(2000, 2050)])
+
+
+def test_a_failed_ack_does_not_strand_the_batch(emu: Emulator, spool_path: Path) -> None:
+    """SLS accepted a batch but the ack cannot be written: the batch is not stuck LEASED
+    until its lease expires (minutes); it is released and resent once the spool heals."""
+    emu.faults.hang(n=1)
+    handler = make_handler(emu, spool_path, batch_size=20)
+    logger = make_logger("durable.storage.ack", handler)
+    for seq in range(20):
+        logger.info("record %d", seq, extra={"seq": seq})
+    assert emu.faults.wait_held(1, timeout=30)
+    in_flight = spool_totals(spool_path)[1]
+    assert in_flight > 0
+
+    set_condition(handler, "readonly", True)
+    emu.faults.clear()  # the held request is answered 200; its ack hits a read-only spool
+    assert emu.wait_for_count(PROJECT, LOGSTORE, in_flight, timeout=30)
+    assert wait_until(lambda: handler.stats()["flusher"]["last_outcome"] == "spool_error")
+    set_condition(handler, "readonly", False)
+
+    # Delivered again (at least once) and settled long before a 300 s lease could expire.
+    assert wait_until(lambda: spool_totals(spool_path) == (0, 0, 0))
+    assert emu.wait_for_count(PROJECT, LOGSTORE, 20 + in_flight, timeout=30)
+    handler.close()
+    counts = seq_counts(emu)
+    assert set(counts) == set(range(20))
+    assert sum(counts.values()) == 20 + in_flight  # duplicates: that one batch only

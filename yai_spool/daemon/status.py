@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from yai_spool import health
 from yai_spool.config import SpoolTarget
-from yai_spool.health import Verdict, assess, worst
+from yai_spool.health import Verdict
 from yai_spool.spool import SpoolStats
 
 __all__ = ["DaemonTotals", "SpoolSnapshot", "status_line"]
@@ -64,9 +65,9 @@ def _age(seconds: float) -> str:
 
 
 def status_line(snapshots: Sequence[SpoolSnapshot], totals: DaemonTotals, now: float) -> str:
-    """``3 spools (2 flushing), 120 ready, 4512 delivered, last error: none``."""
+    """``ok: 3 spools (2 flushing), 120 ready, 4512 delivered, last error: none``."""
     verdicts = [
-        assess(s.stats, now, unacknowledged=()).verdict
+        health.assess(s.stats, now, unacknowledged=()).verdict
         if s.stats is not None
         else _unreadable_verdict(s.error)
         for s in snapshots
@@ -74,11 +75,11 @@ def status_line(snapshots: Sequence[SpoolSnapshot], totals: DaemonTotals, now: f
     flushing = sum(1 for s in snapshots if s.holder)
     ready = sum(s.stats.ready_records for s in snapshots if s.stats is not None)
     dead = sum(s.stats.dead_records for s in snapshots if s.stats is not None)
-    worst: tuple[float, str] | None = None
+    latest: tuple[float, str] | None = None
     for snap in snapshots:
         stats = snap.stats
         if stats is None:
-            worst = max(worst or (0.0, ""), (now, f"unreadable ({snap.target.path.name})"))
+            latest = max(latest or (0.0, ""), (now, f"unreadable ({snap.target.path.name})"))
             continue
         err = stats.last_error
         if err is None or (stats.last_success_at is not None and stats.last_success_at >= err.at):
@@ -87,13 +88,14 @@ def status_line(snapshots: Sequence[SpoolSnapshot], totals: DaemonTotals, now: f
             err.at,
             f"{err.code} {_age(max(now - err.at, 0.0))} ago ({snap.target.path.name})",
         )
-        worst = candidate if worst is None or candidate[0] > worst[0] else worst
+        latest = candidate if latest is None or candidate[0] > latest[0] else latest
     parts = [
-        f"{worst(verdicts).value}: {len(snapshots)} spool{'s' if len(snapshots) != 1 else ''} ({flushing} flushing)",
+        f"{health.worst(verdicts).value}: {len(snapshots)} "
+        f"spool{'s' if len(snapshots) != 1 else ''} ({flushing} flushing)",
         f"{ready} ready",
         f"{totals.delivered} delivered",
     ]
     if dead:
         parts.append(f"{dead} dead")
-    parts.append(f"last error: {worst[1] if worst else 'none'}")
+    parts.append(f"last error: {latest[1] if latest else 'none'}")
     return ", ".join(parts)

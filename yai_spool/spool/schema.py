@@ -149,6 +149,19 @@ def check_compatible(conn: sqlite3.Connection) -> None:
     Raises:
         SpoolSchemaError: tables but no version (not a spool), or a version above ours.
     """
+    # Version and table list must come from ONE snapshot: between two autocommit reads a
+    # process creating the spool can add its tables (seen as "tables but version 0").
+    own_txn = not conn.in_transaction
+    if own_txn:
+        conn.execute("BEGIN")
+    try:
+        _check_compatible(conn)
+    finally:
+        if own_txn:
+            conn.execute("COMMIT")
+
+
+def _check_compatible(conn: sqlite3.Connection) -> None:
     version = read_schema_version(conn)
     if version > SCHEMA_VERSION:
         raise SpoolSchemaError(
