@@ -27,6 +27,9 @@ Invariants:
   silently deleted.
 - Only the holder of the spool's flusher lock ships; a second flusher (another process or
   a daemon) waits in standby and takes over when the holder dies.
+- A spool error (disk full, read-only file, busy) never ends the flusher thread: it backs
+  off like a failed send and tries again; a batch whose ack/release could not be written
+  is released as soon as the spool can be written (not left leased until lease expiry).
 - The flusher thread marks itself (``in_flusher_thread``) so records logged *by* the
   shipping path (httpx debug logs, our own diagnostics) are not fed back into the spool.
 """
@@ -340,7 +343,11 @@ class ThreadFlusher:
         self._lock_tried = threading.Event()
         self._progress = threading.Condition()
         self._settled = 0  # batches settled (any outcome), for flush() waiters
-        self._failures_seen = 0
+        # Attempts (lease + ship) started, and the latest one that failed: flush() answers
+        # False only for a failure of an attempt started after it was called, not for one
+        # that was already failing in flight when the link came back.
+        self._attempts = 0
+        self._failed_attempt = 0
         self._pending_wakes = 0
         self._drain_deadline: float | None = None
         # Batches whose settle (ack/release) failed on a spool error: still LEASED by us, so no
@@ -377,12 +384,13 @@ class ThreadFlusher:
 
         Returns True when all of them were delivered or dead-lettered; False on timeout, on
         a failed send (the records stay spooled and are retried), or when this process is
-        not the flusher of the spool.
+        not the flusher of the spool. A backoff in progress is cut short: flush asks for one
+        attempt now, so during an outage it answers after that attempt, not at its timeout.
         """
         deadline = self._monotonic() + timeout
         target = self.spool.high_water()
         with self._progress:
-            failures = self._failures_seen
+            started = self._attempts
         self._hurry.set()
         self._work.set()
         self._retry_now.set()
@@ -392,7 +400,7 @@ class ThreadFlusher:
             if self.spool.pending_through(target) == 0:
                 return True
             with self._progress:
-                if self._failures_seen != failures or not self.stats.is_flusher:
+                if self._failed_attempt > started or not self.stats.is_flusher:
                     return False
                 left = deadline - self._monotonic()
                 if left <= 0 or not self.running:
@@ -474,7 +482,7 @@ class ThreadFlusher:
         self.stats.consecutive_failures = failures
         self.stats.last_outcome = "spool_error"
         with self._progress:
-            self._failures_seen += 1
+            self._failed_attempt = self._attempts
             self._progress.notify_all()
         if failures & (failures - 1) == 0:  # rate-limited like _log_failure
             internal_log.warning(
@@ -498,6 +506,8 @@ class ThreadFlusher:
     def _one_batch(self) -> Outcome | None:
         """Lease and ship one batch; None when nothing is ready. Waits out any backoff."""
         self._pending_wakes = 0
+        with self._progress:
+            self._attempts += 1
         self._release_orphans()  # raises while the spool is still unwritable
         batch = self.spool.lease(
             self.config.max_batch_records,
@@ -513,7 +523,7 @@ class ThreadFlusher:
         with self._progress:
             self._settled += 1
             if outcome is not Outcome.DELIVERED:
-                self._failures_seen += 1
+                self._failed_attempt = self._attempts
                 self._log_failure(outcome)
             self._progress.notify_all()
         if delay:
@@ -542,6 +552,8 @@ class ThreadFlusher:
     def _drain(self) -> None:
         """After stop(): ship until the spool is empty, the deadline passes, or a send fails."""
         deadline = self._drain_deadline or self._monotonic()
+        with contextlib.suppress(Exception):
+            self._release_orphans()
         if self._monotonic() >= deadline or not self._ensure_lock():
             return  # stopped before this thread ever took the lock: take it now, or give up
         while self._monotonic() < deadline and self.spool.is_flusher:

@@ -8,17 +8,22 @@ Invariants:
   committed to the spool before ``emit`` returns (so it survives ``kill -9``), or dropped
   and counted by reason in the spool's counters (``yai-spool status`` shows them). Only a
   failure we did not foresee goes through ``handleError``, as ``logging`` expects.
-- No thread starts in ``__init__``: the flusher starts on the first ``emit`` (so a handler
-  built before ``fork()`` never leaves a dead thread in the child). After a fork the child
-  reopens SQLite and starts its own flusher thread on its first record; that thread ships
-  only if it can take the spool's flusher lock, otherwise it stands by.
+- No thread starts in ``__init__``: the flusher starts on the first ``emit`` or ``flush()``
+  (so a handler built before ``fork()`` never leaves a dead thread in the child, and records
+  left by an earlier run ship on ``flush()`` even before anything new is logged). After a
+  fork the child reopens SQLite and starts its own flusher thread on its first record; that
+  thread ships only if it can take the spool's flusher lock, otherwise it stands by. The
+  spool's locks are held across ``fork()``, so no thread is inside SQLite at that instant
+  (a child inheriting SQLite's allocator mutex locked deadlocks on its first record).
 - ``flush()`` waits, bounded by ``flush_timeout``, for records emitted before it; it never
   stops the flusher (the official handler's ``flush()`` does, aliyun-log-python-sdk #203).
 - ``close()`` is idempotent: it drains until ``close_timeout`` and leaves the rest on disk
-  for the next start or the daemon.
+  for the next start or the daemon. ``flush()`` after ``close()`` returns at once.
 - Records logged by the shipping path itself (the flusher thread: httpx/httpcore debug
   logs) and by ``yai_spool.*`` loggers are not spooled: they would feed back into the
   spool forever (watchtower #93, #115). They still reach the application's other handlers.
+  They are dropped in ``handle()``, before the handler lock: ``logging.shutdown()`` holds
+  that lock while it flushes, and the flusher thread must not wait for it.
 - Credentials are never stored on the handler in clear in a repr, never in the spool.
 """
 
