@@ -6,6 +6,7 @@ Public API re-exports only; each name lives in the module that owns it.
 
 from yai_spool.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient, PutLogsResult
 from yai_spool.compression import Compression
+from yai_spool.configure import from_toml, make_handler
 from yai_spool.context import bind
 from yai_spool.credentials import Credentials
 from yai_spool.errors import (
@@ -19,6 +20,7 @@ from yai_spool.errors import (
 from yai_spool.handler import SpoolHandler
 from yai_spool.mapping import LogFields
 from yai_spool.model import Log, LogGroup
+from yai_spool.modes import MemoryQueueHandler, SyncSLSHandler
 from yai_spool.retry import RetryPolicy
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "Log",
     "LogFields",
     "LogGroup",
+    "MemoryQueueHandler",
     "Outcome",
     "PutLogsClient",
     "PutLogsResult",
@@ -37,7 +40,10 @@ __all__ = [
     "SLSError",
     "ShipError",
     "SpoolHandler",
+    "SyncSLSHandler",
     "TransportError",
     "YaiSpoolError",
     "bind",
+    "from_toml",
+    "make_handler",
 ]

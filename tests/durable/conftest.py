@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from durable_support import AK_ID, AK_SECRET
+from durable_support import AK_ID, AK_SECRET, close_all
 
 from yai_spool.emulator import Emulator, EmulatorConfig
 
@@ -22,3 +22,10 @@ def emu() -> Iterator[Emulator]:
 def spool_path(tmp_path: Path) -> Path:
     """Where the test's spool lives (the directory is created 0700 by the spool)."""
     return tmp_path / "spool" / "app.spool"
+
+
+@pytest.fixture(autouse=True)
+def _cleanup() -> Iterator[None]:
+    """Close handlers/flushers a failed test left running (close() is idempotent)."""
+    yield
+    close_all()

@@ -49,6 +49,19 @@ FAST_RETRY = RetryPolicy(
 #: Deadline of every poll in these tests: generous, only hit when something is broken.
 DEADLINE = 30.0
 
+#: Handlers and flushers a test started; the ``_cleanup`` fixture closes what a failing
+#: test left open, so its threads cannot hold spool locks into the next test.
+OPENED: list[SpoolHandler | ThreadFlusher] = []
+
+
+def close_all() -> None:
+    while OPENED:
+        item = OPENED.pop()
+        if isinstance(item, ThreadFlusher):
+            item.stop(1.0)
+        else:
+            item.close()
+
 
 def wait_until(
     predicate: Callable[[], bool], timeout: float = DEADLINE, every: float = 0.01
@@ -90,6 +103,7 @@ def make_handler(emu: Emulator | None, spool_path: Path, **kwargs: Any) -> Spool
     poll_interval = kwargs.pop("poll_interval", 0.05)
     options.update(kwargs)
     handler = SpoolHandler(**options)
+    OPENED.append(handler)
     # Records appended by *other* processes are found by polling; the handler has no knob
     # for it (1 s default), so tests that need it shorten it before the flusher starts.
     handler._flusher_config = dataclasses.replace(
@@ -118,6 +132,7 @@ def start_flusher(spool: Spool, emu: Emulator, *, batch: int = 100, **config: An
     }
     options.update(config)
     flusher = ThreadFlusher(spool, client(emu), FlusherConfig(**options))
+    OPENED.append(flusher)
     flusher.start()
     return flusher
 

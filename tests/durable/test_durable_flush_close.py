@@ -6,6 +6,7 @@ its timeout when the link fails; close "in about" close_timeout), not as speed f
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -25,8 +26,8 @@ from yai_spool.retry import RetryPolicy
 FLUSH_TIMEOUT = 4.0
 
 
-def emit(handler: object, start: int, stop: int, name: str = "durable.flush") -> None:
-    logger = make_logger(name, handler)  # type: ignore[arg-type]
+def emit(handler: logging.Handler, start: int, stop: int, name: str = "durable.flush") -> None:
+    logger = make_logger(name, handler)
     for seq in range(start, stop):
         logger.info("record %d", seq, extra={"seq": seq})
 

@@ -9,6 +9,7 @@ may come only from the batch that was in flight.
 from __future__ import annotations
 
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def fill(path: Path) -> None:
         assert spool.append_many(entries, dest=DEST) == N
 
 
-def start_child_flusher(emu: Emulator, path: Path):  # type: ignore[no-untyped-def]
+def start_child_flusher(emu: Emulator, path: Path) -> subprocess.Popen[bytes]:
     child = spawn_child("flusher", path, emu.url, BATCH)
     assert read_line(child) == "flusher"
     return child
@@ -77,7 +78,12 @@ def test_kill9_flusher_mid_request(emu: Emulator, spool_path: Path, answered: bo
             try:
                 assert wait_until(lambda: spool.stats().leases_recovered >= BATCH)
                 expected_total = N + (BATCH if answered else 0)
-                assert emu.wait_for_count(PROJECT, LOGSTORE, expected_total, timeout=30)
+                assert emu.wait_for_count(PROJECT, LOGSTORE, expected_total, timeout=30), (
+                    flusher.stats.snapshot(),
+                    emu.counters(),
+                    emu.faults.active(),
+                    spool.stats(),
+                )
                 assert wait_until(lambda: spool_totals(spool_path) == (0, 0, 0))
             finally:
                 flusher.stop(5)

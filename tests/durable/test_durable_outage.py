@@ -4,6 +4,7 @@ the link is back every record arrives exactly once.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -22,8 +23,8 @@ from durable_support import (
 from yai_spool.emulator import Emulator
 
 
-def emit_range(logger_name: str, handler: object, start: int, stop: int) -> None:
-    logger = make_logger(logger_name, handler)  # type: ignore[arg-type]
+def emit_range(logger_name: str, handler: logging.Handler, start: int, stop: int) -> None:
+    logger = make_logger(logger_name, handler)
     for seq in range(start, stop):
         logger.info("record %d", seq, extra={"seq": seq})
 
@@ -94,8 +95,10 @@ def test_hung_requests_time_out_and_are_retried(emu: Emulator, spool_path: Path)
     assert emu.wait_for_count(PROJECT, LOGSTORE, 300, timeout=30)
     handler.close()
     assert_exactly_once(emu, range(300))
-    outcomes = [r.outcome for r in emu.requests(PROJECT, LOGSTORE)]
-    assert outcomes.count("abandoned") == 2  # both hung requests were given up by the client
+    # Both hung requests were given up by the client (the emulator notices within its poll).
+    assert wait_until(
+        lambda: [r.outcome for r in emu.requests(PROJECT, LOGSTORE)].count("abandoned") == 2
+    )
 
 
 def test_server_down_then_up(emu: Emulator, spool_path: Path) -> None:

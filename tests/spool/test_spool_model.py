@@ -8,6 +8,7 @@ counters must equal the model's; every ``lease`` must return exactly the batch t
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -70,8 +71,11 @@ class SpoolModel(RuleBasedStateMachine):
         max_records=st.integers(3, 30),
         max_bytes=st.sampled_from([600, 2000, 100_000]),
         when_full=st.sampled_from([WhenFull.DROP_OLDEST, WhenFull.DROP_NEWEST]),
+        max_txn_rows=st.sampled_from([1, 2, 3, 512]),
     )
-    def open_spool(self, max_records: int, max_bytes: int, when_full: WhenFull) -> None:
+    def open_spool(
+        self, max_records: int, max_bytes: int, when_full: WhenFull, max_txn_rows: int
+    ) -> None:
         # evict_slack=0: the model evicts exactly what is needed; refresh_every=1 keeps the
         # estimate exact (the overshoot bound is tested separately).
         self.config = SpoolConfig(
@@ -81,6 +85,8 @@ class SpoolModel(RuleBasedStateMachine):
             evict_slack=0.0,
             refresh_every=1,
             max_record_bytes=max_bytes,
+            # Small values split leases and settles into several transactions.
+            max_txn_rows=max_txn_rows,
         )
         self.spool = Spool(self.path, self.config, clock=self.clock)
 
@@ -198,6 +204,9 @@ class SpoolModel(RuleBasedStateMachine):
         assert batch.dest == expected[0].dest
         assert list(batch.attempts) == [r.attempts for r in expected]
         assert batch.nbytes == sum(r.nbytes for r in expected)
+        assert batch.sizes == tuple(r.nbytes for r in expected)
+        assert batch.texts is not None
+        assert [len(t.encode()) for t in batch.texts] == list(batch.sizes)
         for row in expected:
             row.token, row.owner, row.until = batch.token, self.instance, now + ttl
         return batch, self.instance
@@ -251,6 +260,40 @@ class SpoolModel(RuleBasedStateMachine):
             row.attempts += 1
             row.token = None
             self.dead.append((row, code))
+
+    @rule(
+        item=batches,
+        positions=st.lists(st.integers(0, 7), unique=True),
+        op=st.sampled_from(["ack", "release", "dead_letter"]),
+    )
+    def settle_part(self, item: tuple[Batch, int] | None, positions: list[int], op: str) -> None:
+        """Settle a part of a batch (a bisection half, or any subset) by its lease token."""
+        batch = self._live_batch(item)
+        if batch is None:
+            return
+        part = batch.select(p for p in positions if p < len(batch))
+        seqs = {e["seq"] for e in part.entries}
+        assert part.token == batch.token
+        assert part.nbytes == sum(part.sizes or ())
+        owned = sorted(self.leased_by(batch.token, None, seqs), key=lambda r: r.pos)
+        assert self.spool is not None
+        if op == "ack":
+            assert self.spool.ack(part) == len(owned)
+            for row in owned:
+                del self.rows[row.seq]
+            self.delivered += len(owned)
+        elif op == "release":
+            assert self.spool.release(part, error_code="Retry") == len(owned)
+            for row in owned:
+                row.token, row.owner, row.attempts = None, None, row.attempts + 1
+        else:
+            moved = self.spool.dead_letter(part, error_code="E1", message="m", request_id=None)
+            assert moved == len(owned)
+            for row in owned:
+                del self.rows[row.seq]
+                row.attempts += 1
+                row.token = None
+                self.dead.append((row, "E1"))
 
     @rule(code=st.sampled_from((None, *ERRORS)))
     def replay(self, code: str | None) -> None:
@@ -316,7 +359,7 @@ class SpoolModel(RuleBasedStateMachine):
 
 
 SpoolModel.TestCase.settings = settings(
-    max_examples=100,
+    max_examples=int(os.environ.get("SPOOL_MODEL_EXAMPLES", "100")),
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

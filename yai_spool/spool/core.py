@@ -9,6 +9,7 @@ SQLite/OS failures to typed errors.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -16,6 +17,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -39,7 +41,6 @@ from yai_spool.spool.files import FlusherLock, open_lock, prepare_files, quarant
 from yai_spool.spool.schema import (
     LEASED,
     QUEUE_TABLE,
-    decode_entries,
     decode_entry,
     encode_entry,
     read_schema_version,
@@ -67,13 +68,54 @@ _RECONCILE_TAIL: Final = 16_384
 # The lease scan looks at most max(_MIN_WINDOW, 16 * max_records) ids past the oldest READY row.
 _MIN_WINDOW: Final = 65_536
 _CHECKPOINT_MODES: Final = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
+# Leases remembered per instance for range-settling (a flusher holds one or two at a time).
+_BOOK_SIZE: Final = 8
+
+
+# --- fork safety ------------------------------------------------------------------------------
+# fork() while another thread is inside SQLite deadlocks the child: SQLite's allocator holds a
+# process-global mutex (SQLITE_MUTEX_STATIC_MEM) that the child inherits locked, so its first
+# SQLite call (reopening its connection) waits forever. Every SQLite call of a Spool runs under
+# its ``_lock`` (main connection) or ``_ckpt_lock`` (side connection), and no code path waits
+# for ``_lock`` while holding ``_ckpt_lock``; so holding both of every live Spool across fork()
+# (in that order) means no thread of ours is inside SQLite at that instant. Bounded: a lock that
+# stays busy (a long busy_timeout wait) is skipped after _FORK_LOCK_WAIT rather than blocking
+# fork() forever. Both the parent and the child release what was taken; the child then replaces
+# every lock anyway (reopen_after_fork, at its first use of the spool).
+_FORK_LOCK_WAIT: Final = 10.0
+_live_spools: weakref.WeakSet[Spool] = weakref.WeakSet()
+_fork_held: list[Any] = []
+
+
+def _before_fork() -> None:
+    pid = os.getpid()
+    for spool in list(_live_spools):
+        if spool._pid != pid:  # inherited and not reopened here: its locks are not in use
+            continue
+        for lock in (spool._lock, spool._ckpt_lock):
+            try:
+                if lock.acquire(timeout=_FORK_LOCK_WAIT):
+                    _fork_held.append(lock)
+            except Exception:  # noqa: S112 - never break fork() over a spool
+                continue
+
+
+def _after_fork() -> None:
+    while _fork_held:
+        _fork_held.pop().release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
 
 
 def _ids_of(target: Batch | Iterable[int]) -> tuple[list[int], str | None]:
+    """(distinct ids in id order, lease token or None): settling order is always id order."""
     if isinstance(target, Batch):
-        return list(target.ids), target.token
-    ids = [int(i) for i in target]
-    return ids, None
+        return sorted(set(target.ids)), target.token
+    return sorted({int(i) for i in target}), None
 
 
 class Spool:
@@ -93,6 +135,9 @@ class Spool:
         SpoolCorruptError: corrupt and the quarantine (or the fresh file) failed.
         SpoolStorageError: any other SQLite/OS failure at open.
     """
+
+    # SpoolHandler's own at-fork workaround checks this and stands down (see _before_fork).
+    GUARDS_FORK: Final = True
 
     def __init__(
         self,
@@ -114,6 +159,7 @@ class Spool:
         self._flusher_lock: FlusherLock | None = None
         self.open_events: tuple[SpoolEvent, ...] = ()
         self._reset_process_state()
+        _live_spools.add(self)
         with self._lock:
             self._open(check=self.config.integrity_check == "quick" and not _readonly)
 
@@ -134,7 +180,12 @@ class Spool:
         self._pid = os.getpid()
         self._owner_id = secrets.token_hex(8)
         self._store: SpoolQueue | None = None
+        # The side connection: WAL checkpoints and reading leased rows, never the write lock.
         self._ckpt_conn: sqlite3.Connection | None = None
+        self._ckpt_ino = -1
+        # Leases this instance made: token -> (ids, sizes) as read at lease time (see ack).
+        self._book: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._book_lock = threading.Lock()
         self._ino = -1
         self._est_rows = 0
         self._est_bytes = 0
@@ -491,8 +542,10 @@ class Spool:
         ``final`` is the drop reason to use for whatever does not fit (block timeout).
         """
         try:
-            store = self._ensure_store(write=True)
+            self._ensure_store(write=True)
             acct = self._refresh()
+            store = self._store  # _refresh may have followed a replaced file to a new store
+            assert store is not None
             k, nbytes = len(items), sum(i[3] for i in items)
             if (
                 acct.total_rows + k <= self._max_records
@@ -591,11 +644,17 @@ class Spool:
     def lease(self, max_records: int, max_bytes: int, *, lease_seconds: float) -> Batch | None:
         """Lease the oldest READY records of one destination; ``None`` when nothing is READY.
 
-        One transaction: expired leases revert to READY first (attempts + 1); then the oldest
-        READY record picks the destination, and that destination's oldest READY records are taken
-        in id order up to ``max_records`` and ``max_bytes`` (always at least one record, even if it
-        alone is larger than ``max_bytes``). Entries are decoded outside the lock; a record that
-        no longer decodes is dead-lettered (``SpoolDecodeError``) instead of being returned.
+        Expired leases revert to READY first (attempts + 1); then the oldest READY record picks
+        the destination, and that destination's oldest READY records are taken in id order up to
+        ``max_records`` and ``max_bytes`` (always at least one record, even if it alone is larger
+        than ``max_bytes``). The batch holds the stored JSON ``texts`` (``Batch.entries`` decodes
+        them on first access). A record that is not JSON any more is dead-lettered
+        (``SpoolDecodeError``) instead of being returned.
+
+        Lock hold: the rows are chosen and marked in transactions of at most
+        ``config.max_txn_rows`` records that read only ``_id`` and ``nbytes``; the record data
+        is read after COMMIT on the side connection (a WAL snapshot of rows only this lease
+        moves), so producers wait at most one short chunk for the write lock.
         """
         if max_records < 1 or max_bytes < 1 or lease_seconds <= 0:
             raise ValueError("lease needs max_records >= 1, max_bytes >= 1, lease_seconds > 0")
@@ -604,37 +663,14 @@ class Spool:
             token = secrets.token_hex(8)
             now = self._clock()
             until = now + lease_seconds
-            with self._locked() as store:
-                try:
-                    with self._write() as conn:
-                        recovered = store.revert_expired(conn, now)
-                        store.reconcile(conn)
-                        if recovered:
-                            store.add_counters(conn, {"leases_recovered": recovered})
-                        selected = store.select_for_lease(conn, max_records, max_bytes, window)
-                        if selected is None:
-                            return None
-                        dest, rows, total = selected
-                        lo, hi = rows[0][0], rows[-1][0]
-                        marked = store.mark_leased(conn, token, dest, lo, hi)
-                        if marked != len(rows):  # cannot happen inside one transaction
-                            raise SpoolError(f"lease marked {marked} rows, selected {len(rows)}")
-                        store.insert_lease(
-                            conn, token=token, owner_id=self._owner_id, dest=dest, lo=lo, hi=hi,
-                            nrows=len(rows), now=now, lease_until=until,
-                        )  # fmt: skip
-                except sqlite3.Error as exc:
-                    raise self._storage_error("lease", exc) from exc
-            bad: list[tuple[int, str]] = []
-            try:
-                entries = decode_entries([r[1] for r in rows])
-            except (ValueError, TypeError):  # some row is not JSON text: find which
-                entries = []
-                for row in rows:
-                    try:
-                        entries.append(decode_entry(row[1]))
-                    except ValueError as exc:  # bit rot quick_check cannot see: park it
-                        bad.append((row[0], f"{type(exc).__name__}: {exc}"))
+            marked = self._mark_lease(
+                token, max_records, max_bytes, window=window, now=now, until=until
+            )
+            if marked is None:
+                return None
+            dest, lo, hi = marked
+            rows = self._read_leased(token, lo, hi)
+            batch, bad = self._lease_batch(token, dest, until, rows)
             if bad:
                 self.dead_letter(
                     [i for i, _ in bad],
@@ -642,21 +678,212 @@ class Spool:
                     message=bad[0][1],
                     request_id=None,
                 )
-                bad_ids = {i for i, _ in bad}
-                rows = [r for r in rows if r[0] not in bad_ids]
-                if not rows:
+            if batch is not None:
+                return batch
+            if not bad:  # our rows vanished (another instance took the flusher lock): stop
+                return None
+
+    def _mark_lease(
+        self,
+        token: str,
+        max_records: int,
+        max_bytes: int,
+        *,
+        window: int,
+        now: float,
+        until: float,
+    ) -> tuple[str, int, int] | None:
+        """Mark the lease's rows LEASED, chunk by chunk; ``(dest, lo, hi)`` or None if no READY."""
+        chunk = self.config.max_txn_rows
+        taken = total = 0
+        dest, lo, hi, stop = "", 0, 0, 0
+        while taken < max_records:
+            with self._locked() as store:
+                try:
+                    with self._write() as conn:
+                        if not taken:  # the first chunk also recovers expired leases
+                            recovered = store.revert_expired(conn, now)
+                            store.reconcile(conn)
+                            if recovered:
+                                store.add_counters(conn, {"leases_recovered": recovered})
+                            first = store.first_ready(conn)
+                            if first is None:
+                                return None
+                            lo, dest = first
+                            start, stop = lo, lo + window
+                        else:
+                            start = hi + 1
+                        rows, more = store.select_ready(
+                            conn, dest, start, stop, limit=min(chunk, max_records - taken),
+                            max_bytes=max_bytes - total, at_least_one=not taken,
+                        )  # fmt: skip
+                        if not rows:
+                            break
+                        first_id, last_id = rows[0][0], rows[-1][0]
+                        n = store.mark_leased(conn, token, dest, first_id, last_id)
+                        if n != len(rows):  # cannot happen inside one transaction
+                            raise SpoolError(f"lease marked {n} rows, selected {len(rows)}")
+                        if taken:
+                            store.extend_lease(conn, token, last_id, n)
+                        else:
+                            store.insert_lease(
+                                conn, token=token, owner_id=self._owner_id, dest=dest,
+                                lo=first_id, hi=last_id, nrows=n, now=now, lease_until=until,
+                            )  # fmt: skip
+                except sqlite3.Error as exc:
+                    raise self._storage_error("lease", exc) from exc
+            hi = last_id
+            taken += n
+            total += sum(r[1] for r in rows)
+            if not more:
+                break
+        return dest, lo, hi
+
+    def _side_conn(self) -> sqlite3.Connection:
+        """The second connection (checkpoints, reading leased rows). Caller holds _ckpt_lock."""
+        conn = self._ckpt_conn
+        if conn is not None and self._ckpt_ino != self._ino:
+            # The main connection followed a replaced (quarantined) file: follow it too. Never
+            # close a connection to a file judged corrupt (see store.keep_forever).
+            keep_forever(conn)
+            conn = None
+        if conn is None:
+            ino = self._ino
+            conn = connect(
+                str(self.path), synchronous=str(self.config.synchronous),
+                busy_timeout=float(self.config.busy_timeout),
+                wal_max_bytes=self.config.wal_max_bytes,
+            )  # fmt: skip
+            self._ckpt_conn, self._ckpt_ino = conn, ino
+        return conn
+
+    def _read_leased(
+        self, token: str, lo: int, hi: int
+    ) -> list[tuple[int, str, int, int, float, int]]:
+        """The leased rows with their data, read without the write lock (see ``lease``)."""
+        if self._closed:
+            raise SpoolClosedError(f"spool {self.path} is closed")
+        with self._ckpt_lock:
+            try:
+                return SpoolQueue.read_leased(self._side_conn(), token, lo, hi)
+            except sqlite3.Error as exc:
+                raise self._storage_error("lease", exc) from exc
+
+    def _lease_batch(
+        self,
+        token: str,
+        dest: str,
+        until: float,
+        rows: list[tuple[int, str, int, int, float, int]],
+    ) -> tuple[Batch | None, list[tuple[int, str]]]:
+        """The Batch of the rows read (None if none is usable), and the undecodable ones."""
+        bad: list[tuple[int, str]] = []
+        if not all(r[5] for r in rows):
+            good = []
+            for row in rows:
+                if row[5]:
+                    good.append(row)
                     continue
-            return Batch(
+                try:  # json_valid said no: confirm with the decoder the flusher uses
+                    decode_entry(row[1])
+                except ValueError as exc:  # bit rot quick_check cannot see: park it
+                    bad.append((row[0], f"{type(exc).__name__}: {exc}"))
+                else:
+                    good.append(row)
+        else:
+            good = rows
+        # Every row this token held when read, even the bad ones being dead-lettered now:
+        # ``ack`` relies on "no other row can carry this token" (see _settle_plan).
+        self._book_lease(token, tuple(r[0] for r in rows), tuple(int(r[2]) for r in rows))
+        if not good:
+            return None, bad
+        ids = tuple(r[0] for r in good)
+        sizes = tuple(int(r[2]) for r in good)
+        enqueued = tuple(float(r[4]) for r in good)
+        return (
+            Batch(
                 token=token,
                 dest=dest,
-                ids=tuple(r[0] for r in rows),
-                entries=tuple(entries),
-                attempts=tuple(int(r[3]) for r in rows),
-                nbytes=sum(int(r[2]) for r in rows) if bad else int(total),
-                oldest_enqueued_at=min(float(r[4]) for r in rows),
+                ids=ids,
+                attempts=tuple(int(r[3]) for r in good),
+                nbytes=sum(sizes),
+                oldest_enqueued_at=min(enqueued),
                 lease_until=until,
-                enqueued_at=tuple(float(r[4]) for r in rows),
-            )
+                enqueued_at=enqueued,
+                texts=tuple(r[1] for r in good),
+                sizes=sizes,
+            ),
+            bad,
+        )
+
+    def _book_lease(self, token: str, ids: tuple[int, ...], sizes: tuple[int, ...]) -> None:
+        """Remember a lease's rows and sizes (this process only; a few recent leases)."""
+        if not ids:
+            return
+        with self._book_lock:
+            book = self._book
+            book[token] = (ids, sizes)
+            while len(book) > _BOOK_SIZE:
+                del book[next(iter(book))]
+
+    def _settle_plan(
+        self, token: str | None, ids: list[int]
+    ) -> list[list[tuple[int, int, tuple[int, ...], int]]] | None:
+        """Transactions of ``(lo, hi, member ids, bytes)`` ranges for settling ``ids`` of a lease.
+
+        Only for a lease this instance made and remembers (``_book``): its rows are exactly
+        the ids read at lease time, and no other row can ever carry its random token. So for a
+        run of ids that is contiguous among the lease's ids, the rows still holding the token
+        between the run's first and last id are members of the run, and ``DELETE ... BETWEEN``
+        removes nothing else; when it removes as many rows as the run has, their sizes are the
+        ones read at lease time (sizes never change while leased). Anything else: None (the
+        caller settles by id list).
+        """
+        if token is None:
+            return None
+        with self._book_lock:
+            entry = self._book.get(token)
+        if entry is None:
+            return None
+        lease_ids, sizes = entry
+        want = sorted(set(ids))
+        # Positions of the wanted ids in the lease; ids not in the lease are not ours.
+        positions = []
+        for i in want:
+            p = bisect.bisect_left(lease_ids, i)
+            if p < len(lease_ids) and lease_ids[p] == i:
+                positions.append(p)
+        limit = self.config.max_txn_rows
+        txns: list[list[tuple[int, int, tuple[int, ...], int]]] = []
+        current: list[tuple[int, int, tuple[int, ...], int]] = []
+        rows_in_txn = 0
+        k = 0
+        while k < len(positions):
+            start = positions[k]
+            end = start
+            k += 1
+            room = limit - rows_in_txn
+            while k < len(positions) and positions[k] == end + 1 and end - start + 1 < room:
+                end = positions[k]
+                k += 1
+            members = lease_ids[start : end + 1]
+            current.append((members[0], members[-1], members, sum(sizes[start : end + 1])))
+            rows_in_txn += len(members)
+            if rows_in_txn >= limit:
+                txns.append(current)
+                current, rows_in_txn = [], 0
+        if current:
+            txns.append(current)
+        return txns
+
+    def _id_chunks(self, ids: list[int]) -> list[list[int]]:
+        limit = self.config.max_txn_rows
+        return [ids[i : i + limit] for i in range(0, len(ids), limit)]
+
+    def _forget_lease(self, token: str | None) -> None:
+        if token is not None:
+            with self._book_lock:
+                self._book.pop(token, None)
 
     def ack(self, target: Batch | Iterable[int], *, request_id: str | None = None) -> int:
         """Delivered: delete exactly these ids, only those still leased by this owner.
@@ -665,29 +892,66 @@ class Spool:
         lease of this ``Spool`` instance. A stale owner (its lease expired and was re-leased, or
         reverted by a new flusher) deletes nothing. Records the delivery (count, time, request id)
         in the same transaction. Returns the number of records deleted.
+
+        More than ``config.max_txn_rows`` ids are settled in several transactions (each exact,
+        each recording its own deliveries), so the write lock is never held for long; a crash
+        between two of them leaves the rest LEASED, to be retried (at least once).
         """
         ids, token = _ids_of(target)
         if not ids:
             return 0
         now = self._clock()
-        with self._locked() as store:
-            try:
-                with self._write() as conn:
-                    store.reconcile(conn)
-                    n, nbytes = store.delete_leased(conn, json.dumps(ids), token, self._owner_id)
-                    store.account_removed(conn, n, nbytes)
-                    if n:
-                        store.add_counters(conn, {"delivered": n})
-                        store.set_meta(
-                            conn,
-                            "last_success",
-                            {"at": now, "request_id": request_id, "records": n},
-                        )
-                    store.cleanup_leases(conn, token, self._owner_id)
-            except sqlite3.Error as exc:
-                raise self._storage_error("ack", exc) from exc
-        self._space.set()
-        return n
+        plan = self._settle_plan(token, ids)
+        chunks: list[Any] = plan if plan is not None else self._id_chunks(ids)
+        done = 0
+        for k, chunk in enumerate(chunks):
+            last = k == len(chunks) - 1
+            with self._locked() as store:
+                try:
+                    with self._write() as conn:
+                        store.reconcile(conn)
+                        if plan is not None:
+                            n, nbytes = self._delete_runs(store, conn, token, chunk)
+                        else:
+                            n, nbytes = store.delete_leased(
+                                conn, json.dumps(chunk), token, self._owner_id
+                            )
+                        store.account_removed(conn, n, nbytes)
+                        if n:
+                            store.add_counters(conn, {"delivered": n})
+                            store.set_meta(
+                                conn,
+                                "last_success",
+                                {"at": now, "request_id": request_id, "records": n},
+                            )
+                        if last and store.cleanup_leases(conn, token, self._owner_id):
+                            self._forget_lease(token)
+                except sqlite3.Error as exc:
+                    raise self._storage_error("ack", exc) from exc
+            done += n
+            if n:
+                self._space.set()
+        return done
+
+    def _delete_runs(
+        self,
+        store: SpoolQueue,
+        conn: sqlite3.Connection,
+        token: str | None,
+        runs: list[tuple[int, int, tuple[int, ...], int]],
+    ) -> tuple[int, int]:
+        """Delete a transaction's runs by id range (see _settle_plan); exact in every case."""
+        assert token is not None
+        conn.execute("SAVEPOINT settle_runs")
+        n = sum(store.delete_range(conn, token, lo, hi) for lo, hi, _, _ in runs)
+        if n == sum(len(m) for _, _, m, _ in runs):
+            conn.execute("RELEASE settle_runs")
+            return n, sum(b for _, _, _, b in runs)
+        # Some rows were settled or reverted already: redo by id list, sizes from the rows.
+        conn.execute("ROLLBACK TO settle_runs")
+        conn.execute("RELEASE settle_runs")
+        members = [i for _, _, m, _ in runs for i in m]
+        return store.delete_leased(conn, json.dumps(members), token, self._owner_id)
 
     def release(
         self,
@@ -703,36 +967,44 @@ class Spool:
         """Retry later: back to READY with attempts + 1 and the error kept on each record.
 
         Only ids still leased by this owner move. With ``error_code``, also records it as the
-        spool's last error (and a throttled event if ``throttled``) in the same transaction.
+        spool's last error (and a throttled event if ``throttled``) in the same transaction;
+        ``status`` is the HTTP status of that error (None: no HTTP answer).
         ``count_attempt=False`` leaves attempts unchanged (e.g. a batch given back unsent at
-        shutdown). Returns the number released.
+        shutdown). Returns the number released. At most ``config.max_txn_rows`` ids per
+        transaction (see ``ack``).
         """
         ids, token = _ids_of(target)
         if not ids:
             return 0
         now = self._clock()
-        with self._locked() as store:
-            try:
-                with self._write() as conn:
-                    n = store.release_leased(
-                        conn,
-                        json.dumps(ids),
-                        token,
-                        self._owner_id,
-                        (error_code, message, request_id),
-                        count_attempt=count_attempt,
-                    )
-                    counts = {"retried": n, "throttled": 1 if throttled else 0}
-                    store.add_counters(conn, counts)
-                    if error_code is not None:
-                        self._set_last_error(
-                            conn, store, error_code, message=message, request_id=request_id,
-                            now=now, status=status,
-                        )  # fmt: skip
-                    store.cleanup_leases(conn, token, self._owner_id)
-            except sqlite3.Error as exc:
-                raise self._storage_error("release", exc) from exc
-        return n
+        chunks = self._id_chunks(ids)
+        done = 0
+        for k, chunk in enumerate(chunks):
+            first, last = k == 0, k == len(chunks) - 1
+            with self._locked() as store:
+                try:
+                    with self._write() as conn:
+                        n = store.release_leased(
+                            conn,
+                            json.dumps(chunk),
+                            token,
+                            self._owner_id,
+                            (error_code, message, request_id),
+                            count_attempt=count_attempt,
+                        )
+                        counts = {"retried": n, "throttled": 1 if throttled and first else 0}
+                        store.add_counters(conn, counts)
+                        if error_code is not None and first:
+                            self._set_last_error(
+                                conn, store, error_code, message=message, request_id=request_id,
+                                now=now, status=status,
+                            )  # fmt: skip
+                        if last and store.cleanup_leases(conn, token, self._owner_id):
+                            self._forget_lease(token)
+                except sqlite3.Error as exc:
+                    raise self._storage_error("release", exc) from exc
+            done += n
+        return done
 
     def dead_letter(
         self,
@@ -746,32 +1018,40 @@ class Spool:
     ) -> int:
         """Give up: move these leased ids to DEAD with the error, ``dead_at`` and ``attempts``.
 
-        ``attempts`` is the final attempt count to store (default: the record's attempts + 1).
-        DEAD records still count against the bounds until replayed or purged. Returns the number
-        moved.
+        ``attempts`` is the final attempt count to store (default: the record's attempts + 1);
+        ``status`` is the HTTP status of the error (None: no HTTP answer). DEAD records still
+        count against the bounds until replayed or purged. Returns the number moved. At most
+        ``config.max_txn_rows`` ids per transaction (see ``ack``).
         """
         ids, token = _ids_of(target)
         if not ids:
             return 0
         now = self._clock()
-        with self._locked() as store:
-            try:
-                with self._write() as conn:
-                    store.reconcile(conn)
-                    n, nbytes = store.move_to_dead(
-                        conn, json.dumps(ids), token, self._owner_id,
-                        error=(error_code, message, request_id), attempts=attempts, now=now,
-                    )  # fmt: skip
-                    store.account_removed(conn, n, nbytes, dead_rows=n, dead_bytes=nbytes)
-                    store.add_counters(conn, {"dead_lettered": n})
-                    self._set_last_error(
-                        conn, store, error_code, message=message, request_id=request_id,
-                        now=now, status=status,
-                    )  # fmt: skip
-                    store.cleanup_leases(conn, token, self._owner_id)
-            except sqlite3.Error as exc:
-                raise self._storage_error("dead_letter", exc) from exc
-        return n
+        chunks = self._id_chunks(ids)
+        done = 0
+        for k, chunk in enumerate(chunks):
+            first, last = k == 0, k == len(chunks) - 1
+            with self._locked() as store:
+                try:
+                    with self._write() as conn:
+                        store.reconcile(conn)
+                        n, nbytes = store.move_to_dead(
+                            conn, json.dumps(chunk), token, self._owner_id,
+                            error=(error_code, message, request_id), attempts=attempts, now=now,
+                        )  # fmt: skip
+                        store.account_removed(conn, n, nbytes, dead_rows=n, dead_bytes=nbytes)
+                        store.add_counters(conn, {"dead_lettered": n})
+                        if first:
+                            self._set_last_error(
+                                conn, store, error_code, message=message, request_id=request_id,
+                                now=now, status=status,
+                            )  # fmt: skip
+                        if last and store.cleanup_leases(conn, token, self._owner_id):
+                            self._forget_lease(token)
+                except sqlite3.Error as exc:
+                    raise self._storage_error("dead_letter", exc) from exc
+            done += n
+        return done
 
     def replay_dead(
         self,
@@ -967,15 +1247,9 @@ class Spool:
             raise SpoolReadOnlyError(f"spool {self.path} was opened read-only")
         with self._ckpt_lock:
             try:
-                if self._ckpt_conn is None:
-                    self._ckpt_conn = connect(
-                        str(self.path), synchronous=str(self.config.synchronous),
-                        busy_timeout=float(self.config.busy_timeout),
-                        wal_max_bytes=self.config.wal_max_bytes,
-                    )  # fmt: skip
-                busy, log, done = self._ckpt_conn.execute(
-                    f"PRAGMA wal_checkpoint({mode})"
-                ).fetchone()
+                busy, log, done = (
+                    self._side_conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                )
             except sqlite3.Error as exc:
                 raise self._storage_error("checkpoint", exc) from exc
         return CheckpointResult(bool(busy), int(log), int(done))
@@ -1217,6 +1491,7 @@ class Spool:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
         self.release_flusher()
+        _live_spools.discard(self)
         self._space.set()
 
     def __enter__(self) -> Spool:

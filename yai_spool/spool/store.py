@@ -466,37 +466,49 @@ class SpoolQueue(SQLiteAckQueue):
         return reverted
 
     @staticmethod
-    def select_for_lease(
-        conn: sqlite3.Connection, max_records: int, max_bytes: int, window: int
-    ) -> tuple[str, list[tuple[int, str, int, int, float]], int] | None:
-        """The oldest READY rows of the destination of the oldest READY row (FIFO per dest).
-
-        The scan starts at the oldest READY row (skipping only LEASED rows before it) and looks at
-        most ``window`` ids ahead, so a rare destination costs a bounded scan (it then gets a
-        smaller batch, still its oldest records in order).
-        """
+    def first_ready(conn: sqlite3.Connection) -> tuple[int, str] | None:
+        """(id, dest) of the oldest READY row: it picks the destination of the next lease."""
         first = conn.execute(
             f"SELECT _id, dest FROM {Q} WHERE status < {LEASED} ORDER BY _id LIMIT 1"
         ).fetchone()
-        if first is None:
-            return None
-        first_id, dest = int(first[0]), str(first[1])
+        return None if first is None else (int(first[0]), str(first[1]))
+
+    @staticmethod
+    def select_ready(
+        conn: sqlite3.Connection,
+        dest: str,
+        start: int,
+        stop: int,
+        *,
+        limit: int,
+        max_bytes: int,
+        at_least_one: bool,
+    ) -> tuple[list[tuple[int, int]], bool]:
+        """``(rows, more)``: the oldest READY ``(_id, nbytes)`` of ``dest`` with start <= id < stop.
+
+        Only the two small columns are read (the lock holder never copies record data). Stops at
+        ``limit`` rows or before the row that would pass ``max_bytes`` (``at_least_one``:
+        the first row is taken even if it alone is larger). ``more`` is True only when the row
+        count stopped the scan (the next call may find more rows within the window).
+        """
         cur = conn.execute(
-            f"SELECT _id, data, nbytes, attempts, timestamp FROM {Q} "
+            f"SELECT _id, nbytes FROM {Q} "
             f"WHERE _id >= ? AND _id < ? AND status < {LEASED} AND dest = ? ORDER BY _id",
-            (first_id, first_id + window, dest),
+            (start, stop, dest),
         )
-        rows: list[tuple[int, str, int, int, float]] = []
+        rows: list[tuple[int, int]] = []
         total = 0
         try:
             for row in cur:
-                if rows and (len(rows) >= max_records or total + row[2] > max_bytes):
-                    break
+                if len(rows) >= limit:
+                    return rows, True
+                if total + row[1] > max_bytes and (rows or not at_least_one):
+                    return rows, False
                 rows.append(row)
-                total += row[2]
+                total += row[1]
         finally:
             cur.close()
-        return dest, rows, total
+        return rows, False
 
     @staticmethod
     def mark_leased(conn: sqlite3.Connection, token: str, dest: str, lo: int, hi: int) -> int:
@@ -506,6 +518,28 @@ class SpoolQueue(SQLiteAckQueue):
             f"WHERE _id BETWEEN ? AND ? AND status < {LEASED} AND dest = ?",
             (token, lo, hi, dest),
         ).rowcount
+
+    @staticmethod
+    def extend_lease(conn: sqlite3.Connection, token: str, hi: int, nrows: int) -> None:
+        """A later chunk of the same lease: widen its id range."""
+        conn.execute(
+            "UPDATE leases SET hi = ?, nrows = nrows + ? WHERE token = ?", (hi, nrows, token)
+        )
+
+    @staticmethod
+    def read_leased(
+        conn: sqlite3.Connection, token: str, lo: int, hi: int
+    ) -> list[tuple[int, str, int, int, float, int]]:
+        """``(_id, data, nbytes, attempts, enqueued_at, json_valid)`` of the rows ``token`` holds.
+
+        Runs on the side connection after the lease committed: the rows are ours (only the
+        holder moves them), so a WAL snapshot reads them without the write lock.
+        """
+        return conn.execute(
+            f"SELECT _id, data, nbytes, attempts, timestamp, json_valid(data) FROM {Q} "
+            f"WHERE _id BETWEEN ? AND ? AND status = {LEASED} AND owner = ? ORDER BY _id",
+            (lo, hi, token),
+        ).fetchall()
 
     @staticmethod
     def insert_lease(
@@ -528,14 +562,14 @@ class SpoolQueue(SQLiteAckQueue):
         )
 
     @staticmethod
-    def cleanup_leases(conn: sqlite3.Connection, token: str | None, owner_id: str) -> None:
-        """Drop lease rows that no longer cover any LEASED row."""
+    def cleanup_leases(conn: sqlite3.Connection, token: str | None, owner_id: str) -> int:
+        """Drop lease rows that no longer cover any LEASED row; returns how many."""
         pred, param = ("token = ?", token) if token is not None else ("owner_id = ?", owner_id)
-        conn.execute(
+        return conn.execute(
             f"DELETE FROM leases WHERE {pred} AND NOT EXISTS (SELECT 1 FROM {Q} "
             f"WHERE {Q}._id BETWEEN leases.lo AND leases.hi AND {Q}.owner = leases.token)",
             (param,),
-        )
+        ).rowcount
 
     @staticmethod
     def leased_totals(conn: sqlite3.Connection) -> tuple[int, int, int]:
@@ -560,6 +594,18 @@ class SpoolQueue(SQLiteAckQueue):
             f"status = {LEASED} AND owner IN (SELECT token FROM leases WHERE owner_id = ?)",
             owner_id,
         )
+
+    @staticmethod
+    def delete_range(conn: sqlite3.Connection, token: str, lo: int, hi: int) -> int:
+        """Delete the rows ``token`` still holds with lo <= id <= hi; returns how many.
+
+        The caller knows which rows those can be (and their sizes) from the lease itself, so
+        this needs neither the id list (json_each) nor RETURNING (see ``Spool.ack``).
+        """
+        return conn.execute(
+            f"DELETE FROM {Q} WHERE _id BETWEEN ? AND ? AND status = {LEASED} AND owner = ?",
+            (lo, hi, token),
+        ).rowcount
 
     def delete_leased(
         self, conn: sqlite3.Connection, ids_json: str, token: str | None, owner_id: str

@@ -7,11 +7,13 @@ the CLI without copying. Validation happens in ``__post_init__`` and raises ``Va
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import FrozenInstanceError, dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+
+from yai_spool.spool.schema import decode_entries, decode_entry, encode_entry
 
 __all__ = [
     "Batch",
@@ -88,6 +90,9 @@ class SpoolConfig:
         refresh_every: appends between two refreshes of the in-memory size estimate.
         evict_slack: with drop_oldest, free this fraction of the limits beyond what the new
             record needs, so eviction runs once per many appends instead of on every append.
+        max_txn_rows: records per write transaction of ``lease``/``ack``/``release``/
+            ``dead_letter``; a bigger call is split into several transactions, so a producer
+            never waits longer than one chunk for the write lock (~1 ms for 512 records).
     """
 
     max_records: int = 1_000_000
@@ -101,6 +106,7 @@ class SpoolConfig:
     integrity_check: str = "quick"
     refresh_every: int = 256
     evict_slack: float = 0.01
+    max_txn_rows: int = 512
 
     def __post_init__(self) -> None:
         for name in ("max_records", "max_bytes", "max_record_bytes", "wal_max_bytes"):
@@ -109,8 +115,10 @@ class SpoolConfig:
                 raise TypeError(f"SpoolConfig.{name} must be an int, got {type(value).__name__}")
             if value <= 0:
                 raise ValueError(f"SpoolConfig.{name} must be > 0, got {value}")
-        if not isinstance(self.refresh_every, int) or self.refresh_every <= 0:
-            raise ValueError(f"SpoolConfig.refresh_every must be an int > 0: {self.refresh_every}")
+        for name in ("refresh_every", "max_txn_rows"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"SpoolConfig.{name} must be an int > 0: {value!r}")
         # StrEnum(value) raises ValueError naming the bad value; store the enum member.
         object.__setattr__(self, "when_full", WhenFull(self.when_full))
         object.__setattr__(self, "synchronous", Synchronous(str(self.synchronous).upper()))
@@ -126,23 +134,92 @@ class SpoolConfig:
             raise ValueError(f"SpoolConfig.evict_slack must be in [0, 0.5): {self.evict_slack}")
 
 
-@dataclass(frozen=True, slots=True)
 class Batch:
     """Records leased together: the oldest READY records of ONE destination, in id order.
 
     ``token`` identifies the lease; only the holder of the token (or of the ``Spool`` instance
     that leased it) can ack/release/dead-letter these ids while the lease is current.
+
+    The durable spool hands out the stored JSON ``texts`` (one per record) and their ``sizes``;
+    ``entries`` decodes them on first access (and keeps them). A consumer that streams
+    (``iter_entries()``: each entry decoded when it is needed, dropped after) never holds a
+    batch of thousands of live dicts and lists, which is what made the cyclic GC expensive.
+    Other spools (``MemorySpool``) pass ``entries`` directly and no ``texts``.
+
+    ``batch[i:j]`` and ``batch.select(positions)`` are batches of the same lease (same token)
+    holding a part of the records, e.g. the halves of a bisection; settling a part moves only
+    its ids. Immutable, like the other value types.
     """
 
+    __slots__ = (
+        "_entries",
+        "attempts",
+        "dest",
+        "enqueued_at",
+        "ids",
+        "lease_until",
+        "nbytes",
+        "oldest_enqueued_at",
+        "sizes",
+        "texts",
+        "token",
+    )
     token: str
     dest: str
     ids: tuple[int, ...]
-    entries: tuple[Any, ...]
     attempts: tuple[int, ...]
     nbytes: int
     oldest_enqueued_at: float
     lease_until: float
-    enqueued_at: tuple[float, ...] = ()  # per record, aligned with ids
+    enqueued_at: tuple[float, ...]  # per record, aligned with ids
+    texts: tuple[str, ...] | None  # stored JSON text per record (durable spool), else None
+    sizes: tuple[int, ...] | None  # stored size per record (durable spool), else None
+
+    def __init__(  # noqa: PLR0917 - keeps the positional order of the former dataclass
+        self,
+        token: str,
+        dest: str,
+        ids: tuple[int, ...],
+        entries: tuple[Any, ...] | None = None,
+        attempts: tuple[int, ...] = (),
+        nbytes: int = 0,
+        oldest_enqueued_at: float = 0.0,
+        lease_until: float = 0.0,
+        enqueued_at: tuple[float, ...] = (),
+        *,
+        texts: tuple[str, ...] | None = None,
+        sizes: tuple[int, ...] | None = None,
+    ) -> None:
+        if entries is None and texts is None:
+            raise TypeError("Batch needs entries or texts")
+        for name, value in (("entries", entries), ("texts", texts), ("sizes", sizes)):
+            if value is not None and len(value) != len(ids):
+                raise ValueError(f"Batch.{name} must be aligned with ids")
+        init = object.__setattr__
+        init(self, "token", token)
+        init(self, "dest", dest)
+        init(self, "ids", tuple(ids))
+        init(self, "_entries", None if entries is None else tuple(entries))
+        init(self, "attempts", tuple(attempts))
+        init(self, "nbytes", nbytes)
+        init(self, "oldest_enqueued_at", oldest_enqueued_at)
+        init(self, "lease_until", lease_until)
+        init(self, "enqueued_at", tuple(enqueued_at))
+        init(self, "texts", None if texts is None else tuple(texts))
+        init(self, "sizes", None if sizes is None else tuple(sizes))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        span = f"{self.ids[0]}..{self.ids[-1]}" if self.ids else "-"
+        return (
+            f"Batch(token={self.token!r}, dest={self.dest!r}, records={len(self.ids)}, "
+            f"ids={span}, nbytes={self.nbytes})"
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -151,6 +228,73 @@ class Batch:
     def max_attempts(self) -> int:
         """The highest attempt count of any record in the batch (0 = never tried)."""
         return max(self.attempts, default=0)
+
+    @property
+    def entries(self) -> tuple[Any, ...]:
+        """The decoded entries (decoded once, on first access, from ``texts``).
+
+        Raises:
+            ValueError: a stored text is not JSON (``lease`` already parks such records).
+        """
+        entries = self._entries
+        if entries is None:
+            texts = self.texts or ()
+            try:
+                entries = tuple(decode_entries(texts))
+            except (ValueError, TypeError):  # find the culprit, or decode what orjson refused
+                entries = tuple(decode_entry(t) for t in texts)
+            object.__setattr__(self, "_entries", entries)
+        return entries
+
+    def iter_entries(self) -> Iterator[Any]:
+        """The entries one at a time: decoded as iterated (texts) or the held ones (entries).
+
+        Streaming consumers (the flusher's encoder) use this: an entry decoded here becomes
+        garbage as soon as the consumer moves on, so no batch of live objects exists.
+        """
+        if self._entries is not None or self.texts is None:
+            return iter(self.entries)
+        return map(decode_entry, self.texts)
+
+    def select(self, positions: Iterable[int]) -> Batch:
+        """The records at ``positions`` (indexes into this batch, kept in the given order)."""
+        pos = list(positions)
+        ids = tuple(self.ids[p] for p in pos)
+        sizes = None if self.sizes is None else tuple(self.sizes[p] for p in pos)
+        texts = None if self.texts is None else tuple(self.texts[p] for p in pos)
+        entries = None
+        if self._entries is not None:
+            entries = tuple(self._entries[p] for p in pos)
+        enqueued = tuple(self.enqueued_at[p] for p in pos) if self.enqueued_at else ()
+        return Batch(
+            self.token,
+            self.dest,
+            ids,
+            entries,
+            tuple(self.attempts[p] for p in pos),
+            _part_bytes(self, sizes, entries, pos),
+            min(enqueued, default=self.oldest_enqueued_at),
+            self.lease_until,
+            enqueued,
+            texts=texts,
+            sizes=sizes,
+        )
+
+    def __getitem__(self, part: slice) -> Batch:
+        if not isinstance(part, slice):
+            raise TypeError("Batch indexes take a slice (batch[i:j]); use select() for positions")
+        return self.select(range(*part.indices(len(self.ids))))
+
+
+def _part_bytes(
+    batch: Batch, sizes: tuple[int, ...] | None, entries: tuple[Any, ...] | None, pos: list[int]
+) -> int:
+    """Stored bytes of a part of ``batch``: exact with sizes, else re-measured from entries."""
+    if sizes is not None:
+        return sum(sizes)
+    if len(pos) == len(batch.ids):
+        return batch.nbytes
+    return sum(encode_entry(e)[1] for e in (entries if entries is not None else batch.entries))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,80 @@
+"""Helpers shared by the delivery-mode tests (tests/modes).
+
+Everything is real: the local SLS emulator on 127.0.0.1, our HTTP clients, SQLite spool files
+in ``tmp_path``, uvicorn in a subprocess. Only small knobs are turned (batch sizes, linger,
+retry delays, timeouts) to keep the suite fast; waits poll with a deadline or wait on an
+event, never sleep as synchronisation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from yai_spool.emulator import Emulator
+from yai_spool.retry import RetryPolicy
+
+PROJECT = "modes-proj"
+LOGSTORE = "modes-store"
+AK_ID = "LTAI5tModesKey"
+AK_SECRET = "modes-secret-do-not-leak"
+
+#: Deadline of every poll: generous, only reached when something is broken.
+DEADLINE = 30.0
+
+#: Retries after ~10-50 ms: outages in these tests last well under a second.
+FAST_RETRY = RetryPolicy(
+    base=0.01,
+    cap=0.05,
+    throttle_base=0.01,
+    throttle_cap=0.05,
+    credentials_base=0.01,
+    credentials_cap=0.05,
+    max_age=None,
+)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)  # a poll interval, not a synchronisation point
+
+
+def destination(emu: Emulator, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments pointing any handler at the emulator."""
+    return {
+        "project": PROJECT,
+        "logstore": LOGSTORE,
+        "endpoint": emu.url,
+        "access_key_id": AK_ID,
+        "access_key_secret": AK_SECRET,
+        "source": "test-host",
+        **extra,
+    }
+
+
+def make_logger(handler: logging.Handler) -> logging.Logger:
+    """A fresh non-propagating logger writing only to ``handler``."""
+    logger = logging.getLogger(f"modes-test.{uuid.uuid4().hex[:8]}")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger
+
+
+def messages(emu: Emulator, logstore: str = LOGSTORE) -> list[str]:
+    """The ``message`` of every log the emulator holds, in arrival order."""
+    return [log.text("message") for log in emu.logs(PROJECT, logstore)]
+
+
+def field(log: Any, key: str) -> str | None:
+    """One content of a stored log as text (None if absent)."""
+    return log.text(key)

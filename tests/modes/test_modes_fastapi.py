@@ -1,0 +1,118 @@
+"""examples/fastapi_app.py served by uvicorn (a subprocess) on 127.0.0.1: real HTTP requests
+whose records reach the emulator carrying their trace ids, live and at shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from modes_support import AK_ID, AK_SECRET, DEADLINE, LOGSTORE, PROJECT
+
+from yai_spool.emulator import Emulator
+
+REPO = Path(__file__).resolve().parents[2]
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+# uvicorn from a tiny launcher whose alarm ends it even if this test dies: the server stops
+# by itself. SIGALRM's default action terminates the process.
+LAUNCHER = "import signal, sys, uvicorn; signal.alarm(120); sys.exit(uvicorn.main())"
+
+
+@pytest.fixture
+def served(
+    emu: Emulator, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))  # a free port, bound before uvicorn starts: no race
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": AK_ID,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": AK_SECRET,
+        "YAI_SPOOL_ENDPOINT": emu.url,
+        "SLS_PROJECT": PROJECT,
+        "SLS_LOGSTORE": LOGSTORE,
+        "YAI_SPOOL_QUEUE": request.param,
+        "XDG_STATE_HOME": str(tmp_path / "state"),  # where the durable spool lives
+    }
+    env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            LAUNCHER,
+            "--app-dir",
+            str(REPO / "examples"),
+            "fastapi_app:app",
+            "--fd",
+            str(listener.fileno()),
+            "--log-level",
+            "warning",
+        ],
+        pass_fds=[listener.fileno()],
+        env=env,
+        cwd=str(REPO),
+        stderr=subprocess.PIPE,
+    )
+    listener.close()  # the child holds its own copy
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE, trust_env=False)
+    try:
+        yield client, proc
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(DEADLINE)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def texts(emu: Emulator) -> dict[str, str | None]:
+    """message -> trace_id of every stored log."""
+    return {log.text("message") or "": log.text("trace_id") for log in emu.logs(PROJECT, LOGSTORE)}
+
+
+@pytest.mark.parametrize("served", ["memory", "spool"], indirect=True)
+def test_requests_ship_with_their_trace_ids(
+    emu: Emulator, served: tuple[httpx.Client, subprocess.Popen[bytes]]
+) -> None:
+    client, proc = served
+    order = client.get("/orders/o-7", headers={"traceparent": TRACEPARENT})
+    assert order.status_code == 200, order.text
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    assert order.json() == {"order_id": "o-7", "trace_id": trace}
+    assert order.headers["x-request-id"] == trace
+    report = client.get("/report", headers={"x-request-id": "req-report-1"})
+    assert report.json() == {"trace_id": "req-report-1"}
+    checkout = client.post("/checkout/ana")
+    generated = checkout.headers["x-request-id"]
+    assert checkout.json() == {"trace_id": generated}
+    assert len(generated) == 32
+
+    # Shipped while the service runs (the asyncio flusher), not only at shutdown.
+    assert emu.wait_for_count(PROJECT, LOGSTORE, 6, timeout=DEADLINE), texts(emu)
+    shipped = texts(emu)
+    assert shipped["service starting"] is None  # no request: no trace id
+    assert shipped["order o-7 looked up"] == trace
+    assert shipped["audit: order o-7 was read"] == trace  # a task of the request
+    assert shipped["report built"] == "req-report-1"  # a def endpoint (worker thread)
+    assert shipped["checkout by ana"] == generated
+    assert shipped["receipt sent to ana"] == generated  # a background task
+
+    proc.send_signal(signal.SIGTERM)  # graceful shutdown: the lifespan drains the queue
+    # uvicorn shuts down gracefully, then re-raises the signal it captured (its own rule).
+    assert proc.wait(DEADLINE) in (0, -signal.SIGTERM)
+    assert emu.wait_for_count(PROJECT, LOGSTORE, 7, timeout=DEADLINE), texts(emu)
+    assert "service stopping" in texts(emu)
+    logs = emu.logs(PROJECT, LOGSTORE)
+    assert {log.topic for log in logs} == {"fastapi-example"}
+    assert len(logs) == 7  # nothing duplicated
