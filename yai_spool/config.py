@@ -610,6 +610,9 @@ _TOP_KEYS = (
     "defaults",
     "shipping",
     "spools",
+    # Read by yai_spool.configure.from_toml (the application's handler); the daemon ignores
+    # it so one file can configure both sides.
+    "handler",
     "directories",
 )
 

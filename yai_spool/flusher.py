@@ -3,11 +3,14 @@
 Owns the delivery loop of one spool and the single retry layer of the project: what to do
 with a batch after each outcome, how long to wait, and when records leave the spool.
 
-``ShipCycle`` is the I/O-light core shared by every driver: it turns one leased batch into
-requests, bisects rejected batches down to the poison records, and settles every record
-with exactly one of ack / release / dead-letter. ``ThreadFlusher`` drives it from a
-background thread (the in-process flusher of ``SpoolHandler`` and the unit of the
-``yai-spool run`` daemon).
+``ShipCycle`` is the sans-I/O core shared by every driver: ``ShipCycle.plan(batch)`` is a
+generator that turns one leased batch into ``SendRequest``s (encoded straight from the
+spool's JSON texts, one entry at a time), bisects rejected batches down to the poison records,
+and settles every record with exactly one of ack / release / dead-letter. ``ShipCycle.ship``
+drives it with a blocking sender, ``ship_async`` on asyncio. ``ThreadFlusher`` runs ``ship``
+from a background thread (the in-process flusher of ``SpoolHandler`` and the unit of the
+``yai-spool run`` daemon); it encodes in short stretches and pauses between them while
+producer threads of the process are active, so they are never kept from the GIL for long.
 
 Invariants:
 - A record is deleted only after SLS answered 200 for a request that contained it
@@ -37,33 +40,39 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from yai_spool.destination import DestKey, decode_dest
-from yai_spool.encoding import encode_log_group
+from yai_spool.encoding import encode_entries
 from yai_spool.errors import (
     EncodeError,
     Outcome,
     SLSError,
     classify_exception,
 )
-from yai_spool.model import Log, LogGroup
+from yai_spool.model import Log
 from yai_spool.retry import DEFAULT_RETRY, Backoff, RetryPolicy
 from yai_spool.spool import Batch, Spool
 
 __all__ = [
+    "AsyncSender",
     "FlusherConfig",
     "FlusherStats",
+    "SendRequest",
+    "SendResult",
     "Sender",
     "ShipCycle",
     "ThreadFlusher",
     "in_flusher_thread",
+    "ship_async",
 ]
 
 internal_log = logging.getLogger("yai_spool.internal")
@@ -103,6 +112,8 @@ class FlusherConfig:
         retry: the backoff policy.
         project, logstore: override the destination names stored in the spool rows (the
             daemon's per-spool configuration); ``None`` keeps them.
+        topic: override of the LogGroup topic stored with the rows; ``None`` keeps it
+            ("" is a real override: no topic).
     """
 
     max_batch_records: int = 4096
@@ -114,6 +125,7 @@ class FlusherConfig:
     retry: RetryPolicy = DEFAULT_RETRY
     project: str | None = None
     logstore: str | None = None
+    topic: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_batch_records <= 40_960:
@@ -154,16 +166,46 @@ class FlusherStats:
 
 
 def _entry_log(entry: dict[str, Any]) -> Log:
+    """The ``Log`` of one spool entry (what ``encode_entries`` encodes without building it)."""
     contents = tuple((k, v) for k, v in entry["contents"])
     return Log(int(entry["time"]), contents, entry.get("time_ns"))
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One PutLogs request ``ShipCycle.plan`` wants sent: an encoded (uncompressed) LogGroup."""
+
+    project: str
+    logstore: str
+    raw: bytes
+    record_count: int
+
+
+# What a driver sends back into the plan: the sender's return value, or the exception it
+# raised (an ``Exception`` instance; BaseExceptions such as cancellation are not sent).
+SendResult = Any
+
+# Records encoded per stretch of pure Python. Between stretches the cycle calls its
+# ``breathe`` hook, so a producer thread of the same process is never kept from the GIL for
+# a whole batch (~30 ms for 4096 records): 128 records are ~1 ms of work.
+_ENCODE_SLICE = 128
+_BREATHE_SECONDS = 0.00005
+_EMPTY_TRAILER_LEN = len(encode_entries((), "", "", ()))
 
 
 @dataclass
 class ShipCycle:
     """Ship one leased batch and settle every record in it; the shared core of the drivers.
 
-    ``ship(batch)`` returns the outcome that should pace the loop: DELIVERED when the link
-    worked (even if poison records were dead-lettered), otherwise the failure class.
+    ``plan(batch)`` is the whole cycle as a generator that does no network I/O: it yields
+    each ``SendRequest`` and receives the sender's result (or the exception it raised),
+    settling records in the spool itself (ack / release / dead-letter). ``ship(batch)`` drives
+    it with the synchronous ``sender``; :func:`ship_async` drives it on asyncio. Both return
+    the outcome that should pace the loop: DELIVERED when the link worked (even if poison
+    records were dead-lettered), otherwise the failure class.
+
+    ``breathe`` (optional) is called between encoding stretches of ``_ENCODE_SLICE`` records:
+    the thread flusher uses it to hand the GIL to producer threads.
     """
 
     spool: Spool
@@ -171,127 +213,159 @@ class ShipCycle:
     config: FlusherConfig
     stats: FlusherStats = field(default_factory=FlusherStats)
     wall_clock: Callable[[], float] = time.time
-    encode: Callable[[LogGroup], bytes] = encode_log_group
+    breathe: Callable[[], None] | None = None
 
     def ship(self, batch: Batch) -> Outcome:
+        """Run the cycle with ``self.sender`` (blocking)."""
+        plan = self.plan(batch)
+        try:
+            request = next(plan)
+            while True:
+                try:
+                    result: SendResult = self.sender.put_raw(
+                        request.project, request.logstore, request.raw
+                    )
+                except Exception as exc:  # the plan classifies it
+                    result = exc
+                request = plan.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def plan(self, batch: Batch) -> Generator[SendRequest, SendResult, Outcome]:
+        """The cycle of one batch, sans I/O: yields requests, settles records, returns the outcome.
+
+        Expired records are dead-lettered first; a rejected request is bisected (each half
+        is another request) down to the single records SLS refuses. Closing the generator
+        before it returns (a cancelled driver) leaves the unsettled records leased: the
+        driver gives them back.
+        """
         try:
             dest = decode_dest(batch.dest)
         except ValueError as exc:
-            self._dead(batch.ids, batch.attempts, "InvalidDestination", str(exc), None)
+            self._dead(batch, "InvalidDestination", str(exc), None, None)
             return Outcome.DELIVERED
-        ids, entries, attempts = list(batch.ids), list(batch.entries), list(batch.attempts)
-        ids, entries, attempts = self._expire(batch, ids, entries, attempts)
-        if not ids:
+        batch = self._expire(batch)
+        if not len(batch):
             return Outcome.DELIVERED
-        return self._send(dest, ids, entries, attempts)
+        return (yield from self._send(dest, batch))
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _expire(
-        self, batch: Batch, ids: list[int], entries: list[Any], attempts: list[int]
-    ) -> tuple[list[int], list[Any], list[int]]:
+    def _expire(self, batch: Batch) -> Batch:
+        """Dead-letter the records older than max_age; returns the rest of the batch."""
         policy = self.config.retry
         now = self.wall_clock()
         if not policy.is_expired(batch.oldest_enqueued_at, now):
-            return ids, entries, attempts
-        enqueued = getattr(batch, "enqueued_at", None) or (batch.oldest_enqueued_at,) * len(ids)
-        keep: tuple[list[int], list[Any], list[int]] = ([], [], [])
-        old_ids, old_attempts = [], []
-        for i, e, a, t in zip(ids, entries, attempts, enqueued, strict=True):
-            if policy.is_expired(t, now):
-                old_ids.append(i)
-                old_attempts.append(a)
-            else:
-                keep[0].append(i)
-                keep[1].append(e)
-                keep[2].append(a)
-        if old_ids:
-            self.stats.expired += len(old_ids)
-            message = f"older than max_age={policy.max_age:g}s; never delivered"
-            self._dead(old_ids, old_attempts, "MaxAgeExceeded", message, None)
-        return keep
+            return batch
+        enqueued = batch.enqueued_at or (batch.oldest_enqueued_at,) * len(batch)
+        old = [i for i, t in enumerate(enqueued) if policy.is_expired(t, now)]
+        if not old:
+            return batch
+        self.stats.expired += len(old)
+        message = f"older than max_age={policy.max_age:g}s; never delivered"
+        self._dead(batch.select(old), "MaxAgeExceeded", message, None, None)
+        expired = set(old)
+        return batch.select(i for i in range(len(batch)) if i not in expired)
 
-    def _send(
-        self, dest: DestKey, ids: list[int], entries: list[Any], attempts: list[int]
-    ) -> Outcome:
+    def _encode(self, dest: DestKey, part: Batch) -> bytes:
+        """The LogGroup body of ``part``: entries decoded and encoded one at a time.
+
+        Streaming (``iter_entries``) keeps no batch of decoded dicts alive, so the cyclic GC
+        has nothing to walk. Long batches are encoded in stretches; a LogGroup body is the
+        concatenation of its fields, so the Logs of each stretch followed by one trailer
+        (topic, source, tags) is byte-identical to encoding all at once.
+        """
+        topic = self.config.topic if self.config.topic is not None else dest.topic
+        entries = part.iter_entries()
+        n = len(part)
+        if self.breathe is None or n <= _ENCODE_SLICE:
+            return encode_entries(entries, topic, dest.source, dest.tags)
+        pieces = []
+        for _ in range(0, n, _ENCODE_SLICE):
+            body = encode_entries(itertools.islice(entries, _ENCODE_SLICE), "", "", ())
+            pieces.append(body[: len(body) - _EMPTY_TRAILER_LEN])
+            self.breathe()
+        pieces.append(encode_entries((), topic, dest.source, dest.tags))
+        return b"".join(pieces)
+
+    def _send(self, dest: DestKey, part: Batch) -> Generator[SendRequest, SendResult, Outcome]:
         project = self.config.project or dest.project
         logstore = self.config.logstore or dest.logstore
         exc: BaseException | None = None
+        request_id: str | None = None
         try:
-            group = LogGroup(
-                logs=tuple(_entry_log(e) for e in entries),
-                topic=dest.topic,
-                source=dest.source,
-                tags=dest.tags,
-            )
-            raw = self.encode(group)
+            raw = self._encode(dest, part)
         except (EncodeError, KeyError, TypeError, ValueError) as error:
-            # Data we cannot even encode is poison by definition.
+            # Data we cannot even encode (or decode from the spool) is poison by definition.
             exc = error if isinstance(error, EncodeError) else EncodeError(str(error))
             outcome = Outcome.REJECTED
         else:
             self.stats.requests += 1
-            try:
-                result = self.sender.put_raw(project, logstore, raw)
-            except Exception as error:
-                exc = error
-                outcome = classify_exception(error)
+            result = yield SendRequest(project, logstore, raw, len(part))
+            del raw
+            if isinstance(result, BaseException):
+                exc = result
+                outcome = classify_exception(result)
             else:
                 outcome = Outcome.DELIVERED
                 request_id = getattr(result, "request_id", None)
         self.stats.last_outcome = outcome.name.lower()
         if outcome is Outcome.DELIVERED:
-            self.spool.ack(ids, request_id=request_id)
-            self.stats.delivered += len(ids)
+            self.spool.ack(part, request_id=request_id)
+            self.stats.delivered += len(part)
             self.stats.last_success_at = self.wall_clock()
             return outcome
         code, message, request_id = _describe(exc)
+        status = exc.status if isinstance(exc, SLSError) else None
         self.stats.last_error_code = code
         if outcome is Outcome.REJECTED:
-            if len(ids) == 1:
-                self._dead(ids, attempts, code, message, request_id)
+            if len(part) == 1:
+                self._dead(part, code, message, request_id, status)
                 return Outcome.DELIVERED  # the link works; this one record never will
             self.stats.bisections += 1
-            mid = len(ids) // 2
-            halves = (
-                (ids[:mid], entries[:mid], attempts[:mid]),
-                (ids[mid:], entries[mid:], attempts[mid:]),
-            )
-            for n, (h_ids, h_entries, h_attempts) in enumerate(halves):
-                half_outcome = self._send(dest, h_ids, h_entries, h_attempts)
+            mid = len(part) // 2
+            halves = (part[:mid], part[mid:])
+            for n, half in enumerate(halves):
+                half_outcome = yield from self._send(dest, half)
                 if half_outcome is not Outcome.DELIVERED:
                     if n == 0:  # the second half was never tried: give it back untouched
-                        self.spool.release(halves[1][0])
+                        self.spool.release(halves[1])
                     return half_outcome
             return Outcome.DELIVERED
         throttled = outcome is Outcome.THROTTLED
         self.spool.release(
-            ids, error_code=code, message=message, request_id=request_id, throttled=throttled
+            part,
+            error_code=code,
+            message=message,
+            request_id=request_id,
+            throttled=throttled,
+            status=status,
         )
         if throttled:
             self.stats.throttled += 1
         elif outcome is Outcome.CREDENTIALS:
             self.stats.credential_errors += 1
         else:
-            self.stats.retried += len(ids)
+            self.stats.retried += len(part)
         return outcome
 
     def _dead(
         self,
-        ids: Sequence[int],
-        attempts: Sequence[int],
+        part: Batch,
         code: str,
         message: str | None,
         request_id: str | None,
+        status: int | None,
     ) -> None:
         self.spool.dead_letter(
-            list(ids),
+            part,
             error_code=code,
             message=message,
             request_id=request_id,
-            attempts=max(attempts, default=0) + 1,
+            attempts=part.max_attempts + 1,
+            status=status,
         )
-        self.stats.dead += len(ids)
+        self.stats.dead += len(part)
 
 
 def _describe(exc: BaseException | None) -> tuple[str, str, str | None]:
@@ -301,6 +375,59 @@ def _describe(exc: BaseException | None) -> tuple[str, str, str | None]:
     if exc is None:
         return "Unknown", "", None
     return type(exc).__name__, str(exc)[:500], None
+
+
+class AsyncSender(Protocol):
+    """What ``ship_async`` needs: ``AsyncPutLogsClient.put_raw``."""
+
+    async def put_raw(self, project: str, logstore: str, raw: bytes) -> Any: ...
+
+
+_T = TypeVar("_T")
+
+
+async def ship_async(
+    cycle: ShipCycle,
+    batch: Batch,
+    sender: AsyncSender,
+    *,
+    run_sync: Callable[[Callable[[], _T]], Awaitable[_T]] | None = None,
+) -> Outcome:
+    """Drive ``cycle.plan(batch)`` on asyncio: each request awaited on ``sender.put_raw``.
+
+    ``run_sync`` runs each synchronous step of the plan (encoding, and the spool's SQLite
+    ack/release/dead-letter) off the event loop, e.g.
+    ``lambda fn: loop.run_in_executor(worker, fn)``; None runs them on the loop. Exceptions
+    of the sender go to the plan (it classifies them); cancellation propagates, and the
+    records not settled yet stay leased for the caller to give back.
+    """
+    plan = cycle.plan(batch)
+
+    def step(value: SendResult) -> tuple[bool, Any]:
+        # StopIteration cannot cross a Future: report the end as a value instead.
+        try:
+            return False, plan.send(value)
+        except StopIteration as done:
+            return True, done.value
+
+    try:
+        finished, value = step(None) if run_sync is None else await run_sync(lambda: step(None))
+        while not finished:
+            request: SendRequest = value
+            try:
+                result: SendResult = await sender.put_raw(
+                    request.project, request.logstore, request.raw
+                )
+            except Exception as exc:  # the plan classifies it
+                result = exc
+            if run_sync is None:
+                finished, value = step(result)
+            else:
+                finished, value = await run_sync(functools.partial(step, result))
+    finally:
+        with contextlib.suppress(ValueError):  # still running on the worker: it ends there
+            plan.close()
+    return value  # type: ignore[no-any-return]
 
 
 class ThreadFlusher:
@@ -327,7 +454,13 @@ class ThreadFlusher:
         self.sender = sender
         self.config = config or FlusherConfig()
         self.stats = FlusherStats()
-        self._cycle = ShipCycle(spool, sender, self.config, self.stats, wall_clock)
+        self._cycle = ShipCycle(
+            spool, sender, self.config, self.stats, wall_clock, breathe=self._breathe
+        )
+        # wake() counts appends of this process; a change since the last breathe means a
+        # producer thread is active and must get the GIL between encoding stretches.
+        self._wakes = 0
+        self._wakes_seen = 0
         self._backoff = Backoff(self.config.retry, rng or random.Random())
         self._monotonic = monotonic
         self._name = name
@@ -355,6 +488,7 @@ class ThreadFlusher:
         # before anything new is leased, as soon as the spool is writable again.
         self._orphans: list[Batch] = []
         self._thread: threading.Thread | None = None
+        self._last_thread: threading.Thread | None = None  # for join() after stop()
         self._lock = threading.Lock()
 
     # -- control (any thread) -------------------------------------------------------------
@@ -365,15 +499,42 @@ class ThreadFlusher:
                 return
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._last_thread = self._thread
             self._thread.start()
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the flusher thread to end; True when it has (or never ran).
+
+        ``stop()`` returns after its drain deadline even if the thread is still finishing one
+        request; whoever closes the spool afterwards joins first.
+        """
+        thread = self._last_thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _breathe(self) -> None:
+        """Between encoding stretches: let producer threads of this process have the GIL.
+
+        A producer releases the GIL inside SQLite on every append; without a pause it waits
+        for the whole switch interval (5 ms) each time the flusher computes. A short real
+        sleep hands the GIL over for sure (``sleep(0)`` often re-takes it first). Only while
+        producers are active: a pure drain (the daemon) never pauses.
+        """
+        wakes = self._wakes
+        if wakes != self._wakes_seen:
+            self._wakes_seen = wakes
+            time.sleep(_BREATHE_SECONDS)
+
     def wake(self) -> None:
         """A record was appended: start lingering, or hurry once a full batch is waiting."""
         self._pending_wakes += 1  # racy by design: an estimate only decides when to hurry
+        self._wakes += 1  # racy too: any change tells _breathe that producers are active
         if not self._work.is_set():
             self._work.set()
         if self._pending_wakes >= self.config.max_batch_records and not self._hurry.is_set():

@@ -32,8 +32,9 @@ Invariants:
   picks the destination), a lease is settled by ack / release / dead_letter of ids still held
   by it (a stale or cancelled settle moves nothing), released records go back in id order
   with one more attempt, and an expired lease reverts at the next ``lease()``.
-- All state is behind one lock; ``append`` is O(1) plus one ``orjson.dumps`` to size the
-  entry (no I/O, no allocation beyond the record itself).
+- All state is behind one lock; ``append`` is O(1) plus one ``orjson.dumps`` (the entry is
+  kept as compact JSON text, as in the durable spool: sized exactly, and invisible to the
+  cyclic GC however long the queue grows). No I/O.
 - After ``fork()`` the child starts empty: the records it inherited belong to the parent,
   which ships them (shipping them from both would duplicate them).
 """
@@ -66,7 +67,7 @@ from yai_spool.spool import (
     SpoolStats,
     WhenFull,
 )
-from yai_spool.spool.schema import encode_entry
+from yai_spool.spool.schema import decode_entry, encode_entry
 
 __all__ = ["MemorySpool", "MemorySpoolConfig"]
 
@@ -112,9 +113,13 @@ class MemorySpoolConfig:
             raise ValueError(f"MemorySpoolConfig.block_timeout must be >= 0: {self.block_timeout}")
 
 
-# One queued record: [id, entry, nbytes, enqueued_at, attempts]. A list, not an object: it is
-# built once per emit, and a list is the cheapest mutable record CPython has.
-_ID, _ENTRY, _NBYTES, _AT, _ATTEMPTS = range(5)
+# One queued record: [id, text, nbytes, enqueued_at, attempts]. A list, not an object: it is
+# built once per emit, and a list is the cheapest mutable record CPython has. The entry is
+# kept as its compact JSON text (the durable spool's row format): one str per record instead
+# of a dict of lists, so a queue of 100k records is not 100k+ objects for the cyclic GC to
+# walk (a full collection over them stalls every thread, the event loop included), and it
+# takes a fraction of the memory. Batches carry the texts; ShipCycle decodes them.
+_ID, _TEXT, _NBYTES, _AT, _ATTEMPTS = range(5)
 _Rec = list
 
 
@@ -125,12 +130,13 @@ class _Lease:
     until: float
 
 
-def _size(entry: Mapping[str, Any]) -> int:
-    """Compact-JSON size of an entry (the durable spool's unit); raises if not JSON-able."""
+def _encode(entry: Mapping[str, Any]) -> tuple[str, int]:
+    """Compact JSON text of an entry and its UTF-8 size (the durable spool's row format)."""
     try:
-        return len(orjson.dumps(entry))
+        data = orjson.dumps(entry)
     except orjson.JSONEncodeError:
-        return encode_entry(entry)[1]  # lone surrogates / huge ints: the stdlib's escapes
+        return encode_entry(entry)  # lone surrogates / huge ints: the stdlib's escapes
+    return data.decode(), len(data)
 
 
 class MemorySpool:
@@ -200,7 +206,7 @@ class MemorySpool:
         if dest.__class__ is not str:
             raise TypeError(f"dest must be a str, got {type(dest).__name__}")
         try:
-            size = _size(entry)
+            text, size = _encode(entry)
         except (TypeError, ValueError, RecursionError) as exc:
             self._count_drop(DropReason.ENCODE_ERROR)
             raise SpoolEncodeError(f"entry is not JSON-serialisable: {exc}") from exc
@@ -214,7 +220,7 @@ class MemorySpool:
                 raise SpoolClosedError(f"{self.path} is closed")
             if self._rows >= config.max_records or self._bytes + size > config.max_bytes:
                 self._make_room(size)  # raises SpoolFull when the record is refused
-            rec: _Rec = [next(self._ids), entry, size, self._clock(), 0]
+            rec: _Rec = [next(self._ids), text, size, self._clock(), 0]
             self._last_id = rec[_ID]
             queue = self._ready.get(dest)
             if queue is None:
@@ -329,12 +335,13 @@ class MemorySpool:
             token=token,
             dest=dest,
             ids=tuple(r[_ID] for r in recs),
-            entries=tuple(r[_ENTRY] for r in recs),
             attempts=tuple(r[_ATTEMPTS] for r in recs),
             nbytes=nbytes,
             oldest_enqueued_at=min(r[_AT] for r in recs),
             lease_until=until,
             enqueued_at=tuple(r[_AT] for r in recs),
+            texts=tuple(r[_TEXT] for r in recs),
+            sizes=tuple(r[_NBYTES] for r in recs),
         )
 
     def _revert_expired(self, now: float) -> None:
@@ -462,7 +469,7 @@ class MemorySpool:
                             id=next(self._dead_ids),
                             original_id=rec[_ID],
                             dest=dest,
-                            entry=rec[_ENTRY],
+                            entry=decode_entry(rec[_TEXT]),
                             nbytes=rec[_NBYTES],
                             enqueued_at=rec[_AT],
                             attempts=rec[_ATTEMPTS] + 1 if attempts is None else attempts,

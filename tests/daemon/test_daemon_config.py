@@ -42,14 +42,14 @@ def test_daemon_example_config_is_valid_and_fits_the_unit_stop_timeout() -> None
 
 def test_daemon_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text()
-    keys = set(cfg._TOP_KEYS) - {"defaults", "shipping", "spools", "directories"}
+    keys = set(cfg._TOP_KEYS) - {"defaults", "shipping", "spools", "directories", "handler"}
     keys |= {f.name for f in dataclasses.fields(cfg.ShippingConfig)}
     keys |= {"endpoint", "project", "logstore", "topic", "path"}
     for key in sorted(keys):
         # Each key appears as an assignment (active or commented out) preceded by a comment.
         match = re.search(rf"^(#[^\n]*\n)+#? ?{key} = ", text, re.M)
         assert match, f"{key} is not documented in {EXAMPLE.name}"
-    for table in ("[defaults]", "[shipping]", "[[directories]]", "[[spools]]"):
+    for table in ("[defaults]", "[shipping]", "[[directories]]", "[[spools]]", "[handler]"):
         assert table in text
 
 

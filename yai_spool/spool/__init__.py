@@ -13,8 +13,11 @@ Record states (``RecordState``)::
                  └──lease expiry / new flusher lock───┘         purge: READY | LEASED | DEAD | all
     drop_oldest evicts DEAD first, then READY (oldest first); LEASED is never evicted.
 
-Invariants (every one is a single SQLite transaction, so a crash at any instruction leaves either
-the state before or the state after it):
+Invariants (each step is a SQLite transaction, so a crash at any instruction leaves either the
+state before or the state after it; ``lease``/``ack``/``release``/``dead_letter`` of more than
+``SpoolConfig.max_txn_rows`` records are several such steps, each exact on its own, so that no
+producer waits long for the write lock; a crash between two of them leaves the rest LEASED, to
+be retried):
 
 1. ``append`` returns only after its row is committed. One autocommit INSERT that touches one
    table page: no index, no trigger, no AUTOINCREMENT on the hot path.
@@ -39,9 +42,17 @@ the state before or the state after it):
    at once the spool can exceed a bound by at most ~P x ``refresh_every`` records; evictions and
    drop decisions themselves are taken on exact numbers inside a write transaction.
 7. One writer connection per process (per ``Spool``), guarded by a lock; ``BEGIN IMMEDIATE`` for
-   multi-statement writes; ``busy_timeout`` bounds every wait for another process's lock.
+   multi-statement writes; ``busy_timeout`` bounds every wait for another process's lock. The
+   write lock is held only to choose and mark rows (``_id``/``nbytes``) or to delete them: a
+   lease reads the record data after COMMIT on a second (side) connection, which also runs the
+   WAL checkpoints, and hands out the stored JSON texts (``Batch.texts``; ``Batch.entries``
+   decodes them lazily). ``ack`` of a batch deletes by id range when the lease proves that
+   exact, else by id list.
 8. A child process never uses (or closes) its parent's connection: ``reopen_after_fork()`` (also
-   triggered by a pid change) opens a new one; the inherited one is kept, never closed.
+   triggered by a pid change) opens a new one; the inherited one is kept, never closed. Every
+   live ``Spool`` holds its two locks across ``fork()`` (``os.register_at_fork``, bounded wait;
+   ``Spool.GUARDS_FORK``), so no thread is inside SQLite when the child is created (a child
+   forked mid-call would inherit SQLite's global mutexes locked and hang).
 9. A corrupt file (header not a database, ``quick_check`` failure, SQLITE_CORRUPT at run time) is
    renamed to ``<name>.corrupt-<UTC timestamp>`` with its -wal/-shm, a ``quarantined`` event is
    written into the fresh spool (and returned in ``open_events``/``stats().events``), and a fresh

@@ -16,9 +16,12 @@ removal ``acct_id <= max(_id)`` so new rows (``max(_id) + 1``) always land in th
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ctypes
+import itertools
 import json
+import operator
 import os
 import sqlite3
 import urllib.parse
@@ -491,24 +494,23 @@ class SpoolQueue(SQLiteAckQueue):
         the first row is taken even if it alone is larger). ``more`` is True only when the row
         count stopped the scan (the next call may find more rows within the window).
         """
-        cur = conn.execute(
+        # LIMIT + 1: one row more than wanted tells whether the count stopped the scan. The
+        # byte limit is applied on running sums (C loops: accumulate + bisect, no per-row code).
+        rows = conn.execute(
             f"SELECT _id, nbytes FROM {Q} "
-            f"WHERE _id >= ? AND _id < ? AND status < {LEASED} AND dest = ? ORDER BY _id",
-            (start, stop, dest),
-        )
-        rows: list[tuple[int, int]] = []
-        total = 0
-        try:
-            for row in cur:
-                if len(rows) >= limit:
-                    return rows, True
-                if total + row[1] > max_bytes and (rows or not at_least_one):
-                    return rows, False
-                rows.append(row)
-                total += row[1]
-        finally:
-            cur.close()
-        return rows, False
+            f"WHERE _id >= ? AND _id < ? AND status < {LEASED} AND dest = ? ORDER BY _id "
+            "LIMIT ?",
+            (start, stop, dest, limit + 1),
+        ).fetchall()
+        if not rows:
+            return [], False
+        running = list(itertools.accumulate(map(operator.itemgetter(1), rows)))
+        fit = bisect.bisect_right(running, max_bytes)
+        if fit == 0 and at_least_one:
+            fit = 1
+        if fit > limit:
+            return rows[:limit], True
+        return rows[:fit], False
 
     @staticmethod
     def mark_leased(conn: sqlite3.Connection, token: str, dest: str, lo: int, hi: int) -> int:
