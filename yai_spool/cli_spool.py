@@ -104,7 +104,6 @@ from yai_spool.spool import (
     SpoolStats,
     SpoolStorageError,
 )
-from yai_spool.spool.schema import decode_entry
 
 if TYPE_CHECKING:
     from yai_spool.config import DaemonConfig
@@ -492,13 +491,6 @@ class SpooledRecord:
             ns = self.entry.get("time_ns")
             return float(self.entry["time"]) + (ns / 1e9 if isinstance(ns, int) else 0.0)
         return self.enqueued_at
-
-
-def _decode(data: str | bytes) -> Any:
-    try:
-        return decode_entry(data)
-    except ValueError:  # bit rot: show the raw text instead of failing the whole listing
-        return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
 
 
 def _iter_state(spool: Spool, state: RecordState) -> Iterator[SpooledRecord]:

@@ -54,12 +54,21 @@ from yai_spool.model import Log, LogGroup
 
 __all__ = [
     "ENCODERS",
+    "KeyHeads",
+    "content",
+    "decode_log_field",
     "decode_log_group",
+    "encode_contents",
     "encode_entries",
+    "encode_entry_log",
     "encode_fastpb",
     "encode_log_group",
     "encode_protobuf",
     "encode_python",
+    "join_logs",
+    "key_heads",
+    "log_field",
+    "log_field_of",
 ]
 
 _UINT32_MAX = 0xFFFFFFFF
@@ -105,6 +114,9 @@ _PIECE_MAX_VALUE = 24  # longer values are rarely repeated (messages, ids)
 # _TRAILERS: (topic, source, tags) -> encoded fields 3, 4 and 6, constant per destination.
 _TRAILERS: dict[tuple[str, str, tuple[tuple[str, str], ...]], bytes] = {}
 _TRAILERS_MAX = 256
+# _TIME_HEADS: unix second -> b"\x08" + varint(second): few distinct seconds per batch.
+_TIME_HEADS: dict[int, bytes] = {}
+_TIME_HEADS_MAX = 64
 
 
 def _key_entry(key: str) -> tuple[list[bytes | None], bytes]:
@@ -251,51 +263,131 @@ def encode_entries(
 ) -> bytes:
     """Encode spool entries straight into a LogGroup body, without building ``Log`` objects.
 
-    ``entries`` are what the spool leases (``mapping.SpoolEntry`` decoded from JSON):
-    mappings with ``"time"``, ``"contents"`` (``[key, value]`` pairs) and optionally
-    ``"time_ns"``. The result is byte-identical to ``encode_log_group(LogGroup(logs, topic,
-    source, tags))`` where each log is ``Log(int(e["time"]), tuple((k, v) for k, v in
-    e["contents"]), e.get("time_ns"))``, which is what the flusher builds today; skipping those
-    objects saves their construction and the cyclic-GC passes they trigger (measured in
-    ``benchmarks/bench_drain.py``).
+    ``entries`` are ``mapping.SpoolEntry`` mappings: ``"time"``, ``"contents"`` (``[key,
+    value]`` pairs) and optionally ``"time_ns"``. The result is byte-identical to
+    ``encode_log_group(LogGroup(logs, topic, source, tags))`` where each log is
+    ``Log(int(e["time"]), tuple((k, v) for k, v in e["contents"]), e.get("time_ns"))``, and
+    to ``join_logs([encode_entry_log(e) for e in entries], topic, source, tags)``.
 
     Raises:
         EncodeError: a missing/invalid field, a pair that is not (str, str | bytes), a time
             outside uint32 or a time_ns outside fixed32, or a string with a lone surrogate.
     """
+    out = [encode_entry_log(entry) for entry in entries]
+    out.append(_trailer(LogGroup((), topic, source, tags)))
+    return b"".join(out)
+
+
+def encode_entry_log(entry: Mapping[str, Any]) -> bytes:
+    """One spool entry as a stored log: the bytes of one ``LogGroup.Logs`` field.
+
+    A stored log is the field tag (``0x0a``), the Log's length and the Log message itself,
+    so a LogGroup body is the concatenation of stored logs followed by the trailer
+    (:func:`join_logs`). This is what the spool keeps per record (schema v2).
+
+    Raises:
+        EncodeError: as :func:`encode_entries`.
+    """
     try:
-        return _encode_entries(entries, LogGroup((), topic, source, tags))
+        time = entry["time"]
+        if time.__class__ is not int:
+            time = int(time)  # what Log(int(entry["time"]), ...) does
+        return log_field(time, encode_contents(entry["contents"]), entry.get("time_ns"))
     except EncodeError:
         raise
     except (KeyError, ValueError, struct.error, OverflowError, TypeError, AttributeError) as exc:
-        raise EncodeError(f"cannot encode spool entries: {exc!r}") from exc
+        raise EncodeError(f"cannot encode spool entry: {exc!r}") from exc
 
 
-def _encode_entries(entries: Iterable[Mapping[str, Any]], empty: LogGroup) -> bytes:
-    # The loop of _encode_python, reading dicts and [key, value] lists instead of Log tuples.
-    out: list[bytes] = []
-    out_append = out.append
+def log_field(time: int, contents: bytes, time_ns: int | None) -> bytes:
+    """The stored log of a Log with these ``Time``, encoded ``Contents`` and ``Time_ns``.
+
+    Raises:
+        EncodeError: ``time`` outside uint32, ``time_ns`` outside fixed32.
+    """
+    if time < 0 or time > _UINT32_MAX:
+        raise EncodeError(f"Log.time {time} is outside uint32")
+    time_head = _TIME_HEADS.get(time)
+    if time_head is None:
+        time_head = b"\x08" + _varint(time)
+        if len(_TIME_HEADS) >= _TIME_HEADS_MAX:
+            _TIME_HEADS.clear()
+        _TIME_HEADS[time] = time_head
+    if time_ns is None:
+        body = time_head + contents
+    else:
+        try:
+            body = b"".join((time_head, contents, _pack_time_ns(0x25, time_ns)))
+        except struct.error as exc:
+            raise EncodeError(f"Log.time_ns {time_ns} is outside fixed32") from exc
+    size = len(body)
+    return (b"\x0a" + (_VARINT1[size] if size < 0x80 else _varint(size))) + body
+
+
+KeyHeads = tuple[list[bytes | None], bytes]
+"""A content key's encoding: ``(heads, prefix)``; see ``_HEADS`` and :func:`content`."""
+
+
+def key_heads(key: str) -> KeyHeads:
+    """The cached encoding of a content key, for :func:`content` (callers may keep it).
+
+    Raises:
+        EncodeError: ``key`` is not a str, or has a lone surrogate.
+    """
+    entry = _HEADS.get(key)
+    if entry is None:
+        try:
+            entry = _key_entry(key)
+        except UnicodeEncodeError as exc:
+            raise EncodeError(f"content key is not valid UTF-8 text: {exc}") from exc
+    return entry
+
+
+def content(heads: KeyHeads, data: bytes) -> bytes:
+    """One encoded ``Content`` of the key behind ``heads`` with the value bytes ``data``."""
+    vlen = len(data)
+    if vlen < 0x80:
+        head = heads[0][vlen]
+        if head is None:
+            head = heads[0][vlen] = _content_head(heads[1], vlen)
+        return head + data
+    return _content_head(heads[1], vlen) + data
+
+
+def log_field_of(sec: int, parts: list[bytes], nsec: int) -> bytes:
+    """:func:`log_field` for a trusted caller: ``0 <= sec < 2**32``, ``0 <= nsec < 10**9``.
+
+    ``parts`` are encoded Contents; the list is consumed (the time pieces are added to it).
+    """
+    time_head = _TIME_HEADS.get(sec)
+    if time_head is None:
+        time_head = b"\x08" + _varint(sec)
+        if len(_TIME_HEADS) >= _TIME_HEADS_MAX:
+            _TIME_HEADS.clear()
+        _TIME_HEADS[sec] = time_head
+    parts.insert(0, time_head)
+    parts.append(_pack_time_ns(0x25, nsec))
+    body = b"".join(parts)
+    size = len(body)
+    return (b"\x0a" + (_VARINT1[size] if size < 0x80 else _varint(size))) + body
+
+
+def encode_contents(pairs: Iterable[Iterable[Any]]) -> bytes:
+    """The ``Contents`` fields of one Log, from ``(key, value)`` pairs (lists or tuples).
+
+    Keys are ``str``; values ``str`` (sent as UTF-8) or ``bytes``. Short repeated pairs come
+    from ``_PIECES``; every other value gets its cached head (``_HEADS``).
+
+    Raises:
+        EncodeError: a non-str key, a value that is neither str nor bytes, a lone surrogate.
+    """
+    parts: list[bytes] = []
+    append = parts.append
     heads_get = _HEADS.get
     pieces = _PIECES
     pieces_get = pieces.get
-    varint = _varint
-    varint1 = _VARINT1
-    join = b"".join
-    pack_time_ns = _pack_time_ns
-    last_time: int | None = None
-    time_head = b""
-    for entry in entries:
-        time = entry["time"]
-        if time.__class__ is not int:
-            time = int(time)  # what the flusher's Log(int(entry["time"]), ...) does
-        if time != last_time:
-            if time < 0 or time > _UINT32_MAX:
-                raise EncodeError(f"Log.time {time} is outside uint32")
-            time_head = b"\x08" + varint(time)
-            last_time = time
-        parts = [time_head]
-        append = parts.append
-        for key, value in entry["contents"]:
+    try:
+        for key, value in pairs:
             pair = (key, value)
             try:
                 piece = pieces_get(pair)
@@ -326,15 +418,47 @@ def _encode_entries(entries: Iterable[Mapping[str, Any]], empty: LogGroup) -> by
                 head = _content_head(head_entry[1], vlen)
             append(head)
             append(data)
-        time_ns = entry.get("time_ns")
-        if time_ns is not None:
-            append(pack_time_ns(0x25, time_ns))
-        body = join(parts)
-        size = len(body)
-        out_append(b"\x0a" + (varint1[size] if size < 0x80 else varint(size)))
-        out_append(body)
-    out_append(_trailer(empty))
-    return join(out)
+    except EncodeError:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:
+        # UnicodeEncodeError (a lone surrogate) is a ValueError; a pair that is not 2 items.
+        raise EncodeError(f"cannot encode contents: {exc!r}") from exc
+    return b"".join(parts)
+
+
+def join_logs(
+    logs: bytes | Iterable[bytes],
+    topic: str = "",
+    source: str = "",
+    tags: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    """A LogGroup body from stored logs (one concatenated ``bytes`` or an iterable of them).
+
+    The stored logs are copied once; nothing is decoded or re-encoded.
+    """
+    trailer = _trailer(LogGroup((), topic, source, tags))
+    if isinstance(logs, bytes):
+        return logs + trailer
+    return b"".join((*logs, trailer))
+
+
+def decode_log_field(data: bytes) -> Log:
+    """Decode one stored log (exactly one ``LogGroup.Logs`` field, nothing else).
+
+    Raises:
+        DecodeError: not exactly one well-formed Logs field.
+    """
+    buf = bytes(data)
+    end = len(buf)
+    try:
+        if end < 2 or buf[0] != 0x0A:
+            raise DecodeError("a stored log starts with the LogGroup.Logs tag 0x0a")
+        length, pos = _read_varint(buf, 1, end)
+        if pos + length != end:
+            raise DecodeError(f"stored log length {length} does not match its {end} bytes")
+        return _decode_log(buf, pos, end, {})
+    except (_Truncated, IndexError):
+        raise DecodeError("truncated stored log") from None
 
 
 # --- "protobuf": the official SDK's generated LogGroupRaw classes (optional dependency) -------

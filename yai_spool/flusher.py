@@ -4,13 +4,14 @@ Owns the delivery loop of one spool and the single retry layer of the project: w
 with a batch after each outcome, how long to wait, and when records leave the spool.
 
 ``ShipCycle`` is the sans-I/O core shared by every driver: ``ShipCycle.plan(batch)`` is a
-generator that turns one leased batch into ``SendRequest``s (encoded straight from the
-spool's JSON texts, one entry at a time), bisects rejected batches down to the poison records,
-and settles every record with exactly one of ack / release / dead-letter. ``ShipCycle.ship``
-drives it with a blocking sender, ``ship_async`` on asyncio. ``ThreadFlusher`` runs ``ship``
-from a background thread (the in-process flusher of ``SpoolHandler`` and the unit of the
-``yai-spool run`` daemon); it encodes in short stretches and pauses between them while
-producer threads of the process are active, so they are never kept from the GIL for long.
+generator that turns one leased batch into ``SendRequest``s (the body is the batch's stored
+logs plus a trailer: nothing is decoded or encoded per record), bisects rejected batches down
+to the poison records, and settles every record with exactly one of ack / release /
+dead-letter. ``ShipCycle.ship`` drives it with a blocking sender, ``ship_async`` on asyncio.
+``ThreadFlusher`` runs plans from a background thread (the in-process flusher of
+``SpoolHandler`` and the unit of the ``yai-spool run`` daemon) with up to
+``FlusherConfig.max_in_flight`` requests in flight: while one request waits for SLS, the next
+batch is leased and sent, and answers are settled as they come.
 
 Invariants:
 - A record is deleted only after SLS answered 200 for a request that contained it
@@ -39,9 +40,9 @@ Invariants:
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
-import itertools
 import logging
 import random
 import threading
@@ -51,14 +52,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from yai_spool.destination import DestKey, decode_dest
-from yai_spool.encoding import encode_entries
+from yai_spool.encoding import join_logs
 from yai_spool.errors import (
     EncodeError,
     Outcome,
     SLSError,
     classify_exception,
 )
-from yai_spool.model import Log
 from yai_spool.retry import DEFAULT_RETRY, Backoff, RetryPolicy
 from yai_spool.spool import Batch, Spool
 
@@ -86,6 +86,11 @@ def in_flusher_thread() -> bool:
     return getattr(_local, "flusher", False)
 
 
+def mark_flusher_thread() -> None:
+    """Mark the calling thread as shipping (see :func:`in_flusher_thread`)."""
+    _local.flusher = True
+
+
 class Sender(Protocol):
     """What the flusher needs from a PutLogs client (``PutLogsClient`` and its adapter)."""
 
@@ -109,6 +114,8 @@ class FlusherConfig:
         lease_seconds: a batch lease outlives any single request by far; if this flusher
             dies the next one recovers the lease at once through the flusher lock.
         checkpoint_interval: seconds between WAL checkpoints (kept off producers' threads).
+        max_in_flight: PutLogs requests in flight at once (the next batch is leased and sent
+            while earlier ones wait for SLS); 1 sends one batch at a time.
         retry: the backoff policy.
         project, logstore: override the destination names stored in the spool rows (the
             daemon's per-spool configuration); ``None`` keeps them.
@@ -122,6 +129,7 @@ class FlusherConfig:
     poll_interval: float = 1.0
     lease_seconds: float = 300.0
     checkpoint_interval: float = 1.0
+    max_in_flight: int = 2
     retry: RetryPolicy = DEFAULT_RETRY
     project: str | None = None
     logstore: str | None = None
@@ -141,6 +149,8 @@ class FlusherConfig:
         for name in ("poll_interval", "lease_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"FlusherConfig.{name} must be > 0")
+        if not 1 <= self.max_in_flight <= 64:
+            raise ValueError("FlusherConfig.max_in_flight must be in 1..64")
 
 
 @dataclass(slots=True)
@@ -165,12 +175,6 @@ class FlusherStats:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def _entry_log(entry: dict[str, Any]) -> Log:
-    """The ``Log`` of one spool entry (what ``encode_entries`` encodes without building it)."""
-    contents = tuple((k, v) for k, v in entry["contents"])
-    return Log(int(entry["time"]), contents, entry.get("time_ns"))
-
-
 @dataclass(frozen=True, slots=True)
 class SendRequest:
     """One PutLogs request ``ShipCycle.plan`` wants sent: an encoded (uncompressed) LogGroup."""
@@ -185,14 +189,6 @@ class SendRequest:
 # raised (an ``Exception`` instance; BaseExceptions such as cancellation are not sent).
 SendResult = Any
 
-# Records encoded per stretch of pure Python. Between stretches the cycle calls its
-# ``breathe`` hook, so a producer thread of the same process is never kept from the GIL for
-# a whole batch (~30 ms for 4096 records): 128 records are ~1 ms of work.
-_ENCODE_SLICE = 128
-_BREATHE_SECONDS = 0.00005
-_EMPTY_TRAILER_LEN = len(encode_entries((), "", "", ()))
-
-
 @dataclass
 class ShipCycle:
     """Ship one leased batch and settle every record in it; the shared core of the drivers.
@@ -203,9 +199,6 @@ class ShipCycle:
     it with the synchronous ``sender``; :func:`ship_async` drives it on asyncio. Both return
     the outcome that should pace the loop: DELIVERED when the link worked (even if poison
     records were dead-lettered), otherwise the failure class.
-
-    ``breathe`` (optional) is called between encoding stretches of ``_ENCODE_SLICE`` records:
-    the thread flusher uses it to hand the GIL to producer threads.
     """
 
     spool: Spool
@@ -213,7 +206,6 @@ class ShipCycle:
     config: FlusherConfig
     stats: FlusherStats = field(default_factory=FlusherStats)
     wall_clock: Callable[[], float] = time.time
-    breathe: Callable[[], None] | None = None
 
     def ship(self, batch: Batch) -> Outcome:
         """Run the cycle with ``self.sender`` (blocking)."""
@@ -268,25 +260,9 @@ class ShipCycle:
         return batch.select(i for i in range(len(batch)) if i not in expired)
 
     def _encode(self, dest: DestKey, part: Batch) -> bytes:
-        """The LogGroup body of ``part``: entries decoded and encoded one at a time.
-
-        Streaming (``iter_entries``) keeps no batch of decoded dicts alive, so the cyclic GC
-        has nothing to walk. Long batches are encoded in stretches; a LogGroup body is the
-        concatenation of its fields, so the Logs of each stretch followed by one trailer
-        (topic, source, tags) is byte-identical to encoding all at once.
-        """
+        """The LogGroup body of ``part``: its stored logs and the destination's trailer."""
         topic = self.config.topic if self.config.topic is not None else dest.topic
-        entries = part.iter_entries()
-        n = len(part)
-        if self.breathe is None or n <= _ENCODE_SLICE:
-            return encode_entries(entries, topic, dest.source, dest.tags)
-        pieces = []
-        for _ in range(0, n, _ENCODE_SLICE):
-            body = encode_entries(itertools.islice(entries, _ENCODE_SLICE), "", "", ())
-            pieces.append(body[: len(body) - _EMPTY_TRAILER_LEN])
-            self.breathe()
-        pieces.append(encode_entries((), topic, dest.source, dest.tags))
-        return b"".join(pieces)
+        return join_logs(part.logs, topic, dest.source, dest.tags)
 
     def _send(self, dest: DestKey, part: Batch) -> Generator[SendRequest, SendResult, Outcome]:
         project = self.config.project or dest.project
@@ -454,13 +430,7 @@ class ThreadFlusher:
         self.sender = sender
         self.config = config or FlusherConfig()
         self.stats = FlusherStats()
-        self._cycle = ShipCycle(
-            spool, sender, self.config, self.stats, wall_clock, breathe=self._breathe
-        )
-        # wake() counts appends of this process; a change since the last breathe means a
-        # producer thread is active and must get the GIL between encoding stretches.
-        self._wakes = 0
-        self._wakes_seen = 0
+        self._cycle = ShipCycle(spool, sender, self.config, self.stats, wall_clock)
         self._backoff = Backoff(self.config.retry, rng or random.Random())
         self._monotonic = monotonic
         self._name = name
@@ -518,23 +488,9 @@ class ThreadFlusher:
         thread.join(timeout)
         return not thread.is_alive()
 
-    def _breathe(self) -> None:
-        """Between encoding stretches: let producer threads of this process have the GIL.
-
-        A producer releases the GIL inside SQLite on every append; without a pause it waits
-        for the whole switch interval (5 ms) each time the flusher computes. A short real
-        sleep hands the GIL over for sure (``sleep(0)`` often re-takes it first). Only while
-        producers are active: a pure drain (the daemon) never pauses.
-        """
-        wakes = self._wakes
-        if wakes != self._wakes_seen:
-            self._wakes_seen = wakes
-            time.sleep(_BREATHE_SECONDS)
-
     def wake(self) -> None:
         """A record was appended: start lingering, or hurry once a full batch is waiting."""
         self._pending_wakes += 1  # racy by design: an estimate only decides when to hurry
-        self._wakes += 1  # racy too: any change tells _breathe that producers are active
         if not self._work.is_set():
             self._work.set()
         if self._pending_wakes >= self.config.max_batch_records and not self._hurry.is_set():
@@ -588,7 +544,7 @@ class ThreadFlusher:
     # -- the loop (flusher thread) --------------------------------------------------------
 
     def _run(self) -> None:
-        _local.flusher = True
+        mark_flusher_thread()
         last_checkpoint = self._monotonic()
         try:
             while not self._stop.is_set():
@@ -665,45 +621,152 @@ class ThreadFlusher:
             self._hurry.wait(self.config.linger)
 
     def _one_batch(self) -> Outcome | None:
-        """Lease and ship one batch; None when nothing is ready. Waits out any backoff."""
+        """Lease and ship a window of batches; None when nothing is ready. Waits out a backoff.
+
+        Returns the outcome that paces the loop: the first failure of the window, else
+        DELIVERED.
+        """
         self._pending_wakes = 0
         with self._progress:
             self._attempts += 1
         self._release_orphans()  # raises while the spool is still unwritable
-        batch = self.spool.lease(
-            self.config.max_batch_records,
-            self.config.max_batch_bytes,
-            lease_seconds=self.config.lease_seconds,
-        )
-        if batch is None:
+        outcomes, last_full = self._ship_window(deadline=None)
+        if not outcomes:
             self._hurry.clear()
             return None
-        outcome = self._ship(batch)
-        delay = self._backoff.next_delay(outcome)
+        failed = [o for o in outcomes if o is not Outcome.DELIVERED]
+        outcome = failed[0] if failed else Outcome.DELIVERED
+        delay = 0.0
+        for each in outcomes:  # the backoff counts every batch's outcome, as one by one
+            delay = self._backoff.next_delay(each)
         self.stats.consecutive_failures = self._backoff.failures
         with self._progress:
-            self._settled += 1
-            if outcome is not Outcome.DELIVERED:
+            self._settled += len(outcomes)
+            if failed:
                 self._failed_attempt = self._attempts
                 self._log_failure(outcome)
             self._progress.notify_all()
         if delay:
             self._pause(delay)
-        elif len(batch) < self.config.max_batch_records and not self._stop.is_set():
+        elif not last_full and not self._stop.is_set():
             self._linger()
         return outcome
 
-    def _ship(self, batch: Batch) -> Outcome:
+    def _ship_window(self, deadline: float | None) -> tuple[list[Outcome], bool]:
+        """Lease batches and keep up to ``max_in_flight`` requests in flight until done.
+
+        Stops leasing after a batch that is not full (nothing more is ready: linger), after
+        a failure, at ``deadline``, or when this instance stops being the flusher; always
+        waits for every request it sent and settles its batch before returning. Returns
+        the outcome of every batch, and whether the last batch leased was full.
+        """
+        config = self.config
+        active: dict[concurrent.futures.Future[Any], tuple[Any, Batch]] = {}
+        outcomes: list[Outcome] = []
+        leasing = True
+        last_full = False
+        failure: Exception | None = None  # a spool error while requests were in flight
+        while True:
+            while leasing and len(active) < config.max_in_flight:
+                if deadline is not None and self._monotonic() >= deadline:
+                    leasing = False
+                    break
+                if not self.spool.is_flusher:
+                    leasing = False
+                    break
+                try:
+                    batch = self.spool.lease(
+                        config.max_batch_records,
+                        config.max_batch_bytes,
+                        lease_seconds=config.lease_seconds,
+                    )
+                except Exception as exc:
+                    if not active:
+                        raise
+                    failure, leasing = exc, False  # settle what is in flight, then raise
+                    break
+                if batch is None:
+                    leasing = False
+                    break
+                last_full = len(batch) >= config.max_batch_records
+                leasing = last_full
+                plan = self._cycle.plan(batch)
+                self._advance(plan, batch, None, active, outcomes)
+            if not active:
+                if failure is not None:
+                    raise failure
+                return outcomes, last_full
+            if any(o is not Outcome.DELIVERED for o in outcomes):
+                leasing = False
+            done, _ = concurrent.futures.wait(
+                active, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in done:
+                plan, batch = active.pop(future)
+                error = future.exception()
+                self._advance(plan, batch, error if error is not None else future.result(),
+                              active, outcomes)  # fmt: skip
+
+    def _advance(
+        self,
+        plan: Generator[SendRequest, SendResult, Outcome],
+        batch: Batch,
+        result: SendResult,
+        active: dict[concurrent.futures.Future[Any], tuple[Any, Batch]],
+        outcomes: list[Outcome],
+    ) -> None:
+        """Feed ``result`` to ``plan``; send its next request, or record its outcome.
+
+        A spool failure inside the plan (an ack or release on a full disk) parks the batch
+        as an orphan, released as soon as the spool can be written; then the window's other
+        requests still finish and settle before the error reaches the loop.
+        """
         try:
-            return self._cycle.ship(batch)
+            while True:
+                request = next(plan) if result is None else plan.send(result)
+                if self.config.max_in_flight == 1:
+                    try:
+                        result = self.sender.put_raw(
+                            request.project, request.logstore, request.raw
+                        )
+                    except Exception as exc:  # the plan classifies it
+                        result = exc
+                    continue
+                active[self._send_in_background(request)] = (plan, batch)
+                return
+        except StopIteration as done:
+            outcomes.append(done.value)
         except Exception:
-            # The spool failed mid-cycle (an ack or release on a full or read-only disk): the
-            # records must not wait for their lease to expire. Release them now, or as soon as
-            # the spool can be written. At least once: a batch SLS accepted is sent again.
+            # At least once: a batch SLS accepted is sent again after the release.
             self._orphans.append(batch)
             with contextlib.suppress(Exception):
                 self._release_orphans()
+            if active:  # settle what is in flight first; the loop then sees the failure
+                outcomes.append(Outcome.RETRY)
+                return
             raise
+
+    def _send_in_background(self, request: SendRequest) -> concurrent.futures.Future[Any]:
+        """``put_raw`` on a thread of its own; the future holds its result or exception.
+
+        A daemon thread per request (a few per second at most: each carries a whole batch),
+        not an executor: executor threads are joined at interpreter exit, and a request to
+        an SLS that never answers must not hold the application's exit.
+        """
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+
+        def send() -> None:
+            mark_flusher_thread()
+            try:
+                future.set_result(
+                    self.sender.put_raw(request.project, request.logstore, request.raw)
+                )
+            except BaseException as exc:  # handed to the plan, which classifies it
+                future.set_exception(exc)
+
+        threading.Thread(target=send, name=f"{self._name}-send", daemon=True).start()
+        return future
 
     def _release_orphans(self) -> None:
         while self._orphans:
@@ -718,18 +781,11 @@ class ThreadFlusher:
         if self._monotonic() >= deadline or not self._ensure_lock():
             return  # stopped before this thread ever took the lock: take it now, or give up
         while self._monotonic() < deadline and self.spool.is_flusher:
-            batch = self.spool.lease(
-                self.config.max_batch_records,
-                self.config.max_batch_bytes,
-                lease_seconds=self.config.lease_seconds,
-            )
-            if batch is None:
-                return
-            outcome = self._ship(batch)
+            outcomes, _ = self._ship_window(deadline=deadline)
             with self._progress:
                 self._progress.notify_all()
-            if outcome is not Outcome.DELIVERED:
-                return  # an outage at exit: leave the rest on disk, do not stall the exit
+            if not outcomes or any(o is not Outcome.DELIVERED for o in outcomes):
+                return  # empty, or an outage at exit: leave the rest on disk
 
     def _checkpoint(self) -> None:
         try:

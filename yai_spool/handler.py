@@ -91,6 +91,8 @@ class SpoolHandler(logging.Handler):
             bounds and durability (see ``yai_spool.spool``); ``synchronous="FULL"`` also
             survives power loss at a higher cost per record.
         batch_size, batch_bytes, linger: batching of PutLogs requests.
+        max_in_flight: PutLogs requests in flight at once (the next batch is leased and
+            sent while earlier ones wait for SLS).
         compression: ``lz4`` (default), ``zstd``, ``deflate`` or ``none``.
         signature_version, region: ``v1`` (default) or ``v4`` signing.
         retry: a :class:`~yai_spool.retry.RetryPolicy` (backoff caps, ``max_age``).
@@ -136,6 +138,7 @@ class SpoolHandler(logging.Handler):
         batch_size: int = 4096,
         batch_bytes: int = 4 * 1024 * 1024,
         linger: float = 0.5,
+        max_in_flight: int = 2,
         compression: str = "lz4",
         signature_version: Literal["v1", "v4"] = "v1",
         region: str | None = None,
@@ -183,6 +186,7 @@ class SpoolHandler(logging.Handler):
             max_batch_records=batch_size,
             max_batch_bytes=batch_bytes,
             linger=linger,
+            max_in_flight=max_in_flight,
             retry=retry,
         )
         self._client_options: dict[str, Any] = {
@@ -217,23 +221,28 @@ class SpoolHandler(logging.Handler):
         if in_flusher_thread() or record.name.startswith("yai_spool"):
             return
         try:
-            entry: dict[str, Any] = self._mapper.map(record, self.formatter)  # type: ignore[assignment]
-            topic, source, tags = (
-                entry.pop("topic", None),
-                entry.pop("source", None),
-                entry.pop("tags", None),
-            )
-            if topic is None and source is None and tags is None:
+            encoded = self._mapper.encode(record, self.formatter)
+            if encoded.topic is None and encoded.source is None and encoded.tags is None:
                 dest = self._dest
             else:
                 dest = encode_dest(
                     self.project,
                     self.logstore,
-                    self._defaults[0] if topic is None else topic,
-                    self._defaults[1] if source is None else source,
-                    self._defaults[2] if tags is None else _merge_tags(self._defaults[2], tags),
+                    self._defaults[0] if encoded.topic is None else encoded.topic,
+                    self._defaults[1] if encoded.source is None else encoded.source,
+                    self._defaults[2]
+                    if encoded.tags is None
+                    else _merge_tags(self._defaults[2], encoded.tags),
                 )
-            self.spool.append(entry, dest=dest)
+            d = record.__dict__
+            level, logger = d.get("levelname"), d.get("name")
+            self.spool.append_log(
+                encoded.data,
+                dest=dest,
+                log_time=encoded.time,
+                level=level if type(level) is str else None,
+                logger=logger if type(logger) is str else None,
+            )
         except SpoolDropped as exc:
             # Already counted by reason in the spool; say so on our own logger, rate-limited.
             self._report_drop(exc)

@@ -121,6 +121,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import functools
 import json
 import logging
 import operator
@@ -130,9 +131,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from types import MappingProxyType
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NamedTuple, TypedDict
 
 from yai_spool.context import CONTEXT_ATTR, RequestContext
+from yai_spool.encoding import (
+    KeyHeads,
+    content,
+    decode_log_field,
+    encode_contents,
+    key_heads,
+    log_field,
+    log_field_of,
+)
 
 __all__ = [
     "CREATED_NS_ATTR",
@@ -155,6 +165,64 @@ __all__ = [
     "clean_text",
     "sanitize_key",
 ]
+
+
+class EncodedRecord(NamedTuple):
+    """A mapped record as the spool stores it: its stored log plus where it goes.
+
+    ``data`` is one ``LogGroup.Logs`` field (tag, length, ``Log``): a PutLogs body is the
+    concatenation of stored logs and a trailer (``encoding.join_logs``). ``time`` is the
+    record's unix second; ``topic``/``source``/``tags`` are the per-record overrides (None:
+    the handler's own), as in :class:`SpoolEntry`.
+    """
+
+    data: bytes
+    time: int
+    topic: str | None
+    source: str | None
+    tags: list[list[str]] | None
+
+    def entry(self) -> SpoolEntry:
+        """The :class:`SpoolEntry` this record encodes (values decoded from UTF-8)."""
+        log = decode_log_field(self.data)
+        return {
+            "time": log.time,
+            "time_ns": log.time_ns if log.time_ns is not None else 0,
+            "contents": [[k, _as_text(v)] for k, v in log.contents],
+            "topic": self.topic,
+            "source": self.source,
+            "tags": self.tags,
+        }
+
+
+def _as_text(value: str | bytes) -> str:
+    # The mapper writes valid UTF-8 only; anything else read back stays visible, escaped.
+    if type(value) is str:
+        return value
+    try:
+        return value.decode()  # type: ignore[union-attr]
+    except UnicodeDecodeError:
+        return value.decode("utf-8", "backslashreplace")  # type: ignore[union-attr]
+
+
+class _FieldBlock(NamedTuple):
+    """The selected record fields of one combination of values, rendered and encoded."""
+
+    types: tuple[type, ...]
+    data: bytes
+    pairs: tuple[tuple[str, str], ...]
+    count: int
+    bulk: int
+
+
+_NO_FIELDS: Final = _FieldBlock((), b"", (), 0, 0)
+# Field values whose rendering depends only on the value (str() of anything else may not).
+_CACHEABLE_TYPES: Final = frozenset({str, int, type(None)})
+_FIELD_BLOCKS_MAX: Final = 4096
+# _encode_plain: attribute-name tuples -> the extras to ship (None: not plain).
+_UNSEEN: Final = object()
+_LAYOUTS_MAX: Final = 1024
+_new_encoded: Final = functools.partial(tuple.__new__, EncodedRecord)
 
 
 class SpoolEntry(TypedDict):
@@ -547,6 +615,13 @@ class RecordMapper:
     _fast_chars: int = field(init=False, repr=False)
     # Bounded memo of sanitised dynamic keys. Races between threads only cost a recomputation.
     _extra_keys: dict[str, str] = field(init=False, repr=False)
+    # Bounded memo of encoded field blocks, keyed by the raw field values of a record.
+    _field_blocks: dict[tuple[Any, ...], _FieldBlock] = field(init=False, repr=False)
+    _layouts: dict[tuple[Any, ...], Any] = field(init=False, repr=False)
+    _plain: bool = field(init=False, repr=False)
+    _tags_sorted: list[list[str]] = field(init=False, repr=False)
+    _message_heads: KeyHeads = field(init=False, repr=False)
+    _per_field: int = field(init=False, repr=False)
     _json_keys: dict[str, str] = field(init=False, repr=False)
     _kv_keys: dict[str, str] = field(init=False, repr=False)
 
@@ -680,6 +755,19 @@ class RecordMapper:
         setv(self, "_extra_keys", {})
         setv(self, "_json_keys", {})
         setv(self, "_kv_keys", {})
+        setv(self, "_field_blocks", {})
+        setv(self, "_layouts", {})
+        # _encode_plain applies: no extraction, no extra context variables.
+        setv(
+            self,
+            "_plain",
+            not (self.extract_json or self.extract_kv or self._context_plan),
+        )
+        # What _overrides returns for the configured tags (sorted by key).
+        setv(self, "_tags_sorted", [[k, v] for k, v in sorted(dict(self._tags).items())])
+        setv(self, "_message_heads", key_heads(self._message_key))
+        # The per-field term of the entry size estimate (see _encode).
+        setv(self, "_per_field", self._fast_chars + MAX_KEY_BYTES + _FIELD_OVERHEAD)
 
     def _field_attrs(self) -> list[str]:
         """Resolve ``fields`` to record attribute names, built-ins in ``LogFields`` order."""
@@ -719,12 +807,17 @@ class RecordMapper:
 
     # ----------------------------------------------------------------------- the hot path
 
-    def map(
+    def encode(
         self,
         record: logging.LogRecord,
         formatter: logging.Formatter | Callable[[logging.LogRecord], str] | None = None,
-    ) -> SpoolEntry:
-        """Map ``record`` to a :class:`SpoolEntry`. Never raises (see the module invariants).
+    ) -> EncodedRecord:
+        """Map ``record`` straight to its stored log (the bytes SLS receives). Never raises.
+
+        This is the logging path: the entry :meth:`map` describes, encoded as one
+        ``LogGroup.Logs`` field without building the entry first. The fields that repeat from
+        record to record (logger, level, function, file, line, process, thread) are encoded
+        once per distinct combination and reused (``_field_blocks``).
 
         Args:
             record: the record; read, not copied. Call on the thread that logged it, or add
@@ -733,26 +826,236 @@ class RecordMapper:
                 ``self.formatter``, which ``setFormatter``/dictConfig may change at any time).
         """
         try:
-            return self._map(record, self.format if formatter is None else formatter)
+            fmt = self.format if formatter is None else formatter
+            message = None
+            if fmt is None and self._plain:
+                try:
+                    plain = self._encode_plain(record)
+                except Exception:  # a hostile attribute (__bool__/__eq__ raising): _encode
+                    plain = None
+                if type(plain) is EncodedRecord:
+                    return plain
+                message = plain
+            return self._encode(record, fmt, message)  # type: ignore[arg-type]
         except Exception as exc:
             return self._broken(record, exc)
 
-    def _map(
+    def map(
+        self,
+        record: logging.LogRecord,
+        formatter: logging.Formatter | Callable[[logging.LogRecord], str] | None = None,
+    ) -> SpoolEntry:
+        """Map ``record`` to a :class:`SpoolEntry`. Never raises (see the module invariants).
+
+        The entry is :meth:`encode`'s stored log read back (one code path decides every
+        field, so the two can never disagree); the logging path uses :meth:`encode`.
+        """
+        return self.encode(record, formatter).entry()
+
+    def _encode_plain(self, record: logging.LogRecord) -> EncodedRecord | str | None:
+        """The common record, fast: the bytes ``_encode`` would give, or a reason to use it.
+
+        Taken when the message is ``getMessage()`` (no formatter) and no option extracts
+        fields; the record has no exception or stack, a plain ``created`` (no ``created_ns``),
+        no ``sls_*`` attributes, extras and context values of type ``str``, ``int``,
+        ``float`` or ``bool`` (``None`` and callables are skipped, as in ``_add_pairs``), no
+        key collisions and no value near a size limit. Otherwise it returns the message it
+        already rendered (so ``_encode`` does not format it twice) or None, and ``_encode``
+        decides: this path never has to know a fallback rule. ``tests/mapping`` checks that
+        both paths give identical bytes on generated records.
+        """
+        d = record.__dict__
+        if (
+            d.get("exc_info")
+            or d.get("exc_text")
+            or d.get("stack_info")
+            or CREATED_NS_ATTR in d
+        ):
+            return None
+        created = d.get("created")
+        if type(created) is not float or not 0.0 <= created < 4294967296.0:
+            return None
+        try:
+            message = record.getMessage()
+        except Exception:
+            return None  # _encode renders the documented fallback and notes the error
+        if type(message) is not str:
+            return None
+        fast, limit = self._fast_chars, self.max_value_bytes
+        bulk = 0
+        if len(message) > fast or not message.isascii():
+            original = message
+            message = clean_text(message, limit)
+            if message is not original:
+                return original  # cut or repaired: _encode does it with the same rules
+            bulk = len(message)
+        parts = [content(self._message_heads, message.encode())]
+
+        block = _NO_FIELDS
+        if self._field_keys:
+            try:
+                values = self._field_getter(d)
+            except KeyError:
+                return message
+            block = self._field_blocks.get(values, _NO_FIELDS)
+            if block is _NO_FIELDS or block.types != tuple(map(type, values)):
+                block = self._field_block(values)
+            bulk += block.bulk
+            parts.append(block.data)
+        count = 1 + block.count
+
+        more = len(d) > _N_STANDARD
+        if more:
+            layout = self._layouts.get(tuple(d), _UNSEEN)
+            if layout is _UNSEEN:
+                layout = self._layout(d)
+            if layout is None:
+                return message
+            for name, _, heads in layout:
+                raw = d[name]
+                t = type(raw)
+                if t is str:
+                    if len(raw) > fast or not raw.isascii():
+                        if clean_text(raw, limit) is not raw:
+                            return message
+                        bulk += len(raw)
+                    data = raw.encode()
+                elif t is int or t is float or t is bool:
+                    try:
+                        text = str(raw)
+                    except ValueError:  # an int beyond the str() digit limit
+                        return message
+                    bulk += len(text)
+                    data = text.encode()
+                elif raw is None or callable(raw):
+                    continue
+                else:
+                    return message
+                parts.append(content(heads, data))
+                count += 1
+        if self.context:
+            ctx = RequestContext.get()
+            if ctx:
+                # Context keys are checked against everything taken so far (as _add_pairs
+                # dedupes them); rare enough to go through the generic encoder.
+                pairs: list[tuple[str, str]] = []
+                extra = self._plain_pairs(ctx.items(), pairs)
+                keys = {k for k, _ in pairs}
+                if extra < 0 or len(keys) != len(pairs):
+                    return message
+                if more and layout and not keys.isdisjoint(k for _, k, _ in layout):
+                    return message
+                bulk += extra
+                count += len(pairs)
+                parts.append(encode_contents(pairs))
+        if 4 * bulk + count * self._per_field > self.max_entry_bytes:
+            return message
+        tags = None
+        if self._tags:  # what _overrides (extras present) or _encode (none) would return
+            tags = [list(t) for t in (self._tags_sorted if more else self._tags)]
+        sec = int(created)
+        nsec = int((created - sec) * 1e9 + 0.5)
+        if nsec >= _SECOND_NS:
+            nsec = _SECOND_NS - 1
+        return _new_encoded(
+            (log_field_of(sec, parts, nsec), sec, self._topic, self._source, tags)
+        )
+
+    def _layout(self, d: dict[str, Any]) -> tuple[tuple[str, str, KeyHeads], ...] | None:
+        """Extras to ship for records with these attribute names, in order.
+
+        Each is ``(attribute name, content key, the key's encoding)``.
+
+        None (also remembered) when such records are not plain: an ``sls_*``/``created_ns``
+        attribute, a non-str attribute name, or extras whose keys would collide (with a
+        fixed field or each other: ``_dedupe`` is ``_encode``'s job).
+        """
+        layout: tuple[tuple[str, str, KeyHeads], ...] | None = None
+        names = [k for k in d if k not in _NOT_EXTRA]
+        if not any(k in _OVERRIDE_ATTRS for k in d) and all(type(k) is str for k in names):
+            if not self.extra:
+                layout = ()
+            else:
+                keys = []
+                for name in names:
+                    key = self._extra_keys.get(name)
+                    if key is None:
+                        key = self._dynamic_key(
+                            self._extra_keys,
+                            self.buildin_fields_prefix,
+                            name,
+                            self.buildin_fields_suffix,
+                        )
+                    keys.append(key)
+                if len(set(keys)) == len(keys) and self._fixed_keys.isdisjoint(keys):
+                    layout = tuple(
+                        (name, key, key_heads(key)) for name, key in zip(names, keys, strict=True)
+                    )
+        cache = self._layouts
+        if len(cache) >= _LAYOUTS_MAX:
+            cache.clear()
+        cache[tuple(d)] = layout
+        return layout
+
+    def _plain_pairs(self, items: Iterable[tuple[object, object]], out: list[Any]) -> int:
+        """Append ``(key, text)`` of plain values (see ``_encode_plain``) to ``out``.
+
+        Returns the characters rendered off the fast path (``_add_pairs``' count), or -1 when
+        a value or key needs ``_encode``: another type, a text ``clean_text`` would change,
+        or a key of a fixed field (``_dedupe``).
+        """
+        fast, limit = self._fast_chars, self.max_value_bytes
+        cache = self._extra_keys
+        fixed = self._fixed_keys
+        bulk = 0
+        for name, raw in items:
+            t = type(raw)
+            if t is str:
+                value = raw
+                if len(raw) > fast or not raw.isascii():  # type: ignore[arg-type]
+                    if clean_text(raw, limit) is not raw:  # type: ignore[arg-type]
+                        return -1
+                    bulk += len(value)  # type: ignore[arg-type]
+            elif t is int or t is float or t is bool:
+                try:
+                    value = str(raw)
+                except ValueError:  # an int beyond the str() digit limit
+                    return -1
+                bulk += len(value)
+            elif raw is None or callable(raw):
+                continue
+            else:
+                return -1
+            key = cache.get(name) if type(name) is str else None  # type: ignore[call-overload]
+            if key is None:
+                key = self._dynamic_key(
+                    cache, self.buildin_fields_prefix, name, self.buildin_fields_suffix
+                )
+            if key in fixed:
+                return -1
+            out.append((key, value))
+        return bulk
+
+    def _encode(
         self,
         record: logging.LogRecord,
         fmt: logging.Formatter | Callable[[logging.LogRecord], str] | None,
-    ) -> SpoolEntry:
+        rendered: str | None = None,
+    ) -> EncodedRecord:
+        """Every record: the reference path (``rendered``: ``getMessage()``, when known)."""
         d = record.__dict__
         errors: list[str] = []
         limit = self.max_value_bytes
         fast = self._fast_chars
         text = self._text
-        contents: list[list[str]] = []
-        add = contents.append
+        # Contents after the message and the fields, in order (exception, stack, extracted,
+        # extras, context, note). Usually empty or a few extras.
+        tail: list[list[str]] = []
+        add = tail.append
         bulk = 0  # characters of values that skipped the fast path (<= 4 bytes each)
 
         sec, nsec = _time_of(d, errors)
-        message, plain, exc_text, stack_text = self._render(record, d, fmt, errors)
+        message, plain, exc_text, stack_text = self._render(record, d, fmt, errors, rendered)
 
         extracted: list[tuple[str, str]] | None = None
         drop_message = False
@@ -768,35 +1071,25 @@ class RecordMapper:
             extracted = self._extract_kv(plain, errors)
             drop_message = bool(self.extract_kv_drop_message and extracted)
 
+        head: str | None = None
         if not drop_message:
             if not (type(message) is str and len(message) <= fast and message.isascii()):
                 message = text(message)
                 bulk += len(message)
-            add([self._message_key, message])
+            head = message  # type: ignore[assignment]
 
+        block = _NO_FIELDS
         if self._field_keys:
             try:
                 values = self._field_getter(d)
             except KeyError:  # a hand-made record without some standard attribute
                 values = tuple(map(d.get, self._field_attrs_in_order))
-            # zip: the single-field getter returns its value twice (see __post_init__).
-            for key, raw in zip(self._field_keys, values):  # noqa: B905
-                if type(raw) is str:
-                    value = raw
-                    if len(raw) > fast or not raw.isascii():
-                        value = clean_text(raw, limit)
-                        bulk += len(value)
-                elif type(raw) is int:
-                    try:
-                        value = str(raw)
-                    except ValueError:  # beyond the str() digit limit
-                        value = text(raw)
-                elif raw is None or callable(raw):
-                    continue  # the SDK skips both
-                else:
-                    value = text(raw)
-                    bulk += len(value)
-                add([key, value])
+            block = self._field_blocks.get(values, _NO_FIELDS)
+            # The key compares values with ==, so 1 == 1.0 == True would share an entry;
+            # the types make the hit exact.
+            if block is _NO_FIELDS or block.types != tuple(map(type, values)):
+                block = self._field_block(values)
+            bulk += block.bulk
 
         if exc_text is not None:
             exc_text = clean_text(exc_text, limit)
@@ -842,13 +1135,13 @@ class RecordMapper:
 
         if names:
             try:
-                bulk += self._add_pairs([(k, d[k]) for k in names], contents, seen)
+                bulk += self._add_pairs([(k, d[k]) for k in names], tail, seen)
             except Exception as exc:  # e.g. another thread changed the record meanwhile
                 errors.append(f"extra: {_describe(exc)}")
 
         if ctx:
             try:
-                bulk += self._add_pairs(ctx, contents, seen)
+                bulk += self._add_pairs(ctx, tail, seen)
             except Exception as exc:
                 errors.append(f"context: {_describe(exc)}")
         for name, var in self._context_plan:
@@ -875,20 +1168,58 @@ class RecordMapper:
             taken = seen if seen is not _NOTHING_SEEN else set(self._fixed_keys)
             add([ERROR_KEY if ERROR_KEY not in taken else _dedupe(ERROR_KEY, taken), note])
             bulk += len(note)
-        if 4 * bulk + len(contents) * (fast + MAX_KEY_BYTES + _FIELD_OVERHEAD) > (
-            self.max_entry_bytes
-        ):
+        count = (head is not None) + block.count + len(tail)
+        if 4 * bulk + count * (fast + MAX_KEY_BYTES + _FIELD_OVERHEAD) > self.max_entry_bytes:
+            # Possibly too large: measure and cut on the full list of pairs (rare).
+            contents = [[self._message_key, head]] if head is not None else []
+            contents += [list(p) for p in block.pairs]
+            contents += tail
             _enforce_entry_limit(contents, self.max_entry_bytes)
-        if not contents:  # everything was dropped by the *_drop_message options
-            add([self._message_key, ""])
-        return {
-            "time": sec,
-            "time_ns": nsec,
-            "contents": contents,
-            "topic": topic,
-            "source": source,
-            "tags": tags,
-        }
+            encoded = encode_contents(contents)
+        else:
+            if head is None and not block.count and not tail:
+                head = ""  # everything was dropped by the *_drop_message options
+            parts = [] if head is None else [encode_contents(((self._message_key, head),))]
+            parts.append(block.data)
+            if tail:
+                parts.append(encode_contents(tail))
+            encoded = b"".join(parts)
+        return EncodedRecord(log_field(sec, encoded, nsec), sec, topic, source, tags)
+
+    def _field_block(self, values: tuple[Any, ...]) -> _FieldBlock:
+        """Render and encode the selected record fields (``values`` in ``_field_keys`` order)."""
+        fast, limit, text = self._fast_chars, self.max_value_bytes, self._text
+        pairs: list[tuple[str, str]] = []
+        bulk = 0
+        # zip: the single-field getter returns its value twice (see __post_init__).
+        for key, raw in zip(self._field_keys, values):  # noqa: B905
+            if type(raw) is str:
+                value = raw
+                if len(raw) > fast or not raw.isascii():
+                    value = clean_text(raw, limit)
+                    bulk += len(value)
+            elif type(raw) is int:
+                try:
+                    value = str(raw)
+                except ValueError:  # beyond the str() digit limit
+                    value = text(raw)
+            elif raw is None or callable(raw):
+                continue  # the SDK skips both
+            else:
+                value = text(raw)
+                bulk += len(value)
+            pairs.append((key, value))
+        block = _FieldBlock(
+            tuple(map(type, values)), encode_contents(pairs), tuple(pairs), len(pairs), bulk
+        )
+        # Only plain values are remembered: they render the same every time. (str() of any
+        # other object may change between records.)
+        if all(t in _CACHEABLE_TYPES for t in block.types):
+            cache = self._field_blocks
+            if len(cache) >= _FIELD_BLOCKS_MAX:
+                cache.clear()
+            cache[values] = block
+        return block
 
     def _text(self, v: object) -> str:
         """Render any value as bounded, valid text (the SDK's ``_n`` made total)."""
@@ -1002,13 +1333,17 @@ class RecordMapper:
         d: dict[str, Any],
         fmt: logging.Formatter | Callable[[logging.LogRecord], str] | None,
         errors: list[str],
+        rendered: str | None = None,
     ) -> tuple[object, str | None, str | None, str | None]:
-        """Return (message, plain message or None, exception text, stack text)."""
+        """Return (message, plain message or None, exception text, stack text).
+
+        ``rendered`` is ``record.getMessage()`` when the caller already has it (fmt is None).
+        """
         fx: logging.Formatter = _DEFAULT_FORMATTER
         appendable = True  # we built the message, so we may append exc/stack to it
         plain: str | None
         if fmt is None:
-            plain = _get_message(record, errors)
+            plain = rendered if rendered is not None else _get_message(record, errors)
             message: object = plain
         elif isinstance(fmt, logging.Formatter) and type(fmt).format is _FORMATTER_FORMAT:
             # Formatter.format minus the exception/stack appending, via its own hooks.
@@ -1099,7 +1434,7 @@ class RecordMapper:
         tags = None if not tag_map else [[k, tag_map[k]] for k in sorted(tag_map)]
         return topic, source, tags
 
-    def _broken(self, record: object, exc: Exception) -> SpoolEntry:
+    def _broken(self, record: object, exc: Exception) -> EncodedRecord:
         """The minimal entry for a record that could not be read at all."""
         now = time.time_ns()
         try:
@@ -1107,14 +1442,10 @@ class RecordMapper:
             what = f"<unmappable record: {_type_name(record)}>"
         except Exception:
             note, what = "unknown error", "<unmappable record>"
-        return {
-            "time": now // _SECOND_NS,
-            "time_ns": now % _SECOND_NS,
-            "contents": [[self._message_key, what], [ERROR_KEY, note]],
-            "topic": self._topic,
-            "source": self._source,
-            "tags": [[k, v] for k, v in self._tags] or None,
-        }
+        sec, nsec = divmod(now, _SECOND_NS)
+        contents = encode_contents(((self._message_key, what), (ERROR_KEY, note)))
+        tags = [[k, v] for k, v in self._tags] or None
+        return EncodedRecord(log_field(sec, contents, nsec), sec, self._topic, self._source, tags)
 
 
 #: The keyword names :class:`RecordMapper` accepts (a handler can split its kwargs with it).

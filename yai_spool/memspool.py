@@ -22,7 +22,7 @@ What it does NOT give you (stated plainly, because it is the whole trade-off):
 Invariants:
 
 - Bounded: READY + LEASED records never exceed ``max_records`` / ``max_bytes`` (sizes are
-  the compact-JSON size of the entry, the unit the durable spool and ``batch_bytes`` use).
+  the stored log's size, the unit the durable spool and ``batch_bytes`` use).
   When full, ``when_full`` decides: ``drop_oldest`` evicts the oldest READY records (never
   LEASED ones), ``drop_newest`` refuses the new one, ``block`` waits up to ``block_timeout``
   for room and then refuses it (``full_timeout``). Every record that is not stored raises a
@@ -32,8 +32,8 @@ Invariants:
   picks the destination), a lease is settled by ack / release / dead_letter of ids still held
   by it (a stale or cancelled settle moves nothing), released records go back in id order
   with one more attempt, and an expired lease reverts at the next ``lease()``.
-- All state is behind one lock; ``append`` is O(1) plus one ``orjson.dumps`` (the entry is
-  kept as compact JSON text, as in the durable spool: sized exactly, and invisible to the
+- All state is behind one lock; ``append_log`` is O(1): the record is kept as its stored log
+  (``bytes``, as in the durable spool: sized exactly, ready to send, and invisible to the
   cyclic GC however long the queue grows). No I/O.
 - After ``fork()`` the child starts empty: the records it inherited belong to the parent,
   which ships them (shipping them from both would duplicate them).
@@ -52,8 +52,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import orjson
-
 from yai_spool.spool import (
     Batch,
     CheckpointResult,
@@ -67,7 +65,7 @@ from yai_spool.spool import (
     SpoolStats,
     WhenFull,
 )
-from yai_spool.spool.schema import decode_entry, encode_entry
+from yai_spool.spool.schema import CODEC_LOG, decode_stored, encode_stored
 
 __all__ = ["MemorySpool", "MemorySpoolConfig"]
 
@@ -85,7 +83,7 @@ class MemorySpoolConfig:
 
     Args:
         max_records: READY + LEASED records held at most.
-        max_bytes: their compact-JSON bytes at most.
+        max_bytes: their stored-log bytes at most.
         when_full: ``drop_oldest`` (default), ``drop_newest`` or ``block``.
         block_timeout: seconds ``append`` may wait for room with ``block``.
         max_record_bytes: one entry above this is dropped as ``too_large``.
@@ -113,13 +111,13 @@ class MemorySpoolConfig:
             raise ValueError(f"MemorySpoolConfig.block_timeout must be >= 0: {self.block_timeout}")
 
 
-# One queued record: [id, text, nbytes, enqueued_at, attempts]. A list, not an object: it is
-# built once per emit, and a list is the cheapest mutable record CPython has. The entry is
-# kept as its compact JSON text (the durable spool's row format): one str per record instead
-# of a dict of lists, so a queue of 100k records is not 100k+ objects for the cyclic GC to
-# walk (a full collection over them stalls every thread, the event loop included), and it
-# takes a fraction of the memory. Batches carry the texts; ShipCycle decodes them.
-_ID, _TEXT, _NBYTES, _AT, _ATTEMPTS = range(5)
+# One queued record: [id, data, nbytes, enqueued_at, attempts]. A list, not an object: it is
+# built once per emit, and a list is the cheapest mutable record CPython has. The record is
+# kept as its stored log (the durable spool's row format): one bytes object per record
+# instead of a dict of lists, so a queue of 100k records is not 100k+ objects for the cyclic
+# GC to walk (a full collection over them stalls every thread, the event loop included), and
+# it takes a fraction of the memory. Batches carry the stored logs, ready to send.
+_ID, _DATA, _NBYTES, _AT, _ATTEMPTS = range(5)
 _Rec = list
 
 
@@ -129,14 +127,6 @@ class _Lease:
     recs: dict[int, _Rec]
     until: float
 
-
-def _encode(entry: Mapping[str, Any]) -> tuple[str, int]:
-    """Compact JSON text of an entry and its UTF-8 size (the durable spool's row format)."""
-    try:
-        data = orjson.dumps(entry)
-    except orjson.JSONEncodeError:
-        return encode_entry(entry)  # lone surrogates / huge ints: the stdlib's escapes
-    return data.decode(), len(data)
 
 
 class MemorySpool:
@@ -192,35 +182,50 @@ class MemorySpool:
 
     # --- producers ------------------------------------------------------------------------
 
-    def append(self, entry: Mapping[str, Any], *, dest: str) -> None:
-        """Queue one entry, or raise a counted ``SpoolDropped`` (see the module invariants).
+    def append(self, entry: Mapping[str, Any], *, dest: str, **_: Any) -> None:
+        """Queue one entry (``{"time", "time_ns", "contents"}``); see :meth:`append_log`.
 
         Raises:
-            SpoolFull (drop_newest / full_timeout), SpoolRecordTooLarge, SpoolEncodeError:
-                not stored, already counted under ``exc.reason``.
+            as :meth:`append_log`, plus ``SpoolEncodeError`` (counted) when it cannot be encoded.
+        """
+        try:
+            data = encode_stored(entry)
+        except (TypeError, ValueError, KeyError, RecursionError) as exc:
+            self._count_drop(DropReason.ENCODE_ERROR)
+            raise SpoolEncodeError(f"entry cannot be stored: {exc}") from exc
+        self.append_log(data, dest=dest)
+
+    def append_log(self, data: bytes, *, dest: str, **_: Any) -> None:
+        """Queue one stored log, or raise a counted ``SpoolDropped`` (see the module invariants).
+
+        Keyword arguments of the durable spool's ``append_log`` (``log_time``, ``level``,
+        ``logger``) are accepted and ignored: nothing here filters on them.
+
+        Raises:
+            SpoolFull (drop_newest / full_timeout), SpoolRecordTooLarge: not stored, already
+                counted under ``exc.reason``.
             SpoolClosedError: the spool was closed (counted as ``closed``).
-            TypeError: ``dest`` is not a str.
+            TypeError: ``data`` is not bytes or ``dest`` is not a str.
         """
         if self._pid != os.getpid():
             self.reopen_after_fork()
-        if dest.__class__ is not str:
-            raise TypeError(f"dest must be a str, got {type(dest).__name__}")
-        try:
-            text, size = _encode(entry)
-        except (TypeError, ValueError, RecursionError) as exc:
-            self._count_drop(DropReason.ENCODE_ERROR)
-            raise SpoolEncodeError(f"entry is not JSON-serialisable: {exc}") from exc
+        if dest.__class__ is not str or data.__class__ is not bytes:
+            raise TypeError(
+                f"append_log needs bytes and a str dest, got {type(data).__name__}, "
+                f"{type(dest).__name__}"
+            )
+        size = len(data)
         config = self.config
         if size > config.max_record_bytes or size > config.max_bytes:
             self._count_drop(DropReason.TOO_LARGE)
-            raise SpoolRecordTooLarge(f"entry is {size} bytes, above {config.max_record_bytes}")
+            raise SpoolRecordTooLarge(f"record is {size} bytes, above {config.max_record_bytes}")
         with self._lock:
             if self._closed:
                 self._dropped[CLOSED] += 1
                 raise SpoolClosedError(f"{self.path} is closed")
             if self._rows >= config.max_records or self._bytes + size > config.max_bytes:
                 self._make_room(size)  # raises SpoolFull when the record is refused
-            rec: _Rec = [next(self._ids), text, size, self._clock(), 0]
+            rec: _Rec = [next(self._ids), data, size, self._clock(), 0]
             self._last_id = rec[_ID]
             queue = self._ready.get(dest)
             if queue is None:
@@ -340,7 +345,7 @@ class MemorySpool:
             oldest_enqueued_at=min(r[_AT] for r in recs),
             lease_until=until,
             enqueued_at=tuple(r[_AT] for r in recs),
-            texts=tuple(r[_TEXT] for r in recs),
+            logs=b"".join([r[_DATA] for r in recs]),
             sizes=tuple(r[_NBYTES] for r in recs),
         )
 
@@ -469,7 +474,7 @@ class MemorySpool:
                             id=next(self._dead_ids),
                             original_id=rec[_ID],
                             dest=dest,
-                            entry=decode_entry(rec[_TEXT]),
+                            entry=decode_stored(rec[_DATA], CODEC_LOG),
                             nbytes=rec[_NBYTES],
                             enqueued_at=rec[_AT],
                             attempts=rec[_ATTEMPTS] + 1 if attempts is None else attempts,

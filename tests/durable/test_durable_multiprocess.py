@@ -91,7 +91,8 @@ def run_forked(child: Callable[[], dict[str, Any]], timeout: float = 30.0) -> di
 
 
 def test_fork_after_the_handler_exists(emu: Emulator, spool_path: Path) -> None:
-    handler = make_handler(emu, spool_path, poll_interval=0.02)
+    # One request at a time, so "one flusher" is also "one connection" at the emulator.
+    handler = make_handler(emu, spool_path, poll_interval=0.02, max_in_flight=1)
     logger = make_logger("durable.fork", handler)
     for seq in range(100):
         logger.info("parent %d", seq, extra={"seq": seq})

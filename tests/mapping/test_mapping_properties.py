@@ -184,3 +184,74 @@ def test_truncation_respects_limit_and_boundaries(text: str, limit: int) -> None
         and text.encode("utf-8", "ignore").decode() == text
     ):
         assert value == text
+
+
+# --- the fast path (_encode_plain) gives exactly the reference path's bytes ------------------
+
+plain_text = st.one_of(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+    st.text(st.characters(codec="utf-8"), max_size=30),  # non-ASCII, no surrogates
+    st.text(max_size=10).map(lambda s: s * 500),  # past the fast-path length
+    any_text,  # lone surrogates: the reference path repairs them
+)
+plain_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    plain_text,
+    st.just(print),  # callables are skipped
+    st.just(b"bytes"),  # not plain: the reference path decides
+)
+plain_keys = st.one_of(
+    st.sampled_from(["order_id", "ms", "user", "name", "message", "lineno", "trace_id", "x-y"]),
+    st.text(st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=8),
+)
+plain_mappers = st.builds(
+    RecordMapper,
+    fields=st.one_of(st.none(), st.just(["level", "record_name"]), st.just([])),
+    extra=st.booleans(),
+    buildin_fields_prefix=st.sampled_from(["", "p_"]),
+    max_value_bytes=st.sampled_from([64, 1024 * 1024]),
+    max_entry_bytes=st.sampled_from([4096, 65536, 5 * 1024 * 1024]),
+    tags=st.one_of(st.none(), st.just({"z": "1", "a": "2"})),
+    topic=st.one_of(st.none(), st.just("t")),
+    context=st.booleans(),
+)
+
+
+@SETTINGS
+@given(
+    mapper=plain_mappers,
+    msg=plain_text,
+    extras=st.dictionaries(plain_keys, plain_values, max_size=6),
+    bound=st.dictionaries(plain_keys, plain_values, max_size=3),
+)
+def test_fast_path_equals_reference_path(
+    mapper: RecordMapper, msg: str, extras: dict[str, Any], bound: dict[str, Any]
+) -> None:
+    """Whenever _encode_plain answers, its bytes and overrides are the reference path's."""
+    extras = {k: v for k, v in extras.items() if k not in mapping._STANDARD_ATTRS}
+    record = make_record(msg.replace("%", "%%"), None, extra=extras)
+    with bind(**bound):
+        fast = mapper._encode_plain(record)
+        reference = mapper._encode(record, None)
+        public = mapper.encode(record)
+    if isinstance(fast, mapping.EncodedRecord):
+        assert fast == reference
+    assert public == reference
+
+
+def test_fast_path_is_taken_for_a_typical_record() -> None:
+    """The fast path must not silently decline the common case (it would only cost speed)."""
+    mapper = RecordMapper()
+    record = make_record("user %s paid %d EUR", ("u-1", 12), extra={"order_id": "o-1", "ms": 1.5})
+    with bind(trace_id="0af7651916cd43dd8448eb211c80319c"):
+        fast = mapper._encode_plain(record)
+        assert isinstance(fast, mapping.EncodedRecord)
+        assert fast == mapper._encode(record, None)
+    entry = fast.entry()
+    assert entry["contents"][0] == ["message", "user u-1 paid 12 EUR"]
+    assert ["order_id", "o-1"] in entry["contents"]
+    assert ["ms", "1.5"] in entry["contents"]
+    assert ["trace_id", "0af7651916cd43dd8448eb211c80319c"] in entry["contents"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -53,7 +52,7 @@ def test_append_lease_ack_roundtrip(spool: Spool, clock: FakeClock) -> None:
     assert batch.attempts == (0,) * 5
     assert batch.oldest_enqueued_at == clock.now
     assert batch.lease_until == clock.now + 30
-    assert batch.nbytes == sum(len(spool_json(e)) for e in batch.entries)
+    assert batch.nbytes == sum(len(stored(e)) for e in batch.entries)
     assert spool.lease(10, 1 << 20, lease_seconds=30) is None  # everything is leased
     assert spool.ack(batch, request_id="req-1") == 5
     stats = spool.stats()
@@ -64,10 +63,11 @@ def test_append_lease_ack_roundtrip(spool: Spool, clock: FakeClock) -> None:
     assert stats.active_leases == 0
 
 
-def spool_json(e: dict) -> str:
-    from yai_spool.spool.schema import encode_entry
+def stored(e: dict) -> bytes:
+    """What the spool stores for an entry: its stored log (the size unit of nbytes)."""
+    from yai_spool.spool.schema import encode_stored
 
-    return encode_entry(e)[0]
+    return encode_stored(e)
 
 
 def test_lease_is_fifo_per_destination_of_the_oldest_ready(spool: Spool) -> None:
@@ -88,7 +88,7 @@ def test_lease_respects_count_and_bytes_but_returns_at_least_one(spool: Spool) -
     big = spool.lease(10, 1000, lease_seconds=30)
     assert big is not None
     assert [seq_of(e) for e in big.entries] == [0]  # alone larger than max_bytes: still leased
-    one_size = len(spool_json(entry(1, pad=100)))
+    one_size = len(stored(entry(1, pad=100)))
     by_bytes = spool.lease(10, 2 * one_size + 1, lease_seconds=30)
     assert by_bytes is not None
     assert [seq_of(e) for e in by_bytes.entries] == [1, 2]
@@ -236,7 +236,7 @@ def test_counters_survive_reopen(tmp_path: Path, clock: FakeClock) -> None:
         s.record_error(code="WriteQuotaExceed", message="quota", request_id="q", throttled=True)
         s.record_delivery(request_id="extra", records=0)
         with pytest.raises(SpoolEncodeError):
-            s.append({"bad": {1, 2}}, dest="d")
+            s.append({"time": 1, "contents": [["k", {1, 2}]]}, dest="d")
     with Spool(path, clock=clock) as s:
         stats = s.stats()
         assert (stats.appended, stats.delivered, stats.throttled) == (3, 1, 1)
@@ -249,10 +249,9 @@ def test_counters_survive_reopen(tmp_path: Path, clock: FakeClock) -> None:
 
 def test_drops_before_storage_are_typed_and_counted(tmp_path: Path) -> None:
     with Spool(tmp_path / "s.db", SpoolConfig(max_record_bytes=500)) as s:
-        # NaN is not JSON: orjson writes null (a defined, documented result, not a drop).
-        s.append({"v": math.nan}, dest="d")
+        s.append(entry(0), dest="d")
         with pytest.raises(SpoolEncodeError) as enc:
-            s.append({"v": object()}, dest="d")
+            s.append({"time": 1, "contents": [["v", object()]]}, dest="d")
         assert enc.value.reason == "encode_error"
         assert isinstance(enc.value, ValueError)
         with pytest.raises(SpoolRecordTooLarge) as big:
@@ -264,32 +263,33 @@ def test_drops_before_storage_are_typed_and_counted(tmp_path: Path) -> None:
             s.append(entry(2), dest="bad\udcffdest")
         with pytest.raises(TypeError):
             s.append(entry(3), dest=b"bytes")  # type: ignore[arg-type]
-        loop: dict = {}
-        loop["self"] = loop
         with pytest.raises(SpoolEncodeError):
-            s.append(loop, dest="d")
+            s.append({"contents": [["k", "no time"]]}, dest="d")
+        with pytest.raises(SpoolEncodeError):  # not valid UTF-8 text: the mapper never writes it
+            s.append({"time": 1, "contents": [["k", "lone \udcff"]]}, dest="d")
+        with pytest.raises(SpoolEncodeError):
+            s.append({"time": 2**32, "contents": [["k", "v"]]}, dest="d")
         stats = s.stats()
-        assert stats.dropped == {"encode_error": 3, "too_large": 1}
+        assert stats.dropped == {"encode_error": 5, "too_large": 1}
         assert stats.appended == 1
         batch = s.lease(10, 10_000, lease_seconds=60)
         assert batch is not None
-        assert batch.entries == ({"v": None},)
+        assert batch.entries == (entry(0),)
 
 
-def test_non_utf8_text_survives_as_escapes(spool: Spool) -> None:
-    weird = {"contents": [["k", "caf\u00e9 \u4e2d\u6587 \udcff"]]}
+def test_non_ascii_text_survives_exactly(spool: Spool) -> None:
+    weird = {"time": 5, "time_ns": 7, "contents": [["k", "caf\u00e9 \u4e2d\u6587 \u2603"]]}
     spool.append(weird, dest="d")
-    spool.append({"contents": [["k", "\u4e2d"]]}, dest="d")
+    spool.append({"time": 6, "time_ns": 0, "contents": [["k", "\u4e2d"]]}, dest="d")
     batch = lease_all(spool)
-    assert batch.entries == (weird, {"contents": [["k", "\u4e2d"]]})
-    assert batch.nbytes == len(spool_json(weird).encode()) + len(
-        '{"contents":[["k","中"]]}'.encode()
-    )
+    assert batch.entries == (weird, {"time": 6, "time_ns": 0, "contents": [["k", "\u4e2d"]]})
+    assert batch.nbytes == len(stored(weird)) + len(stored(batch.entries[1]))
+    assert batch.logs == stored(weird) + stored(batch.entries[1])
 
 
 def test_append_many_is_one_call_with_individual_drops(spool: Spool) -> None:
-    stored = spool.append_many([entry(0), {"bad": object()}, entry(2)], dest="d")
-    assert stored == 2
+    count = spool.append_many([entry(0), {"bad": object()}, entry(2)], dest="d")
+    assert count == 2
     assert [seq_of(e) for e in lease_all(spool).entries] == [0, 2]
     assert spool.stats().dropped == {"encode_error": 1}
     assert spool.append_many([], dest="d") == 0

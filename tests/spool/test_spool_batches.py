@@ -13,13 +13,12 @@ import dataclasses
 import subprocess
 from pathlib import Path
 
-import orjson
 import pytest
 from spool_support import FakeClock, entry, kill_quietly, seq_of, start_child
 
 from yai_spool.spool import Batch, Spool, SpoolConfig
 from yai_spool.spool.files import open_lock, quarantine
-from yai_spool.spool.schema import encode_entry
+from yai_spool.spool.schema import encode_stored
 
 
 @pytest.fixture
@@ -71,16 +70,19 @@ def test_a_big_lease_is_one_batch_marked_in_short_transactions(
         assert spool._book == {}  # the settled lease is forgotten
 
 
-def test_texts_sizes_and_lazy_entries(tmp_path: Path, clock: FakeClock) -> None:
+def test_stored_logs_sizes_and_lazy_entries(tmp_path: Path, clock: FakeClock) -> None:
     with _spool(tmp_path, clock) as spool:
         entries = [entry(i, pad=i) for i in range(5)]
         for e in entries:
             spool.append(e, dest="d")
         batch = spool.lease(10, 1 << 20, lease_seconds=30)
         assert batch is not None
-        assert batch.texts == tuple(encode_entry(e)[0] for e in entries)
-        assert batch.sizes == tuple(encode_entry(e)[1] for e in entries)
-        assert batch.nbytes == sum(batch.sizes)
+        # The batch carries the stored logs as one body, ready to send: nothing re-encoded.
+        assert batch.logs == b"".join(encode_stored(e) for e in entries)
+        assert batch.sizes == tuple(len(encode_stored(e)) for e in entries)
+        assert batch.log_sizes == batch.sizes
+        assert batch.nbytes == sum(batch.sizes) == len(batch.logs)
+        assert [batch.log_of(i) for i in range(5)] == [encode_stored(e) for e in entries]
         assert list(batch.iter_entries()) == entries  # streamed: decoded one at a time
         assert batch._entries is None  # ... and nothing kept
         assert list(batch.entries) == entries  # decoded on first access, then kept
@@ -104,12 +106,13 @@ def test_parts_of_a_batch(tmp_path: Path, clock: FakeClock) -> None:
             batch.lease_until,
         )
         assert half.ids == batch.ids[3:]
-        assert half.texts == batch.texts[3:]  # type: ignore[index]
+        assert half.logs == b"".join(batch.log_of(i) for i in range(3, 6))
         assert half.nbytes == sum(batch.sizes[3:])  # type: ignore[index]
         assert half.oldest_enqueued_at == batch.enqueued_at[3]
         assert [seq_of(e) for e in half.entries] == [3, 4, 5]
         picked = batch.select([4, 0])
         assert picked.ids == (batch.ids[4], batch.ids[0])
+        assert picked.logs == batch.log_of(4) + batch.log_of(0)
         assert picked.attempts == (0, 0)
         assert len(batch[10:]) == 0
         with pytest.raises(TypeError):
@@ -124,19 +127,22 @@ def test_parts_of_a_batch(tmp_path: Path, clock: FakeClock) -> None:
         assert spool.ack(batch) == 1  # only what the lease still holds
 
 
-def test_a_batch_built_from_entries_without_texts() -> None:
-    """The form MemorySpool uses: live entries, no stored texts or sizes."""
+def test_a_batch_built_from_entries() -> None:
+    """A batch of live entries (no stored logs) encodes its logs on first access."""
     entries = (entry(0), entry(1, pad=10))
     batch = Batch("t", "d", (1, 2), entries, (0, 0), 99, 1.0, 2.0, (1.0, 1.5))
-    assert batch.texts is None
     assert batch.sizes is None
     assert list(batch.iter_entries()) == list(entries)
-    assert batch[1:].nbytes == len(orjson.dumps(entries[1]))
+    assert batch[1:].nbytes == len(encode_stored(entries[1]))
     assert batch[:].nbytes == 99
+    assert batch.logs == encode_stored(entries[0]) + encode_stored(entries[1])
+    assert batch.log_sizes == (len(encode_stored(entries[0])), len(encode_stored(entries[1])))
     with pytest.raises(TypeError):
         Batch("t", "d", (1,))
     with pytest.raises(ValueError, match="aligned"):
-        Batch("t", "d", (1, 2), texts=("{}",))
+        Batch("t", "d", (1, 2), logs=b"\x0a\x00", sizes=(2,))
+    with pytest.raises(ValueError, match="add up"):
+        Batch("t", "d", (1,), logs=b"\x0a\x00", sizes=(3,))
 
 
 def test_settling_by_range_stays_exact_when_parts_moved_before(
@@ -146,7 +152,7 @@ def test_settling_by_range_stays_exact_when_parts_moved_before(
         size = {}
         for i in range(60):
             spool.append(entry(i, pad=i % 7), dest="b" if i % 5 == 4 else "a")
-            size[i + 1] = encode_entry(entry(i, pad=i % 7))[1]  # ids are 1, 2, ...
+            size[i + 1] = len(encode_stored(entry(i, pad=i % 7)))  # ids are 1, 2, ...
         batch = spool.lease(40, 1 << 20, lease_seconds=30)
         assert batch is not None
         assert len(batch) == 40
@@ -207,10 +213,15 @@ from yai_spool.spool import Spool, SpoolConfig
 spool = Spool(sys.argv[1], SpoolConfig(max_txn_rows=8))
 stop = threading.Event()
 
+
+def entry(seq, pad=0):
+    return {"time": 1_700_000_000, "contents": [["seq", str(seq)], ["message", "x" * pad]]}
+
+
 def busy():
     i = 0
     while not stop.is_set():
-        spool.append({"seq": i, "pad": "x" * 200}, dest="d")
+        spool.append(entry(i, pad=200), dest="d")
         i += 1
         if i % 50 == 0:
             batch = spool.lease(64, 1 << 20, lease_seconds=30)
@@ -223,7 +234,7 @@ for t in threads:
 for n in range(30):
     pid = os.fork()
     if pid == 0:
-        spool.append({"seq": -1, "child": n}, dest="d")  # first SQLite call of the child
+        spool.append(entry(-n - 1), dest="d")  # first SQLite call of the child
         os._exit(0)
     deadline = time.monotonic() + 30
     while True:

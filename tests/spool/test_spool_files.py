@@ -202,7 +202,8 @@ def test_migration_hook_upgrades_in_the_open_transaction(tmp_path: Path) -> None
             c.execute(f"ALTER TABLE {QUEUE_TABLE} ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
 
         conn.execute("BEGIN IMMEDIATE")
-        assert ensure_schema(conn, 0.0, {1: add_priority}, target=SCHEMA_VERSION + 1) == 1
+        migrations = {SCHEMA_VERSION: add_priority}
+        assert ensure_schema(conn, 0.0, migrations, target=SCHEMA_VERSION + 1) == SCHEMA_VERSION
         conn.execute("COMMIT")
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
         columns = [r[1] for r in conn.execute(f"PRAGMA table_info({QUEUE_TABLE})")]

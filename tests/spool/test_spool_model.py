@@ -27,7 +27,7 @@ from hypothesis.stateful import (
 from spool_support import FakeClock, crash
 
 from yai_spool.spool import Batch, Spool, SpoolConfig, SpoolFull, SpoolRecordTooLarge, WhenFull
-from yai_spool.spool.schema import encode_entry
+from yai_spool.spool.schema import encode_stored
 
 DESTS = ("a", "b", "c")
 ERRORS = ("E1", "E2")
@@ -46,7 +46,11 @@ class Row:
 
 
 def payload(seq: int, pad: int) -> dict:
-    return {"seq": seq, "pad": "y" * pad}
+    return {"time": 1, "contents": [["seq", str(seq)], ["pad", "y" * pad]]}
+
+
+def seq_of(e: dict[str, Any]) -> int:
+    return int(dict(e["contents"])["seq"])
 
 
 class SpoolModel(RuleBasedStateMachine):
@@ -162,7 +166,7 @@ class SpoolModel(RuleBasedStateMachine):
         seq = self.next_seq
         self.next_seq += 1
         entry = payload(seq, pad)
-        nbytes = encode_entry(entry)[1]
+        nbytes = len(encode_stored(entry))
         expect_stored = self.model_append(seq, dest, nbytes)
         reason = None
         try:
@@ -200,13 +204,13 @@ class SpoolModel(RuleBasedStateMachine):
             assert batch is None
             return None
         assert batch is not None
-        assert [e["seq"] for e in batch.entries] == [r.seq for r in expected]
+        assert [seq_of(e) for e in batch.entries] == [r.seq for r in expected]
         assert batch.dest == expected[0].dest
         assert list(batch.attempts) == [r.attempts for r in expected]
         assert batch.nbytes == sum(r.nbytes for r in expected)
         assert batch.sizes == tuple(r.nbytes for r in expected)
-        assert batch.texts is not None
-        assert [len(t.encode()) for t in batch.texts] == list(batch.sizes)
+        assert batch.log_sizes == batch.sizes
+        assert len(batch.logs) == sum(batch.sizes)
         for row in expected:
             row.token, row.owner, row.until = batch.token, self.instance, now + ttl
         return batch, self.instance
@@ -222,7 +226,7 @@ class SpoolModel(RuleBasedStateMachine):
         batch = self._live_batch(item)
         if batch is None:
             return
-        seqs = {e["seq"] for e in batch.entries}
+        seqs = {seq_of(e) for e in batch.entries}
         owned = self.leased_by(None if by_ids else batch.token, self.instance, seqs)
         assert self.spool is not None
         n = self.spool.ack(list(batch.ids) if by_ids else batch)
@@ -236,7 +240,7 @@ class SpoolModel(RuleBasedStateMachine):
         batch = self._live_batch(item)
         if batch is None:
             return
-        owned = self.leased_by(batch.token, None, {e["seq"] for e in batch.entries})
+        owned = self.leased_by(batch.token, None, {seq_of(e) for e in batch.entries})
         assert self.spool is not None
         assert self.spool.release(batch, error_code="Retry") == len(owned)
         for row in owned:
@@ -248,7 +252,7 @@ class SpoolModel(RuleBasedStateMachine):
         if batch is None:
             return
         owned = sorted(
-            self.leased_by(batch.token, None, {e["seq"] for e in batch.entries}),
+            self.leased_by(batch.token, None, {seq_of(e) for e in batch.entries}),
             key=lambda r: r.pos,
         )
         assert self.spool is not None
@@ -272,7 +276,7 @@ class SpoolModel(RuleBasedStateMachine):
         if batch is None:
             return
         part = batch.select(p for p in positions if p < len(batch))
-        seqs = {e["seq"] for e in part.entries}
+        seqs = {seq_of(e) for e in part.entries}
         assert part.token == batch.token
         assert part.nbytes == sum(part.sizes or ())
         owned = sorted(self.leased_by(batch.token, None, seqs), key=lambda r: r.pos)
@@ -350,10 +354,10 @@ class SpoolModel(RuleBasedStateMachine):
         assert store is not None
         rows = store.queue()
         model_rows = sorted(self.rows.values(), key=lambda r: r.pos)
-        assert [r["data"]["seq"] for r in rows] == [r.seq for r in model_rows]
+        assert [seq_of(r["data"]) for r in rows] == [r.seq for r in model_rows]
         assert [r["status"] == 2 for r in rows] == [r.token is not None for r in model_rows]
         dead = self.spool.dead_letters(limit=10_000)
-        assert [(d.entry["seq"], d.attempts, d.error_code) for d in dead] == [
+        assert [(seq_of(d.entry), d.attempts, d.error_code) for d in dead] == [
             (r.seq, r.attempts, c) for r, c in self.dead
         ]
 

@@ -22,7 +22,9 @@ spool = Spool(path, SpoolConfig(synchronous=sync, integrity_check="none"))
 os.write(1, b"ready\\n")
 i = start
 while i != limit:
-    spool.append({"seq": i, "pad": "x" * (i % 300)}, dest=dest)
+    spool.append(
+        {"time": 1, "contents": [["seq", str(i)], ["pad", "x" * (i % 300)]]}, dest=dest
+    )
     os.write(1, b"%d\\n" % i)  # only after append returned: this seq is acknowledged
     i += 1
 spool.close()
@@ -35,7 +37,7 @@ def all_rows(path: Path) -> list[tuple[int, str, int]]:
     ro = Spool.open_readonly(path)
     try:
         assert ro._store is not None
-        return [(r["id"], "", int(r["data"]["seq"])) for r in ro._store.queue()]
+        return [(r["id"], "", int(dict(r["data"]["contents"])["seq"])) for r in ro._store.queue()]
     finally:
         ro.close()
 
@@ -96,7 +98,7 @@ def test_two_processes_append_concurrently(tmp_path: Path) -> None:
     with Spool(path) as s:
         seen: dict[str, list[int]] = {"w1": [], "w2": []}
         while (batch := s.lease(1000, 1 << 22, lease_seconds=30)) is not None:
-            seen[batch.dest] += [e["seq"] for e in batch.entries]
+            seen[batch.dest] += [int(dict(e["contents"])["seq"]) for e in batch.entries]
             s.ack(batch)
         assert seen == {"w1": list(range(n)), "w2": list(range(n))}  # all, each in order
         assert s.stats().appended == 2 * n
@@ -107,7 +109,7 @@ import os, sys
 from yai_spool.spool import Spool
 spool = Spool(sys.argv[1])
 for i in range(5):
-    spool.append({"seq": i}, dest="d")
+    spool.append({"time": 1, "contents": [["seq", str(i)]]}, dest="d")
 assert spool.acquire_flusher()
 batch = spool.lease(100, 1 << 20, lease_seconds=3600)
 os.write(1, b"locked %d\\n" % len(batch))
@@ -153,14 +155,14 @@ import os, sys
 from yai_spool.spool import Spool, FlusherLock
 spool = Spool(sys.argv[1])
 assert spool.acquire_flusher()
-spool.append({"seq": 0, "who": "parent"}, dest="d")
+spool.append({"time": 1, "contents": [["seq", "0"], ["who", "parent"]]}, dest="d")
 pid = os.fork()
 if pid == 0:
     try:
         assert not spool.is_flusher            # the lock stays the parent's
         assert not spool.acquire_flusher()
         for i in range(1, 101):
-            spool.append({"seq": i, "who": "child"}, dest="d")  # new connection, new owner
+            spool.append({"time": 1, "contents": [["seq", str(i)], ["who", "child"]]}, dest="d")  # new connection, new owner
         assert spool.stats().ready_records == 101
         code = 0
     except BaseException as exc:
@@ -171,9 +173,9 @@ _, status = os.waitpid(pid, 0)
 assert os.waitstatus_to_exitcode(status) == 0, status
 assert spool.is_flusher and FlusherLock(sys.argv[1]).holder_pid() == os.getpid()
 for i in range(101, 151):
-    spool.append({"seq": i, "who": "parent"}, dest="d")   # the parent's connection still works
+    spool.append({"time": 1, "contents": [["seq", str(i)], ["who", "parent"]]}, dest="d")   # the parent's connection still works
 batch = spool.lease(1000, 1 << 22, lease_seconds=30)
-assert [e["seq"] for e in batch.entries] == list(range(151)), batch.ids
+assert [int(dict(e["contents"])["seq"]) for e in batch.entries] == list(range(151)), batch.ids
 assert spool.ack(batch) == 151
 check = spool._store.conn.execute("PRAGMA quick_check").fetchall()
 assert check == [("ok",)], check

@@ -40,7 +40,7 @@ from yai_spool.credentials import CredentialsProvider, resolve_credentials
 from yai_spool.destination import encode_dest
 from yai_spool.errors import ConfigError
 from yai_spool.flusher import in_flusher_thread
-from yai_spool.mapping import RecordMapper
+from yai_spool.mapping import EncodedRecord, RecordMapper
 from yai_spool.request import validate_logstore, validate_project
 from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
 
@@ -98,7 +98,7 @@ def is_shipping_path(record: logging.LogRecord) -> bool:
 
 
 class Router:
-    """``LogRecord`` -> ``(entry, dest)``: the mapping and destination rules of every handler.
+    """``LogRecord`` -> ``(encoded record, dest)``: mapping and destination rules of every handler.
 
     Args:
         project, logstore: the destination (validated: ``ConfigError`` names the rule).
@@ -132,18 +132,14 @@ class Router:
 
     def split(
         self, record: logging.LogRecord, formatter: logging.Formatter | None
-    ) -> tuple[dict[str, Any], tuple[str, str, tuple[tuple[str, str], ...]] | None]:
-        """The entry and its (topic, source, tags), or None when they are the defaults."""
-        entry: dict[str, Any] = self.mapper.map(record, formatter)  # type: ignore[assignment]
-        topic, source, tags = (
-            entry.pop("topic", None),
-            entry.pop("source", None),
-            entry.pop("tags", None),
-        )
+    ) -> tuple[EncodedRecord, tuple[str, str, tuple[tuple[str, str], ...]] | None]:
+        """The encoded record and its (topic, source, tags), or None when they are the defaults."""
+        encoded = self.mapper.encode(record, formatter)
+        topic, source, tags = encoded.topic, encoded.source, encoded.tags
         if topic is None and source is None and tags is None:
-            return entry, None
+            return encoded, None
         d_topic, d_source, d_tags = self.defaults
-        return entry, (
+        return encoded, (
             d_topic if topic is None else topic,
             d_source if source is None else source,
             d_tags if tags is None else _merge_tags(d_tags, tags),
@@ -151,12 +147,12 @@ class Router:
 
     def route(
         self, record: logging.LogRecord, formatter: logging.Formatter | None
-    ) -> tuple[dict[str, Any], str]:
-        """The entry and the destination key the spool groups it by."""
-        entry, override = self.split(record, formatter)
+    ) -> tuple[EncodedRecord, str]:
+        """The encoded record and the destination key the spool groups it by."""
+        encoded, override = self.split(record, formatter)
         if override is None:
-            return entry, self.dest
-        return entry, encode_dest(self.project, self.logstore, *override)
+            return encoded, self.dest
+        return encoded, encode_dest(self.project, self.logstore, *override)
 
 
 def _merge_tags(

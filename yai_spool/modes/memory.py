@@ -237,8 +237,8 @@ class MemoryQueueHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            entry, dest = self._router.route(record, self.formatter)
-            self.spool.append(entry, dest=dest)
+            encoded, dest = self._router.route(record, self.formatter)
+            self.spool.append_log(encoded.data, dest=dest)
         except SpoolDropped as exc:
             self._reporter.report(exc.reason, exc)  # already counted in the queue
             return

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from yai_spool.credentials import CredentialsProvider
-from yai_spool.encoding import encode_entries
+from yai_spool.encoding import join_logs
 from yai_spool.errors import Outcome, SLSError, classify_exception
 from yai_spool.flusher import Sender
 from yai_spool.modes.core import ClientOptions, Router, as_retry, is_shipping_path
@@ -172,9 +172,9 @@ class SyncSLSHandler(logging.Handler):
             self._counts["dropped_backoff"] += 1
             return
         try:
-            entry, override = self._router.split(record, self.formatter)
+            encoded, override = self._router.split(record, self.formatter)
             topic, source, tags = self._router.defaults if override is None else override
-            raw = encode_entries([entry], topic, source, tags)
+            raw = join_logs(encoded.data, topic, source, tags)
             sender = self._sender or self._open()
         except Exception:
             self._counts["failed_local"] += 1

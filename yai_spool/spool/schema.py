@@ -1,7 +1,17 @@
-"""Schema, versioning and the record codec of the spool file.
+"""Schema, versioning and the record codecs of the spool file.
 
-Owns: every ``CREATE`` statement, ``PRAGMA user_version`` (the schema version) and the migration
-hook, and the JSON codec of records. Nothing else in the package issues DDL.
+Owns: every ``CREATE`` statement, ``PRAGMA user_version`` (the schema version), the migrations,
+and the codecs of stored records. Nothing else in the package issues DDL.
+
+Stored records (the ``data`` column, ``codec`` says which):
+
+- ``CODEC_LOG`` (1, schema v2): the record as the bytes of one ``LogGroup.Logs`` field, ready
+  to send: a PutLogs body is these bytes concatenated plus a trailer, so the drain decodes and
+  encodes nothing (``encoding.join_logs``). ``log_time``/``level``/``logger`` repeat the few
+  plain facts the CLI filters on.
+- ``CODEC_JSON`` (0): compact JSON text of the entry, written by schema v1 (yai-spool 0.1).
+  Never written any more; such rows are read, shipped and shown like the others (converted
+  when leased), so an upgraded spool keeps its backlog.
 
 Invariants:
 
@@ -11,7 +21,11 @@ Invariants:
   (``MIGRATIONS[v]`` upgrades v -> v + 1), so a crash mid-upgrade leaves the old version intact.
 - ``user_version > SCHEMA_VERSION`` or foreign tables: refused with ``SpoolSchemaError``; the file
   is never modified (it may belong to a newer yai-spool, or not be a spool at all).
-- Records are JSON text (UTF-8, never pickle: a spool must not be able to execute code when read).
+- Records are protobuf bytes or JSON text, never pickle: a spool must not be able to execute
+  code when read.
+- v1 -> v2 adds columns only (``ALTER TABLE ... ADD COLUMN``, O(1), no row is rewritten): a
+  1M-record v1 spool upgrades in one short transaction, and a process of the previous release
+  still appending to the file meanwhile writes JSON rows (``codec`` 0) that ship correctly.
 """
 
 from __future__ import annotations
@@ -24,24 +38,33 @@ from typing import Any, Final
 import orjson
 from persistqueue.sqlackqueue import AckStatus
 
+from yai_spool.encoding import decode_log_field, encode_entry_log
 from yai_spool.spool.exceptions import SpoolSchemaError
 
 __all__ = [
+    "CODEC_JSON",
+    "CODEC_LOG",
     "LEASED",
     "MIGRATIONS",
     "QUEUE_TABLE",
     "READY",
     "SCHEMA_VERSION",
-    "JsonSerializer",
+    "StoredSerializer",
     "check_compatible",
     "decode_entries",
     "decode_entry",
+    "decode_stored",
     "encode_entry",
+    "encode_stored",
     "ensure_schema",
     "read_schema_version",
+    "sniff_codec",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+
+CODEC_JSON: Final = 0  # schema v1 rows: compact JSON text of the entry
+CODEC_LOG: Final = 1  # schema v2 rows: one LogGroup.Logs field (see the module docstring)
 
 # persist-queue names its table ``ack_queue_<name>``; the spool uses name="spool".
 QUEUE_TABLE: Final = "ack_queue_spool"
@@ -63,7 +86,7 @@ LEASED: Final = int(AckStatus.unack)  # 2
 QUEUE_DDL: Final = f"""
 CREATE TABLE {QUEUE_TABLE} (
     _id INTEGER PRIMARY KEY,
-    data BLOB NOT NULL,          -- JSON text of the entry (TEXT storage class)
+    data BLOB NOT NULL,          -- the stored record (codec: protobuf Logs field / JSON text)
     timestamp FLOAT NOT NULL,    -- enqueued_at, unix seconds
     status INTEGER NOT NULL,     -- 1 READY, 2 LEASED (persist-queue AckStatus ready/unack)
     dest TEXT NOT NULL,          -- opaque destination key chosen by the writer
@@ -72,7 +95,12 @@ CREATE TABLE {QUEUE_TABLE} (
     owner TEXT,                  -- lease token while LEASED, else NULL
     err_code TEXT,
     err_message TEXT,
-    err_request_id TEXT
+    err_request_id TEXT,
+    -- v2 (added at the end, where ALTER TABLE puts them in an upgraded v1 file)
+    codec INTEGER NOT NULL DEFAULT 0,
+    log_time INTEGER,            -- the record's unix second (NULL in v1 rows)
+    level TEXT,                  -- levelname
+    logger TEXT                  -- logger name
 )"""
 
 _DDL: Final = (
@@ -89,7 +117,11 @@ _DDL: Final = (
         err_code TEXT,
         err_message TEXT,
         err_request_id TEXT,
-        dead_at FLOAT NOT NULL
+        dead_at FLOAT NOT NULL,
+        codec INTEGER NOT NULL DEFAULT 0,
+        log_time INTEGER,
+        level TEXT,
+        logger TEXT
     )""",
     # One row per outstanding lease: expiry and foreign-lease recovery read this small table
     # and then touch only [lo, hi] of the queue, never scan it.
@@ -133,9 +165,25 @@ _OUR_TABLES: Final = frozenset(
     {QUEUE_TABLE, "dead_letters", "leases", "accounting", "counters", "meta", "events"}
 )
 
+# Columns schema v2 added to both record tables (v1 files get them by ALTER TABLE).
+_V2_COLUMNS: Final = (
+    "codec INTEGER NOT NULL DEFAULT 0",
+    "log_time INTEGER",
+    "level TEXT",
+    "logger TEXT",
+)
+
+
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Add the v2 columns; every existing row keeps its JSON data (``codec`` 0)."""
+    for table in (QUEUE_TABLE, "dead_letters"):
+        for column in _V2_COLUMNS:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
 # MIGRATIONS[v] upgrades a file from version v to v + 1, inside the open's write transaction.
-# Empty while SCHEMA_VERSION == 1; add entries, never edit released ones.
-MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {}
+# Add entries, never edit released ones.
+MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {1: _v1_to_v2}
 
 
 def read_schema_version(conn: sqlite3.Connection) -> int:
@@ -281,13 +329,62 @@ def decode_entries(texts: Sequence[str]) -> list[Any]:
     return out
 
 
-class JsonSerializer:
-    """persist-queue serializer protocol (``dumps``/``loads``) over our codec, for its readers."""
+def encode_stored(entry: Mapping[str, Any]) -> bytes:
+    """The ``CODEC_LOG`` bytes of an entry (``{"time", "time_ns", "contents"}``).
+
+    Raises:
+        EncodeError (a ValueError): the entry cannot be encoded (the caller counts it).
+    """
+    return encode_entry_log(entry)
+
+
+def decode_stored(data: str | bytes, codec: int) -> dict[str, Any]:
+    """A stored record back as an entry ``{"time", "time_ns", "contents": [[k, v], ...]}``.
+
+    Values come back as text (the mapper only stores valid UTF-8; anything else is shown
+    with backslash escapes). Raises ValueError if the record cannot be decoded.
+    """
+    if codec == CODEC_JSON:
+        return decode_entry(data)  # type: ignore[no-any-return]
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
+    log = decode_log_field(raw)
+    return {
+        "time": log.time,
+        "time_ns": log.time_ns if log.time_ns is not None else 0,
+        "contents": [[k, _text(v)] for k, v in log.contents],
+    }
+
+
+def _text(value: str | bytes) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("utf-8", "backslashreplace")
+
+
+def sniff_codec(data: str | bytes) -> int:
+    """The codec of a stored record read without its ``codec`` column (persist-queue readers).
+
+    JSON entries start with ``{``; stored logs with the Logs tag ``0x0a``.
+    """
+    if isinstance(data, bytes) and data[:1] == b"\x0a":
+        return CODEC_LOG
+    return CODEC_JSON
+
+
+class StoredSerializer:
+    """persist-queue serializer protocol (``dumps``/``loads``) over the stored-record codecs.
+
+    Only persist-queue's stock readers (``queue()``) use it: ``loads`` decodes either codec;
+    ``dumps`` writes ``CODEC_LOG`` bytes (the spool never writes through persist-queue).
+    """
 
     @staticmethod
-    def dumps(value: Any) -> str:
-        return encode_entry(value)[0]
+    def dumps(value: Any) -> bytes:
+        return encode_stored(value)
 
     @staticmethod
     def loads(value: str | bytes) -> Any:
-        return decode_entry(value)
+        return decode_stored(value, sniff_codec(value))

@@ -32,10 +32,11 @@ from typing import Any, Final, NoReturn
 from persistqueue.sqlackqueue import SQLiteAckQueue
 
 from yai_spool.spool.schema import (
+    CODEC_LOG,
     LEASED,
     QUEUE_TABLE,
     READY,
-    JsonSerializer,
+    StoredSerializer,
     check_compatible,
     ensure_schema,
     read_schema_version,
@@ -45,8 +46,11 @@ __all__ = ["Acct", "CorruptFileError", "SpoolQueue", "connect", "keep_forever", 
 
 Q: Final = QUEUE_TABLE
 _INSERT: Final = (
-    f"INSERT INTO {Q} (data, timestamp, status, dest, nbytes) VALUES (?, ?, {READY}, ?, ?)"
+    f"INSERT INTO {Q} (data, timestamp, status, dest, nbytes, codec, log_time, level, logger) "
+    f"VALUES (?, ?, {READY}, ?, ?, {CODEC_LOG}, ?, ?, ?)"
 )
+# One row to insert: (data, enqueued_at, dest, nbytes, log_time, level, logger).
+Row = tuple[bytes, float, str, int, int | None, str | None, str | None]
 _IDS: Final = "_id IN (SELECT value FROM json_each(?))"
 
 
@@ -205,7 +209,7 @@ class SpoolQueue(SQLiteAckQueue):
             name="spool",
             multithreading=True,
             timeout=busy_timeout,
-            serializer=JsonSerializer,
+            serializer=StoredSerializer,
             db_file_name=os.path.basename(file),
             auto_resume=False,  # stock resume reverts EVERY lease, including a live flusher's
         )
@@ -338,13 +342,11 @@ class SpoolQueue(SQLiteAckQueue):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT")
 
-    def insert(self, data: str, now: float, dest: str, nbytes: int) -> None:
+    def insert(self, row: Row) -> None:
         """The hot path: one autocommit INSERT, one table page in the WAL."""
-        self._cursor.execute(_INSERT, (data, now, dest, nbytes))
+        self._cursor.execute(_INSERT, row)
 
-    def insert_many(
-        self, conn: sqlite3.Connection, rows: Sequence[tuple[str, float, str, int]]
-    ) -> None:
+    def insert_many(self, conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
         conn.executemany(_INSERT, rows)
 
     # --- accounting -----------------------------------------------------------------------------
@@ -486,10 +488,11 @@ class SpoolQueue(SQLiteAckQueue):
         limit: int,
         max_bytes: int,
         at_least_one: bool,
-    ) -> tuple[list[tuple[int, int]], bool]:
-        """``(rows, more)``: the oldest READY ``(_id, nbytes)`` of ``dest`` with start <= id < stop.
+    ) -> tuple[list[tuple[int, int, float, int, int]], bool]:
+        """``(rows, more)``: the oldest READY rows of ``dest`` with start <= id < stop.
 
-        Only the two small columns are read (the lock holder never copies record data). Stops at
+        Each row is ``(_id, nbytes, enqueued_at, attempts, codec)``: only small columns are
+        read (the lock holder never copies record data). Stops at
         ``limit`` rows or before the row that would pass ``max_bytes`` (``at_least_one``:
         the first row is taken even if it alone is larger). ``more`` is True only when the row
         count stopped the scan (the next call may find more rows within the window).
@@ -497,7 +500,7 @@ class SpoolQueue(SQLiteAckQueue):
         # LIMIT + 1: one row more than wanted tells whether the count stopped the scan. The
         # byte limit is applied on running sums (C loops: accumulate + bisect, no per-row code).
         rows = conn.execute(
-            f"SELECT _id, nbytes FROM {Q} "
+            f"SELECT _id, nbytes, timestamp, attempts, codec FROM {Q} "
             f"WHERE _id >= ? AND _id < ? AND status < {LEASED} AND dest = ? ORDER BY _id "
             "LIMIT ?",
             (start, stop, dest, limit + 1),
@@ -529,16 +532,29 @@ class SpoolQueue(SQLiteAckQueue):
         )
 
     @staticmethod
-    def read_leased(
-        conn: sqlite3.Connection, token: str, lo: int, hi: int
-    ) -> list[tuple[int, str, int, int, float, int]]:
-        """``(_id, data, nbytes, attempts, enqueued_at, json_valid)`` of the rows ``token`` holds.
+    def read_leased_logs(conn: sqlite3.Connection, token: str, lo: int, hi: int) -> bytes:
+        """The stored records ``token`` holds with lo <= id <= hi, concatenated in id order.
 
-        Runs on the side connection after the lease committed: the rows are ours (only the
-        holder moves them), so a WAL snapshot reads them without the write lock.
+        One aggregate in C (``group_concat`` over the blobs, cast back to a blob), so a batch
+        of thousands of records costs one Python object. Runs on the side connection after
+        the lease committed: the rows are ours (only the holder moves them), so a WAL snapshot
+        reads them without the write lock. The caller checks the length against the sizes.
         """
+        row = conn.execute(
+            "SELECT CAST(coalesce(group_concat(data, ''), '') AS BLOB) FROM "
+            f"(SELECT data FROM {Q} WHERE _id BETWEEN ? AND ? AND status = {LEASED} "
+            "AND owner = ? ORDER BY _id)",
+            (lo, hi, token),
+        ).fetchone()
+        return bytes(row[0])
+
+    @staticmethod
+    def read_leased_rows(
+        conn: sqlite3.Connection, token: str, lo: int, hi: int
+    ) -> list[tuple[int, str | bytes, int]]:
+        """``(_id, data, codec)`` of the rows ``token`` holds (batches with v1 rows)."""
         return conn.execute(
-            f"SELECT _id, data, nbytes, attempts, timestamp, json_valid(data) FROM {Q} "
+            f"SELECT _id, data, codec FROM {Q} "
             f"WHERE _id BETWEEN ? AND ? AND status = {LEASED} AND owner = ? ORDER BY _id",
             (lo, hi, token),
         ).fetchall()
@@ -651,8 +667,9 @@ class SpoolQueue(SQLiteAckQueue):
         pred, param = self.owner_clause(token, owner_id)
         conn.execute(
             "INSERT INTO dead_letters (orig_id, data, timestamp, dest, nbytes, attempts, err_code, "
-            "err_message, err_request_id, dead_at) "
-            "SELECT _id, data, timestamp, dest, nbytes, coalesce(?, attempts + 1), ?, ?, ?, ? "
+            "err_message, err_request_id, dead_at, codec, log_time, level, logger) "
+            "SELECT _id, data, timestamp, dest, nbytes, coalesce(?, attempts + 1), ?, ?, ?, ?, "
+            "codec, log_time, level, logger "
             f"FROM {Q} "
             f"WHERE {_IDS} AND {pred} ORDER BY _id",
             (attempts, *error, now, ids_json, param),
@@ -683,8 +700,10 @@ class SpoolQueue(SQLiteAckQueue):
     ) -> tuple[int, int]:
         """DEAD -> READY: re-enqueued at the tail (new ids, enqueued_at = now, attempts = 0)."""
         conn.execute(
-            f"INSERT INTO {Q} (data, timestamp, status, dest, nbytes, attempts) "
-            f"SELECT data, ?, {READY}, dest, nbytes, 0 FROM dead_letters "
+            f"INSERT INTO {Q} (data, timestamp, status, dest, nbytes, attempts, codec, log_time, "
+            "level, logger) "
+            f"SELECT data, ?, {READY}, dest, nbytes, 0, codec, log_time, level, logger "
+            "FROM dead_letters "
             f"WHERE {where} ORDER BY _id",
             (now, *params),
         )

@@ -7,13 +7,15 @@ the CLI without copying. Validation happens in ``__post_init__`` and raises ``Va
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import FrozenInstanceError, dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from yai_spool.spool.schema import decode_entries, decode_entry, encode_entry
+from yai_spool.encoding import encode_entry_log
+from yai_spool.spool.schema import CODEC_LOG, decode_stored
 
 __all__ = [
     "Batch",
@@ -140,28 +142,33 @@ class Batch:
     ``token`` identifies the lease; only the holder of the token (or of the ``Spool`` instance
     that leased it) can ack/release/dead-letter these ids while the lease is current.
 
-    The durable spool hands out the stored JSON ``texts`` (one per record) and their ``sizes``;
-    ``entries`` decodes them on first access (and keeps them). A consumer that streams
-    (``iter_entries()``: each entry decoded when it is needed, dropped after) never holds a
-    batch of thousands of live dicts and lists, which is what made the cyclic GC expensive.
-    Other spools (``MemorySpool``) pass ``entries`` directly and no ``texts``.
+    The records travel as ``logs``: their stored logs (one ``LogGroup.Logs`` field each, see
+    ``schema``) concatenated in id order, so the PutLogs body is ``logs`` plus a trailer and
+    nothing is decoded or encoded on the way (``encoding.join_logs``). ``log_sizes`` are
+    their lengths in ``logs``; ``sizes`` the sizes the spool accounts for each record (equal,
+    except for records a v1 spool stored as JSON). ``entries`` decodes them on first access
+    (the CLI, tests); a batch built from entries (``Batch(..., entries)``) encodes ``logs``
+    on first access instead.
 
     ``batch[i:j]`` and ``batch.select(positions)`` are batches of the same lease (same token)
     holding a part of the records, e.g. the halves of a bisection; settling a part moves only
-    its ids. Immutable, like the other value types.
+    its ids. A contiguous part's ``logs`` is a slice, not a re-encoding. Immutable, like the
+    other value types.
     """
 
     __slots__ = (
         "_entries",
+        "_logs",
+        "_offsets",
         "attempts",
         "dest",
         "enqueued_at",
         "ids",
         "lease_until",
+        "log_sizes",
         "nbytes",
         "oldest_enqueued_at",
         "sizes",
-        "texts",
         "token",
     )
     token: str
@@ -172,8 +179,8 @@ class Batch:
     oldest_enqueued_at: float
     lease_until: float
     enqueued_at: tuple[float, ...]  # per record, aligned with ids
-    texts: tuple[str, ...] | None  # stored JSON text per record (durable spool), else None
-    sizes: tuple[int, ...] | None  # stored size per record (durable spool), else None
+    sizes: tuple[int, ...] | None  # accounted size per record (durable spool), else None
+    log_sizes: tuple[int, ...] | None  # length of each record in ``logs``
 
     def __init__(  # noqa: PLR0917 - keeps the positional order of the former dataclass
         self,
@@ -187,12 +194,17 @@ class Batch:
         lease_until: float = 0.0,
         enqueued_at: tuple[float, ...] = (),
         *,
-        texts: tuple[str, ...] | None = None,
+        logs: bytes | None = None,
         sizes: tuple[int, ...] | None = None,
+        log_sizes: tuple[int, ...] | None = None,
     ) -> None:
-        if entries is None and texts is None:
-            raise TypeError("Batch needs entries or texts")
-        for name, value in (("entries", entries), ("texts", texts), ("sizes", sizes)):
+        if entries is None and logs is None:
+            raise TypeError("Batch needs entries or logs")
+        if logs is not None and log_sizes is None:
+            log_sizes = sizes
+        if logs is not None and (log_sizes is None or sum(log_sizes) != len(logs)):
+            raise ValueError("Batch.logs needs log_sizes (or sizes) that add up to its length")
+        for name, value in (("entries", entries), ("sizes", sizes), ("log_sizes", log_sizes)):
             if value is not None and len(value) != len(ids):
                 raise ValueError(f"Batch.{name} must be aligned with ids")
         init = object.__setattr__
@@ -200,13 +212,15 @@ class Batch:
         init(self, "dest", dest)
         init(self, "ids", tuple(ids))
         init(self, "_entries", None if entries is None else tuple(entries))
+        init(self, "_logs", logs)
+        init(self, "_offsets", None)
         init(self, "attempts", tuple(attempts))
         init(self, "nbytes", nbytes)
         init(self, "oldest_enqueued_at", oldest_enqueued_at)
         init(self, "lease_until", lease_until)
         init(self, "enqueued_at", tuple(enqueued_at))
-        init(self, "texts", None if texts is None else tuple(texts))
         init(self, "sizes", None if sizes is None else tuple(sizes))
+        init(self, "log_sizes", None if log_sizes is None else tuple(log_sizes))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -230,41 +244,69 @@ class Batch:
         return max(self.attempts, default=0)
 
     @property
-    def entries(self) -> tuple[Any, ...]:
-        """The decoded entries (decoded once, on first access, from ``texts``).
+    def logs(self) -> bytes:
+        """The stored logs of every record, concatenated in id order (the body minus trailer).
 
         Raises:
-            ValueError: a stored text is not JSON (``lease`` already parks such records).
+            EncodeError (a ValueError): an entry of an entries-built batch cannot be encoded.
+        """
+        logs = self._logs
+        if logs is None:
+            pieces = [encode_entry_log(e) for e in self._entries or ()]
+            logs = b"".join(pieces)
+            object.__setattr__(self, "_logs", logs)
+            object.__setattr__(self, "log_sizes", tuple(map(len, pieces)))
+        return logs
+
+    def _bounds(self) -> list[int]:
+        """Start offsets of each record in ``logs``, plus the end."""
+        offsets = self._offsets
+        if offsets is None:
+            self.logs  # noqa: B018 - fills log_sizes for an entries-built batch
+            offsets = [0, *itertools.accumulate(self.log_sizes or ())]
+            object.__setattr__(self, "_offsets", offsets)
+        return offsets
+
+    def log_of(self, position: int) -> bytes:
+        """The stored log of the record at ``position``."""
+        bounds = self._bounds()
+        return self.logs[bounds[position] : bounds[position + 1]]
+
+    @property
+    def entries(self) -> tuple[Any, ...]:
+        """The decoded entries (decoded once, on first access, from ``logs``).
+
+        Raises:
+            ValueError: a stored log does not decode (``lease`` already parks such records).
         """
         entries = self._entries
         if entries is None:
-            texts = self.texts or ()
-            try:
-                entries = tuple(decode_entries(texts))
-            except (ValueError, TypeError):  # find the culprit, or decode what orjson refused
-                entries = tuple(decode_entry(t) for t in texts)
+            entries = tuple(self.iter_entries())
             object.__setattr__(self, "_entries", entries)
         return entries
 
     def iter_entries(self) -> Iterator[Any]:
-        """The entries one at a time: decoded as iterated (texts) or the held ones (entries).
-
-        Streaming consumers (the flusher's encoder) use this: an entry decoded here becomes
-        garbage as soon as the consumer moves on, so no batch of live objects exists.
-        """
-        if self._entries is not None or self.texts is None:
-            return iter(self.entries)
-        return map(decode_entry, self.texts)
+        """The entries one at a time: decoded as iterated (logs) or the held ones (entries)."""
+        if self._entries is not None:
+            return iter(self._entries)
+        return (decode_stored(self.log_of(i), CODEC_LOG) for i in range(len(self.ids)))
 
     def select(self, positions: Iterable[int]) -> Batch:
         """The records at ``positions`` (indexes into this batch, kept in the given order)."""
         pos = list(positions)
         ids = tuple(self.ids[p] for p in pos)
         sizes = None if self.sizes is None else tuple(self.sizes[p] for p in pos)
-        texts = None if self.texts is None else tuple(self.texts[p] for p in pos)
         entries = None
         if self._entries is not None:
             entries = tuple(self._entries[p] for p in pos)
+        logs = log_sizes = None
+        if self._logs is not None:
+            bounds = self._bounds()
+            if pos and pos == list(range(pos[0], pos[-1] + 1)):
+                logs = self._logs[bounds[pos[0]] : bounds[pos[-1] + 1]]
+            else:
+                logs = b"".join(self._logs[bounds[p] : bounds[p + 1]] for p in pos)
+            log_sizes = tuple(bounds[p + 1] - bounds[p] for p in pos)
         enqueued = tuple(self.enqueued_at[p] for p in pos) if self.enqueued_at else ()
         return Batch(
             self.token,
@@ -276,8 +318,9 @@ class Batch:
             min(enqueued, default=self.oldest_enqueued_at),
             self.lease_until,
             enqueued,
-            texts=texts,
+            logs=logs,
             sizes=sizes,
+            log_sizes=log_sizes,
         )
 
     def __getitem__(self, part: slice) -> Batch:
@@ -289,12 +332,12 @@ class Batch:
 def _part_bytes(
     batch: Batch, sizes: tuple[int, ...] | None, entries: tuple[Any, ...] | None, pos: list[int]
 ) -> int:
-    """Stored bytes of a part of ``batch``: exact with sizes, else re-measured from entries."""
+    """Accounted bytes of a part of ``batch``: exact with sizes, else re-measured from entries."""
     if sizes is not None:
         return sum(sizes)
     if len(pos) == len(batch.ids):
         return batch.nbytes
-    return sum(encode_entry(e)[1] for e in (entries if entries is not None else batch.entries))
+    return sum(len(encode_entry_log(e)) for e in (entries if entries is not None else ()))
 
 
 @dataclass(frozen=True, slots=True)
