@@ -38,10 +38,8 @@ import json
 import logging
 import resource
 import shutil
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,24 +106,37 @@ def _usage() -> dict[str, float]:
     return {"cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024}
 
 
-def child_flusher(path: str, url: str, n: int, expect: int) -> dict[str, Any]:
+def child_flusher(path: str, url: str, n: int, in_flight: int, sink: str) -> dict[str, Any]:
+    """The real ThreadFlusher until the server holds all ``n`` records.
+
+    Progress is read from the server (accepted logs, or the null sink's request count), never
+    from the spool: polling the spool would take its lock beside the flusher.
+    """
     from yai_spool.client import PutLogsClient
     from yai_spool.flusher import FlusherConfig, ThreadFlusher
 
-    emu = benchlib.EmulatorClient(url)
+    server = benchlib.EmulatorClient(url)
+    before = server.stats()["requests" if sink == "sink" else "accepted_logs"]
+    expect = before + (-(-n // BATCH) if sink == "sink" else n)
+    key = "requests" if sink == "sink" else "accepted_logs"
     spool = Spool(path, SPOOL_CONFIG)
     held_rss = benchlib.rss_mb()
     flusher = ThreadFlusher(
-        spool, PutLogsClient(url, access_key_id=AK, access_key_secret=SK), FlusherConfig()
+        spool,
+        PutLogsClient(url, access_key_id=AK, access_key_secret=SK),
+        FlusherConfig(max_in_flight=in_flight),
     )
     c0 = _usage()["cpu_s"]
     t0 = time.perf_counter()
     flusher.start()
     flusher.wake()
-    ok = emu.wait_for(expect, timeout=900, poll=0.05)
+    deadline = time.monotonic() + 900
+    while server.stats()[key] < expect and time.monotonic() < deadline:
+        time.sleep(0.02)  # another process's progress: nothing to wait on
     elapsed = time.perf_counter() - t0
     usage = _usage()
-    flusher.stop(1.0)
+    flusher.stop(10.0)  # settles the last answers
+    ok = spool.stats().delivered == n
     spool.close()
     return {
         "seconds": elapsed,
@@ -211,74 +222,42 @@ def child_hold(path: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- stage profile
 
 
-def stage_profile(path: Path, url: str, reps: int) -> tuple[list[list[str]], int]:
-    """Per-stage µs/record of the current drain loop, plus the encode_entries variants."""
-    import orjson
-
+def stage_profile(path: Path, url: str) -> tuple[list[list[str]], int]:
+    """Per-stage µs/record of one batch at a time through the drain loop (no pipelining)."""
     from yai_spool.client import PutLogsClient
-    from yai_spool.encoding import encode_entries, encode_log_group
-    from yai_spool.flusher import _entry_log
-    from yai_spool.model import LogGroup
+    from yai_spool.encoding import join_logs
 
     dest = decode_dest(DEST)
     client = PutLogsClient(url, access_key_id=AK, access_key_secret=SK)
-    stages: dict[str, float] = dict.fromkeys(("lease", "encode", "send", "ack"), 0.0)
+    stages: dict[str, float] = dict.fromkeys(
+        ("lease (mark rows + read stored logs)", "body (join_logs)", "send (lz4 + sign + HTTP)",
+         "ack (delete + counters)"),
+        0.0,
+    )  # fmt: skip
+    names = list(stages)
     clock = time.perf_counter
     n = 0
     with Spool(path, SPOOL_CONFIG) as spool:
         while True:
             t = clock()
             batch = spool.lease(BATCH, MAX_BYTES, lease_seconds=300)
-            stages["lease"] += clock() - t
+            stages[names[0]] += clock() - t
             if batch is None:
                 break
-            t = clock()  # what ShipCycle does: entries streamed from the stored JSON texts
-            raw = encode_entries(batch.iter_entries(), dest.topic, dest.source, dest.tags)
-            stages["encode"] += clock() - t
+            t = clock()  # what ShipCycle does: the stored logs plus the trailer
+            raw = join_logs(batch.logs, dest.topic, dest.source, dest.tags)
+            stages[names[1]] += clock() - t
             t = clock()
             client.put_raw(PROJECT, LOGSTORE, raw)
-            stages["send"] += clock() - t
+            stages[names[2]] += clock() - t
             t = clock()
             spool.ack(batch)
-            stages["ack"] += clock() - t
+            stages[names[3]] += clock() - t
             n += len(batch)
     client.close()
     rows = [[name, f"{sec / n * 1e6:.2f}"] for name, sec in stages.items()]
     total = sum(stages.values())
-    rows.append(["total (ShipCycle's loop)", f"{total / n * 1e6:.2f}"])
-
-    # decode + build + encode of one 4096-record batch, three ways, interleaved.
-    template = _template()
-    texts = [orjson.dumps(e).decode() for e in _entries(0, BATCH, template)]
-    loads = orjson.loads
-
-    def current() -> bytes:
-        entries = loads("[" + ",".join(texts) + "]")
-        return encode_log_group(LogGroup(tuple(_entry_log(e) for e in entries), "", SOURCE, ()))
-
-    def entries_direct() -> bytes:
-        return encode_entries(loads("[" + ",".join(texts) + "]"), "", SOURCE)
-
-    def streamed() -> bytes:
-        return encode_entries(map(loads, texts), "", SOURCE)
-
-    variants: dict[str, Callable[[], bytes]] = {
-        "decode batch + build Logs + encode_log_group (before)": current,
-        "decode batch + encode_entries": entries_direct,
-        "encode_entries(map(loads, texts)) (streamed, ShipCycle now)": streamed,
-    }
-    outputs = {name: fn() for name, fn in variants.items()}
-    assert len(set(outputs.values())) == 1, "encode_entries must be byte-identical"
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(max(5, reps)):
-        for name, fn in variants.items():
-            t = clock()
-            fn()
-            times[name].append((clock() - t) / BATCH * 1e6)
-    base = statistics.median(times[next(iter(variants))])
-    for name, values in times.items():
-        med = statistics.median(values)
-        rows.append([f"A/B: {name}", f"{med:.2f} ({ratio(med, base)})"])
+    rows.append(["total (one batch at a time)", f"{total / n * 1e6:.2f}"])
     return rows, n
 
 
@@ -295,7 +274,7 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         if kind == "flusher":
-            out = child_flusher(rest[0], rest[1], int(rest[2]), int(rest[3]))
+            out = child_flusher(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4])
         elif kind == "spool":
             out = child_spool_floor(rest[0], int(rest[1]))
         elif kind == "sender":
@@ -310,22 +289,26 @@ def main() -> None:
     logging.getLogger("yai_spool").propagate = False
     started = time.monotonic()
     results: dict[str, dict[str, Any]] = {}
-    with benchlib.scratch_dir("yai-bench-drain-") as directory, EmulatorProcess(directory) as emu:
+    with (
+        benchlib.scratch_dir("yai-bench-drain-") as directory,
+        EmulatorProcess(directory) as emu,
+        benchlib.NullSink() as sink,
+    ):
         base = directory / "base.spool"
         fill_s = fill(base, n)
         file_mb = base.stat().st_size / 2**20
         print(f"  filled {n} records in {fill_s:.1f} s ({file_mb:.0f} MB)", file=sys.stderr)
 
-        def run(name: str, argv: list[str], spool_copy: bool) -> None:
+        def run(name: str, argv: list[str], spool_copy: bool, server: Any = emu) -> None:
             path = directory / f"{len(results)}.spool"
             if spool_copy:
                 copy_spool(base, path)
             before = emu.accepted()
-            cpu0 = emu.cpu()
+            cpu0 = server.cpu()
             argv = [a.replace("{path}", str(path)).replace("{expect}", str(before + n))
                     for a in argv]  # fmt: skip
             out = benchlib.run_child([__file__, "--child", *argv], timeout=900)
-            out["emu_cpu_s"] = emu.cpu() - cpu0
+            out["emu_cpu_s"] = server.cpu() - cpu0
             out["got"] = emu.accepted() - before
             results[name] = out
             for suffix in ("", "-wal", "-shm"):
@@ -335,13 +318,18 @@ def main() -> None:
 
         run(BASELINE, ["sender", emu.url, str(n), "{expect}"], spool_copy=False)
         run("spool floor (lease + ack only)", ["spool", "{path}", str(n)], spool_copy=True)
-        run("ThreadFlusher -> emulator", ["flusher", "{path}", emu.url, str(n), "{expect}"],
-            spool_copy=True)  # fmt: skip
+        for k in (1, 2, 4):
+            run(f"ThreadFlusher -> emulator, max_in_flight={k}",
+                ["flusher", "{path}", emu.url, str(n), str(k), "emulator"],
+                spool_copy=True)  # fmt: skip
+        run("ThreadFlusher -> null sink, max_in_flight=2",
+            ["flusher", "{path}", sink.url, str(n), "2", "sink"],
+            spool_copy=True, server=sink)  # fmt: skip
         run(f"hold {n} + SpoolHandler emits 1000", ["hold", "{path}"], spool_copy=True)
 
         stage_path = directory / "stage.spool"
         fill(stage_path, stage_n)
-        stage_rows, staged = stage_profile(stage_path, emu.url, reps=3 if args.quick else 9)
+        stage_rows, staged = stage_profile(stage_path, emu.url)
     elapsed = time.monotonic() - started
 
     print(
@@ -379,7 +367,7 @@ def main() -> None:
                 "records/s",
                 "ratio vs baseline",
                 "CPU µs/rec",
-                "emulator CPU µs/rec",
+                "server CPU µs/rec",
                 "peak RSS",
                 "RSS holding backlog",
                 "complete",
@@ -393,7 +381,10 @@ def main() -> None:
     )
     print(benchlib.table(["stage", "µs/record"], stage_rows))
 
-    flusher = results["ThreadFlusher -> emulator"]
+    flusher = max(
+        (out for name, out in results.items() if name.startswith("ThreadFlusher -> emulator")),
+        key=lambda out: n / out["seconds"],
+    )
     hold = results[f"hold {n} + SpoolHandler emits 1000"]
     rate = n / flusher["seconds"]
     rss = max(hold["maxrss_mb"], flusher["maxrss_mb"])
@@ -402,8 +393,8 @@ def main() -> None:
         benchlib.table(
             ["target", "met", "measured"],
             [
-                [f"{n} backlog drains at >= 100,000 records/s", "yes" if rate >= 100_000 else "NO",
-                 f"{rate:,.0f}"],
+                [f"{n} backlog drains at >= 200,000 records/s (emulator, best in-flight)",
+                 "yes" if rate >= 200_000 else "NO", f"{rate:,.0f}"],
                 ["RSS < 100 MB while holding it (peak of hold and drain)",
                  "yes" if rss < 100 else "NO", f"{rss:.0f} MB"],
             ],

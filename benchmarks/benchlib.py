@@ -268,6 +268,90 @@ class EmulatorProcess(EmulatorClient):
         self.stop()
 
 
+class NullSink(EmulatorClient):
+    """A PutLogs sink that reads each body and answers 200, checking nothing, in a subprocess.
+
+    The ceiling a sender can reach on this machine when the server costs (almost) nothing:
+    the drain table runs the flusher against it beside the emulator, so a drain limited by
+    the emulator's own checks shows as such. It counts requests (``GET /`` returns the
+    count); every request of a drain but the last carries a full batch.
+    """
+
+    def __init__(self, *, max_lifetime: float = 900.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--sink", str(max_lifetime)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(ROOT),
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+", first)
+        if match is None:
+            self.stop()
+            raise RuntimeError(f"sink did not print its URL: {first!r}")
+        super().__init__(match.group(0))
+
+    def requests(self) -> int:
+        return int(self.stats()["requests"])
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> NullSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _sink_main(max_lifetime: float) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    counts = {"requests": 0}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with lock:
+                counts["requests"] += 1
+            self.send_response(200)
+            self.send_header("x-log-requestid", "sink")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            body = json.dumps(counts).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Timer(max_lifetime, server.shutdown).start()
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
 @contextlib.contextmanager
 def scratch_dir(prefix: str) -> Iterator[Path]:
     """A temporary directory on the same disk as the spools of a real deployment."""
@@ -368,3 +452,5 @@ def run_child(args: Sequence[str], timeout: float) -> dict[str, Any]:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--drainer"]:
     _drainer_main(sys.argv[2], sys.argv[3])
+if __name__ == "__main__" and sys.argv[1:2] == ["--sink"]:
+    _sink_main(float(sys.argv[2]))

@@ -189,6 +189,7 @@ class SendRequest:
 # raised (an ``Exception`` instance; BaseExceptions such as cancellation are not sent).
 SendResult = Any
 
+
 @dataclass
 class ShipCycle:
     """Ship one leased batch and settle every record in it; the shared core of the drivers.
@@ -726,9 +727,7 @@ class ThreadFlusher:
                 request = next(plan) if result is None else plan.send(result)
                 if self.config.max_in_flight == 1:
                     try:
-                        result = self.sender.put_raw(
-                            request.project, request.logstore, request.raw
-                        )
+                        result = self.sender.put_raw(request.project, request.logstore, request.raw)
                     except Exception as exc:  # the plan classifies it
                         result = exc
                     continue

@@ -43,6 +43,7 @@ from yai_spool.credentials import CredentialsProvider
 from yai_spool.destination import encode_dest
 from yai_spool.flusher import FlusherConfig, Sender, ThreadFlusher, in_flusher_thread
 from yai_spool.mapping import RecordMapper
+from yai_spool.modes.core import handle_unlocked
 from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
 from yai_spool.spool import Spool, SpoolConfig, SpoolDropped
 
@@ -215,11 +216,11 @@ class SpoolHandler(logging.Handler):
         # flusher thread blocked on it (httpx debug logs) could not deliver anything then.
         if in_flusher_thread() or record.name.startswith("yai_spool"):
             return False
-        return super().handle(record)
+        # No handler lock around emit: concurrent emits commit together (group commit).
+        return handle_unlocked(self, record)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if in_flusher_thread() or record.name.startswith("yai_spool"):
-            return
+        # The shipping path's own records were dropped by handle() (logging calls it).
         try:
             encoded = self._mapper.encode(record, self.formatter)
             if encoded.topic is None and encoded.source is None and encoded.tags is None:

@@ -865,12 +865,7 @@ class RecordMapper:
         both paths give identical bytes on generated records.
         """
         d = record.__dict__
-        if (
-            d.get("exc_info")
-            or d.get("exc_text")
-            or d.get("stack_info")
-            or CREATED_NS_ATTR in d
-        ):
+        if d.get("exc_info") or d.get("exc_text") or d.get("stack_info") or CREATED_NS_ATTR in d:
             return None
         created = d.get("created")
         if type(created) is not float or not 0.0 <= created < 4294967296.0:
@@ -957,9 +952,7 @@ class RecordMapper:
         nsec = int((created - sec) * 1e9 + 0.5)
         if nsec >= _SECOND_NS:
             nsec = _SECOND_NS - 1
-        return _new_encoded(
-            (log_field_of(sec, parts, nsec), sec, self._topic, self._source, tags)
-        )
+        return _new_encoded((log_field_of(sec, parts, nsec), sec, self._topic, self._source, tags))
 
     def _layout(self, d: dict[str, Any]) -> tuple[tuple[str, str, KeyHeads], ...] | None:
         """Extras to ship for records with these attribute names, in order.

@@ -128,7 +128,6 @@ class _Lease:
     until: float
 
 
-
 class MemorySpool:
     """A bounded, thread-safe in-memory queue with the durable spool's flusher-facing API.
 

@@ -162,7 +162,8 @@ if pid == 0:
         assert not spool.is_flusher            # the lock stays the parent's
         assert not spool.acquire_flusher()
         for i in range(1, 101):
-            spool.append({"time": 1, "contents": [["seq", str(i)], ["who", "child"]]}, dest="d")  # new connection, new owner
+            # new connection, new owner
+            spool.append({"time": 1, "contents": [["seq", str(i)], ["who", "child"]]}, dest="d")
         assert spool.stats().ready_records == 101
         code = 0
     except BaseException as exc:
@@ -173,7 +174,8 @@ _, status = os.waitpid(pid, 0)
 assert os.waitstatus_to_exitcode(status) == 0, status
 assert spool.is_flusher and FlusherLock(sys.argv[1]).holder_pid() == os.getpid()
 for i in range(101, 151):
-    spool.append({"time": 1, "contents": [["seq", str(i)], ["who", "parent"]]}, dest="d")   # the parent's connection still works
+    # the parent's connection still works
+    spool.append({"time": 1, "contents": [["seq", str(i)], ["who", "parent"]]}, dest="d")
 batch = spool.lease(1000, 1 << 22, lease_seconds=30)
 assert [int(dict(e["contents"])["seq"]) for e in batch.entries] == list(range(151)), batch.ids
 assert spool.ack(batch) == 151

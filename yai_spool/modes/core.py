@@ -55,6 +55,7 @@ __all__ = [
     "as_retry",
     "as_timeouts",
     "asyncio_handlers",
+    "handle_unlocked",
     "is_shipping_path",
     "shipping_task",
 ]
@@ -90,6 +91,23 @@ shipping_task: contextvars.ContextVar[bool] = contextvars.ContextVar(
 #: Live handlers whose queue an asyncio flusher drains (``flusher="asyncio"``):
 #: ``yai_spool.aio.lifespan()`` without arguments starts a flusher for each of them.
 asyncio_handlers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def handle_unlocked(handler: logging.Handler, record: logging.LogRecord) -> Any:
+    """``logging.Handler.handle`` without the handler lock around ``emit``.
+
+    For handlers whose ``emit`` is thread-safe on its own (every yai-spool queue has its
+    own locks): the stock lock would serialise every thread's emit, so no two records could
+    ever be committed together (group commit) and each thread would queue behind the one
+    inside SQLite. Filters apply as in ``Handler.handle``, including a filter that returns a
+    replacement record (Python 3.12+).
+    """
+    rv = handler.filter(record)
+    if isinstance(rv, logging.LogRecord):
+        record = rv
+    if rv:
+        handler.emit(record)
+    return rv
 
 
 def is_shipping_path(record: logging.LogRecord) -> bool:

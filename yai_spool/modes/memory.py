@@ -41,6 +41,7 @@ from yai_spool.modes.core import (
     Router,
     as_retry,
     asyncio_handlers,
+    handle_unlocked,
     is_shipping_path,
     reset_after_fork,
 )
@@ -233,7 +234,7 @@ class MemoryQueueHandler(logging.Handler):
         # holds it while flushing, and the flusher thread must never wait for it).
         if is_shipping_path(record):
             return False
-        return super().handle(record)
+        return handle_unlocked(self, record)  # the queue has its own lock
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -28,7 +28,6 @@ from yai_spool.spool.exceptions import (
     SpoolAppendStorageError,
     SpoolClosedError,
     SpoolCorruptError,
-    SpoolDropped,
     SpoolEncodeError,
     SpoolError,
     SpoolFull,
@@ -48,7 +47,16 @@ from yai_spool.spool.schema import (
     encode_stored,
     read_schema_version,
 )
-from yai_spool.spool.store import Acct, CorruptFileError, Row, SpoolQueue, connect, keep_forever
+from yai_spool.spool.store import (
+    GROUP_ROWS,
+    Acct,
+    CorruptFileError,
+    Row,
+    SpoolQueue,
+    busy_retry,
+    connect,
+    keep_forever,
+)
 from yai_spool.spool.types import (
     Batch,
     CheckpointResult,
@@ -73,6 +81,9 @@ _MIN_WINDOW: Final = 65_536
 _CHECKPOINT_MODES: Final = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
 # Leases remembered per instance for range-settling (a flusher holds one or two at a time).
 _BOOK_SIZE: Final = 8
+# Group commit: "you lead the next group" (see Spool._group_commit); a lock per waiter.
+_LEAD: Final = object()
+_allocate_lock: Final = threading.Lock
 
 
 # --- fork safety ------------------------------------------------------------------------------
@@ -108,9 +119,20 @@ def _after_fork() -> None:
         _fork_held.pop().release()
 
 
+# This process's pid, for the append path (os.getpid() is a system call per record); the
+# at-fork hook keeps it right in a child.
+_PID = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _PID  # noqa: PLW0603 - one process-wide fact, changed only by fork()
+    _PID = os.getpid()
+    _after_fork()
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork_in_child
     )
 
 
@@ -200,7 +222,7 @@ class Spool:
         self._waiting = 0
         # Group commit (append_log): parked rows and whether a thread is committing them.
         self._group: list[list[Any]] = []
-        self._group_cond = threading.Condition(threading.Lock())
+        self._group_mutex = threading.Lock()
         self._leading = False
 
     def _update_fast(self) -> None:
@@ -436,9 +458,7 @@ class Spool:
             log_time = int(entry["time"])
         except (TypeError, ValueError, KeyError, RecursionError) as exc:
             self._count_drop(DropReason.ENCODE_ERROR, 1)
-            raise SpoolEncodeError(
-                f"entry cannot be stored: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise SpoolEncodeError(f"entry cannot be stored: {type(exc).__name__}: {exc}") from exc
         self.append_log(data, dest=dest, log_time=log_time, level=level, logger=logger)
 
     def append_log(
@@ -470,7 +490,7 @@ class Spool:
                 permission, busy, corrupt, disk_error).
             SpoolClosedError, SpoolReadOnlyError, TypeError (data not bytes, dest not a str).
         """
-        if self._pid != os.getpid():
+        if self._pid != _PID:
             self.reopen_after_fork()
         if dest.__class__ is not str or data.__class__ is not bytes:
             raise TypeError(
@@ -524,49 +544,55 @@ class Spool:
     def _group_commit(self, row: Row) -> int:
         """Commit ``row`` in the next group; returns as ``_append_slow`` does for it alone.
 
-        Every waiter parks its row in ``_group``; the first to find no leader leads: it takes
-        the write lock, takes every parked row, commits them in one transaction and hands
-        each waiter its outcome. Rows parked meanwhile form the next group, led by one of
-        their own threads (no thread commits for others forever).
+        A queue of waiting rows (MySQL's group commit): the first thread to find no leader
+        leads: it takes the write lock, takes up to ``GROUP_ROWS`` parked rows (its own
+        first among them), commits them with one statement, wakes exactly their threads with
+        their outcome, and hands the lead to the oldest row still parked. Every other thread
+        blocks once, on a lock of its own: no broadcast, no thread commits forever.
         """
-        slot: list[Any] = [row, None]  # [row, outcome]: 1 stored, 0 dropped, -1 block, exc
-        cond = self._group_cond
-        with cond:
+        wake = _allocate_lock()
+        wake.acquire()
+        slot: list[Any] = [row, None, wake]  # [row, outcome, wake]; outcome _LEAD = lead now
+        with self._group_mutex:
             self._group.append(slot)
-            while slot[1] is None and self._leading:
-                cond.wait()
-            if slot[1] is None:
+            lead = not self._leading
+            if lead:
                 self._leading = True
-        if slot[1] is None:
-            taken: list[list[Any]] = []
-            try:
-                with self._lock:
-                    with cond:
-                        taken, self._group = self._group, []
-                    outcome: Any = self._commit_group([s[0] for s in taken])
-            except SpoolDropped as exc:
-                outcome = exc
-            except BaseException as exc:
-                outcome = exc
-                raise
-            finally:
-                with cond:
-                    for k, waiter in enumerate(taken):
-                        if isinstance(outcome, BaseException):
-                            waiter[1] = outcome
-                        else:
-                            waiter[1] = 1 if k < outcome else (-1 if outcome < 0 else 0)
-                    if slot[1] is None:  # our row was not taken (the lock wait failed)
-                        slot[1] = outcome if isinstance(outcome, BaseException) else 0
+        if not lead:
+            wake.acquire()  # released by the leader: our outcome, or _LEAD
+            if slot[1] is not _LEAD:
+                return _outcome(slot[1])
+            slot[1] = None
+        taken: list[list[Any]] = []
+        outcome: Any = 0
+        try:
+            with self._lock:
+                with self._group_mutex:
+                    taken, self._group = self._group[:GROUP_ROWS], self._group[GROUP_ROWS:]
+                outcome = self._commit_group([s[0] for s in taken])
+        except BaseException as exc:
+            outcome = exc
+        finally:
+            with self._group_mutex:
+                successor = self._group[0] if self._group else None
+                if successor is None:
                     self._leading = False
-                    cond.notify_all()
-        result = slot[1]
-        if isinstance(result, BaseException):
-            raise result
-        return int(result)
+            for k, waiter in enumerate(taken):
+                if isinstance(outcome, BaseException):
+                    waiter[1] = outcome
+                else:
+                    waiter[1] = 1 if k < outcome else (-1 if outcome < 0 else 0)
+                if waiter is not slot:
+                    waiter[2].release()
+            if successor is not None:
+                successor[1] = _LEAD
+                successor[2].release()
+        if slot[1] is None:  # the lock wait itself failed before our row was taken
+            slot[1] = outcome if isinstance(outcome, BaseException) else 0
+        return _outcome(slot[1])
 
     def _commit_group(self, rows: list[Row]) -> int:
-        """Lock held: commit ``rows`` in one transaction if they fit; ``_append_slow`` else."""
+        """Lock held: commit ``rows`` in one statement if they fit; ``_append_slow`` else."""
         k, nbytes = len(rows), sum(r[3] for r in rows)
         if (
             self._fast_ok
@@ -577,11 +603,7 @@ class Spool:
             store = self._store
             assert store is not None
             try:
-                if k == 1:
-                    store.insert(rows[0])
-                else:
-                    with self._write() as conn:
-                        store.insert_many(conn, rows)
+                store.insert_group(rows)
             except (sqlite3.Error, UnicodeEncodeError) as exc:
                 raise self._append_failed(exc, k) from exc
             self._est_rows += k
@@ -1520,7 +1542,7 @@ class Spool:
             try:
                 rows = store.conn.execute(
                     "SELECT _id, orig_id, dest, data, nbytes, timestamp, attempts, err_code, "
-                    "err_message, err_request_id, dead_at, codec "
+                    f"err_message, err_request_id, dead_at, {store.codec_column} "
                     "FROM dead_letters WHERE _id > ? ORDER BY _id LIMIT ?",
                     (after_id, limit),
                 ).fetchall()
@@ -1550,7 +1572,8 @@ class Spool:
             try:
                 rows = store.conn.execute(
                     "SELECT _id, data, timestamp, dest, nbytes, attempts, err_code, err_message, "
-                    f"err_request_id, codec FROM {QUEUE_TABLE} WHERE _id > ? AND {predicate} "
+                    f"err_request_id, {store.codec_column} FROM {QUEUE_TABLE} "
+                    f"WHERE _id > ? AND {predicate} "
                     "ORDER BY _id LIMIT ?",
                     (after_id, limit),
                 ).fetchall()
@@ -1582,7 +1605,10 @@ class Spool:
         with self._locked() as store:
             pass  # opened/reopened under the lock; VACUUM below takes the same lock itself
         try:
-            store.shrink_disk_usage()  # takes tran_lock (our lock) itself
+            try:
+                store.shrink_disk_usage()  # takes tran_lock (our lock) itself
+            except sqlite3.OperationalError as busy:
+                busy_retry(store.shrink_disk_usage, busy, float(self.config.busy_timeout))
         except sqlite3.Error as exc:
             raise self._storage_error("vacuum", exc) from exc
 
@@ -1643,6 +1669,13 @@ class Spool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _outcome(value: Any) -> int:
+    """A group-commit outcome: raise the shared error, or the per-row count (1, 0, -1)."""
+    if isinstance(value, BaseException):
+        raise value
+    return int(value)
 
 
 def _as_stored_log(data: str | bytes, codec: int) -> bytes:
