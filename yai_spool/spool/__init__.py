@@ -60,8 +60,8 @@ be retried):
    decode or encode (``Batch.entries`` decodes them lazily, for tests and the CLI). The writer
    connection has ``busy_timeout=0`` and retries SQLITE_BUSY itself with short polls
    (``busy_retry``): SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms, which alone put
-   79 ms into the emit p99.9 next to a draining process. ``ack`` of a batch deletes by id range when the lease proves that
-   exact, else by id list.
+   79 ms into the emit p99.9 next to a draining process. ``ack`` of a batch deletes by id
+   range when the lease proves that exact, else by id list.
 8. A child process never uses (or closes) its parent's connection: ``reopen_after_fork()`` (also
    triggered by a pid change) opens a new one; the inherited one is kept, never closed. Every
    live ``Spool`` holds its two locks across ``fork()`` (``os.register_at_fork``, bounded wait;
