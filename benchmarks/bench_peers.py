@@ -387,9 +387,16 @@ def _emit(logger: logging.Logger, n: int, into: list[float]) -> None:
         into.append((clock() - start) / 1e3)
 
 
-def _wait(sink: Sink, target: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while (got := sink.records()) < target and time.monotonic() < deadline:
+def _wait(sink: Sink, target: int, timeout: float, stall: float = 5.0) -> int:
+    """Poll the sink until it holds ``target``; give up at ``timeout`` or after ``stall``
+    seconds without a new arrival (a peer that dropped records never gets there)."""
+    now = time.monotonic()
+    deadline, last, progress = now + timeout, -1, now
+    while (got := sink.records()) < target and (now := time.monotonic()) < deadline:
+        if got != last:
+            last, progress = got, now
+        elif now - progress > stall:
+            break
         time.sleep(0.005)
     return got
 
@@ -582,13 +589,13 @@ def main() -> None:
         print(json.dumps(child(system, scenario, json.loads(raw))))
         return
     reps = args.reps or (1 if args.quick else 5)
-    records = args.records or (4_000 if args.quick else 20_000)
-    backlog = args.backlog or (20_000 if args.quick else 200_000)
-    paced_s = args.paced_seconds or (1.0 if args.quick else 3.0)
+    records = args.records or (4_000 if args.quick else 10_000)
+    backlog = args.backlog or (20_000 if args.quick else 100_000)
+    paced_s = args.paced_seconds or (1.0 if args.quick else 2.0)
     # Seconds a run may spend shipping before it is cut (a peer that batches 50 records per
     # 10 s would otherwise own the whole run); a cut run reports its partial rate, marked.
-    ship_budget = 15.0 if args.quick else 30.0
-    drain_budget = 20.0 if args.quick else 60.0
+    ship_budget = 15.0
+    drain_budget = 20.0 if args.quick else 30.0
     systems = [s for s in SYSTEMS if not args.only or s in args.only or s == BASELINE]
     results: dict[tuple[str, str], list[Any]] = {}
     failures: dict[str, str] = {}

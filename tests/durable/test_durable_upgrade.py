@@ -83,11 +83,13 @@ def test_v1_spool_upgrades_in_place_and_drains_completely(emu: Emulator, v1_spoo
                 level="INFO",
                 logger="app.new",
             )
+        # max_age=None: the fixture's records were enqueued when the file was written, so
+        # any age limit would dead-letter them once the file is older than that limit.
         flusher = ThreadFlusher(
             spool,
             client(emu),
             FlusherConfig(max_batch_records=7, linger=0.0, poll_interval=0.02,
-                          retry=RetryPolicy(base=0.01, cap=0.05)),
+                          retry=RetryPolicy(base=0.01, cap=0.05, max_age=None)),
         )  # fmt: skip
         flusher.start()
         try:
