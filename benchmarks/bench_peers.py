@@ -524,6 +524,9 @@ def _drain_child(system: str, sink: Sink, directory: Path, args: dict[str, Any])
             flusher="thread",
             max_spool_records=2_000_000,
         )
+        # Its flusher thread starts with the first record (fork safety), as logstash's worker;
+        # the sink counts only records that carry a stamp, so this one is not counted.
+        _logger(handler).info("start draining")
     got = _wait(sink, base + n, args["drain_timeout"]) - base
     seconds = time.perf_counter() - start
     cpu = _cpu_self() - cpu0
