@@ -38,12 +38,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from yai_spool.compression import Compression
 from yai_spool.credentials import CredentialsProvider
 from yai_spool.destination import encode_dest
 from yai_spool.flusher import FlusherConfig, Sender, ThreadFlusher, in_flusher_thread
 from yai_spool.mapping import RecordMapper
-from yai_spool.modes.core import handle_unlocked
+from yai_spool.modes.core import ClientOptions, LazySender, handle_unlocked
 from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
 from yai_spool.spool import Spool, SpoolConfig, SpoolDropped
 
@@ -99,7 +98,13 @@ class SpoolHandler(logging.Handler):
         retry: a :class:`~yai_spool.retry.RetryPolicy` (backoff caps, ``max_age``).
         flush_timeout: the bound of ``flush()``; close_timeout: the drain bound of ``close()``.
         sender_factory: builds the PutLogs client (tests, the SDK adapter); default
-            :class:`~yai_spool.client.PutLogsClient`.
+            :class:`~yai_spool.client.PutLogsClient`. Called on the first send, on the
+            flusher's thread (never in ``__init__`` or ``emit``).
+
+    Raises:
+        ConfigError: the endpoint, signing or credential arguments are invalid (checked
+            without building the client).
+        ValueError: another argument is out of range.
         level: the handler level.
     """
 
@@ -190,15 +195,20 @@ class SpoolHandler(logging.Handler):
             max_in_flight=max_in_flight,
             retry=retry,
         )
-        self._client_options: dict[str, Any] = {
-            "access_key_id": access_key_id,
-            "access_key_secret": access_key_secret,
-            "security_token": security_token,
-            "credentials_provider": credentials_provider,
-            "compression": Compression(compression),
-            "signature_version": signature_version,
-            "region": region,
-        }
+        # Validated here (ConfigError on a bad endpoint, V4 without region, half a key pair)
+        # without importing httpx; the client itself is built on the first send.
+        self._client_options = ClientOptions.build(
+            endpoint,
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            security_token=security_token,
+            credentials_provider=credentials_provider,
+            compression=compression,
+            signature_version=signature_version,
+            region=region,
+        )
+        if flusher == "thread" and sender_factory is None:
+            self._client_options.check()
         self._sender_factory = sender_factory
         self.spool = Spool(self.spool_path, self._spool_config)
         self._flusher: ThreadFlusher | None = None
@@ -323,13 +333,9 @@ class SpoolHandler(logging.Handler):
     # -- internals -----------------------------------------------------------------------
 
     def _make_sender(self) -> Sender:
-        if self._sender_factory is not None:
-            return self._sender_factory()
-        # httpx loads only in processes that ship, not in every process that logs.
-        from yai_spool.client import PutLogsClient  # noqa: PLC0415
-
-        assert self.endpoint is not None  # checked in __init__
-        return PutLogsClient(self.endpoint, **self._client_options)
+        # Built on the first send, on the flusher's thread: httpx loads only in processes
+        # that ship, and never inside emit() on an application thread.
+        return LazySender(self._sender_factory or self._client_options.sync_client)
 
     def _start_flusher(self) -> ThreadFlusher | None:
         with self._start_lock:

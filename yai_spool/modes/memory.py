@@ -38,6 +38,7 @@ from yai_spool.memspool import MemorySpool, MemorySpoolConfig
 from yai_spool.modes.core import (
     ClientOptions,
     DropReporter,
+    LazySender,
     Router,
     as_retry,
     asyncio_handlers,
@@ -215,6 +216,8 @@ class MemoryQueueHandler(logging.Handler):
             ),
             name=f"{project}/{logstore}",
         )
+        if sender_factory is None and async_sender_factory is None:
+            self.client_options.check()  # a bad endpoint fails here, not on the first send
         self._sender_factory = sender_factory or self.client_options.sync_client
         self._async_sender_factory = async_sender_factory or self.client_options.async_client
         self._flusher = None
@@ -357,7 +360,7 @@ class MemoryQueueHandler(logging.Handler):
             if self._flusher is None and not self._closed:
                 flusher = ThreadFlusher(
                     self.spool,  # type: ignore[arg-type]  # MemorySpool: the Spool API subset
-                    self._sender_factory(),
+                    LazySender(self._sender_factory),  # built on the first send
                     self.flusher_config,
                     name=f"yai-spool-memory-flusher[{self.project}/{self.logstore}]",
                 )
