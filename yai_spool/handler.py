@@ -87,6 +87,11 @@ class SpoolHandler(logging.Handler):
         extract_json_drop_message, extract_json_prefix, extract_json_suffix, extract_kv,
         extract_kv_drop_message, extract_kv_prefix, extract_kv_suffix, extract_kv_sep: field
             selection with the names and meaning of ``aliyun.log.QueuedLogHandler``.
+        otel, otel_keys: add the active OpenTelemetry span's ``trace_id``, ``span_id`` and
+            ``trace_flags`` to every record (default on; costs nothing without OTel), under
+            these keys (e.g. ``{"trace_id": "traceId"}``; None omits a field). A span's ids
+            win over a ``trace_id`` bound with ``yai_spool.context.bind``; see
+            :mod:`yai_spool.otel`.
         max_spool_records, max_spool_bytes, when_full, block_timeout, synchronous: spool
             bounds and durability (see ``yai_spool.spool``); ``synchronous="FULL"`` also
             survives power loss at a higher cost per record.
@@ -136,6 +141,8 @@ class SpoolHandler(logging.Handler):
         extract_kv_prefix: str | None = None,
         extract_kv_suffix: str | None = None,
         extract_kv_sep: str | None = None,
+        otel: bool = True,
+        otel_keys: Mapping[str, str | None] | None = None,
         max_spool_records: int = 1_000_000,
         max_spool_bytes: int = 256 * 1024 * 1024,
         when_full: str = "drop_oldest",
@@ -177,6 +184,8 @@ class SpoolHandler(logging.Handler):
             extract_kv_prefix=extract_kv_prefix,
             extract_kv_suffix=extract_kv_suffix,
             extract_kv_sep=extract_kv_sep,
+            otel=otel,
+            otel_keys=otel_keys,
         )
         self._defaults = (topic, source, tuple(sorted((tags or {}).items())))
         self._dest = encode_dest(project, logstore, topic, source, self._defaults[2])

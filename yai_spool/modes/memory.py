@@ -82,6 +82,7 @@ class MemoryQueueHandler(logging.Handler):
         access_key_id, access_key_secret, security_token, credentials_provider: credentials
             (default: the ``ALIBABA_CLOUD_*`` environment variables, read per request).
         topic, source, tags: LogGroup fields (per-record ``extra={"sls_topic": ...}``).
+        otel, otel_keys: OpenTelemetry span ids on every record, as ``SpoolHandler``.
         fields, extra, buildin_fields_prefix, ...: field selection as ``SpoolHandler``.
         flusher: ``"thread"`` (default: a background thread, started by the first record) or
             ``"asyncio"`` (an asyncio task started by :func:`yai_spool.aio.lifespan` or
@@ -133,6 +134,8 @@ class MemoryQueueHandler(logging.Handler):
         extract_kv_prefix: str | None = None,
         extract_kv_suffix: str | None = None,
         extract_kv_sep: str | None = None,
+        otel: bool = True,
+        otel_keys: Mapping[str, str | None] | None = None,
         flusher: QueueFlusher = "thread",
         max_queue_records: int = 100_000,
         max_queue_bytes: int = 64 * 1024 * 1024,
@@ -186,6 +189,8 @@ class MemoryQueueHandler(logging.Handler):
                 "extract_kv_prefix": extract_kv_prefix,
                 "extract_kv_suffix": extract_kv_suffix,
                 "extract_kv_sep": extract_kv_sep,
+                "otel": otel,
+                "otel_keys": otel_keys,
             },
         )
         self.client_options = ClientOptions.build(
