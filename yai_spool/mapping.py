@@ -67,8 +67,10 @@ the current time with a note in ``yai_spool_error``.
 
 Per-record overrides, read from (and never shipped as) record attributes, i.e. ``extra=``:
 ``sls_topic`` (str), ``sls_source`` (str), ``sls_tags`` (mapping str -> str, merged over the
-configured ``tags``), ``sls_context`` (set by :class:`yai_spool.context.ContextFilter`),
-``created_ns`` (int, see Time).
+configured ``tags``), ``sls_extra`` (a mapping shipped as more extras, after the record's own:
+for keys ``logging`` refuses in ``extra=``, such as ``name`` or ``filename``; keys clashing
+with a field are suffixed as usual, ``name`` -> ``name_2``), ``sls_context`` and ``sls_span``
+(set by :class:`yai_spool.context.ContextFilter`), ``created_ns`` (int, see Time).
 
 Migrating from aliyun.log.QueuedLogHandler
 ------------------------------------------
@@ -151,6 +153,7 @@ __all__ = [
     "DEFAULT_MAX_ENTRY_BYTES",
     "DEFAULT_MAX_VALUE_BYTES",
     "ERROR_KEY",
+    "EXTRA_ATTR",
     "MAPPER_OPTIONS",
     "MAX_ENTRY_BYTES_LIMIT",
     "MAX_KEY_BYTES",
@@ -299,6 +302,10 @@ RESERVED_KEYS: Final = frozenset(
 
 TOPIC_ATTR: Final = "sls_topic"
 SOURCE_ATTR: Final = "sls_source"
+#: Record attribute holding a mapping of more extras, shipped like ``extra=`` fields. For keys
+#: ``logging`` refuses in ``extra=`` (``name``, ``message``, ``filename``... any LogRecord
+#: attribute): :func:`yai_spool.structlog.render_to_log_kwargs` puts them here.
+EXTRA_ATTR: Final = "sls_extra"
 TAGS_ATTR: Final = "sls_tags"
 CREATED_NS_ATTR: Final = "created_ns"
 #: Key of the note listing fields that needed a fallback value.
@@ -327,7 +334,7 @@ _BLANK_RECORD_ATTRS: Final = tuple(
 )
 _STANDARD_ATTRS: Final = frozenset(_BLANK_RECORD_ATTRS) | {"message", "asctime"}
 _OVERRIDE_ATTRS: Final = frozenset(
-    {TOPIC_ATTR, SOURCE_ATTR, TAGS_ATTR, CONTEXT_ATTR, SPAN_ATTR, CREATED_NS_ATTR}
+    {TOPIC_ATTR, SOURCE_ATTR, TAGS_ATTR, EXTRA_ATTR, CONTEXT_ATTR, SPAN_ATTR, CREATED_NS_ATTR}
 )
 _NOT_EXTRA: Final = _STANDARD_ATTRS | _OVERRIDE_ATTRS
 _N_STANDARD: Final = len(_BLANK_RECORD_ATTRS)
@@ -1137,11 +1144,17 @@ class RecordMapper:
         # with standard attributes deleted *and* extras added is not worth a full scan.)
         more = len(d) > _N_STANDARD
         names: list[Any] = []
+        nested: list[tuple[Any, Any]] | None = None
         if more and self.extra:
             try:
                 names = [k for k in d if k not in _NOT_EXTRA]
             except Exception as exc:  # e.g. another thread resized the record's __dict__
                 errors.append(f"extra: {_describe(exc)}")
+            try:
+                value = d.get(EXTRA_ATTR)
+                nested = list(value.items()) if value else None
+            except Exception as exc:
+                errors.append(f"{EXTRA_ATTR}: {_describe(exc)}")
         ctx: Any = None
         if self.context:
             try:
@@ -1167,7 +1180,7 @@ class RecordMapper:
             ctx = None
         # Keys taken so far; copied only when dynamic keys are coming (not for plain records).
         seen: set[str] = _NOTHING_SEEN
-        if extracted or names or ctx or self._context_plan:
+        if extracted or names or nested or ctx or self._context_plan:
             seen = set(self._fixed_keys)
             if drop_message:
                 seen.discard(self._message_key)  # the extracted "message" may take its key
@@ -1183,6 +1196,11 @@ class RecordMapper:
                 bulk += self._add_pairs([(k, d[k]) for k in names], tail, seen)
             except Exception as exc:  # e.g. another thread changed the record meanwhile
                 errors.append(f"extra: {_describe(exc)}")
+        if nested:
+            try:
+                bulk += self._add_pairs(nested, tail, seen)
+            except Exception as exc:
+                errors.append(f"{EXTRA_ATTR}: {_describe(exc)}")
 
         if ctx:
             try:
