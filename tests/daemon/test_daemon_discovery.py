@@ -159,12 +159,12 @@ def test_daemon_prometheus_metrics(rig: Rig) -> None:
     assert last is not None
     assert last > 0
     for name in (
-        "yai_spool_bytes",
+        "yai_spool_record_bytes",
         "yai_spool_file_bytes",
         "yai_spool_oldest_ready_age_seconds",
         "yai_spool_dead_lettered_records_total",
         "yai_spool_retried_records_total",
-        "yai_spool_throttled_total",
+        "yai_spool_throttled_requests_total",
     ):
         assert any(key[0] == name for key in samples), name
     assert samples[("yai_spool_daemon_delivered_records_total", ())] == 25
