@@ -103,8 +103,10 @@ class SpoolHandler(logging.Handler):
         retry: a :class:`~yai_spool.retry.RetryPolicy` (backoff caps, ``max_age``).
         flush_timeout: the bound of ``flush()``; close_timeout: the drain bound of ``close()``.
         sender_factory: builds the PutLogs client (tests, the SDK adapter); default
-            :class:`~yai_spool.client.PutLogsClient`. Called on the first send, on the
-            flusher's thread (never in ``__init__`` or ``emit``).
+            :class:`~yai_spool.client.PutLogsClient`, which is built on the first send, on
+            the flusher's thread (never in ``__init__`` or ``emit``). A factory given here
+            is called when the flusher starts (first ``emit`` or ``flush()``); if it
+            raises, that is reported once (``handleError``) and the records stay spooled.
 
     Raises:
         ConfigError: the endpoint, signing or credential arguments are invalid (checked
@@ -342,9 +344,11 @@ class SpoolHandler(logging.Handler):
     # -- internals -----------------------------------------------------------------------
 
     def _make_sender(self) -> Sender:
-        # Built on the first send, on the flusher's thread: httpx loads only in processes
-        # that ship, and never inside emit() on an application thread.
-        return LazySender(self._sender_factory or self._client_options.sync_client)
+        if self._sender_factory is not None:
+            return self._sender_factory()  # the caller's own (tests, the SDK adapter)
+        # Our client is built on the first send, on the flusher's thread: httpx loads only
+        # in processes that ship, and never inside emit() on an application thread.
+        return LazySender(self._client_options.sync_client)
 
     def _start_flusher(self) -> ThreadFlusher | None:
         with self._start_lock:

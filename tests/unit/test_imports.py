@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import yai_spool
-from yai_spool.emulator import Emulator, EmulatorConfig
+from yai_spool.testing import SLSEmulator
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("httpx", "httpcore", "rich", "typer", "click", "watchdog", "opentelemetry", "structlog")
@@ -72,41 +72,43 @@ def test_building_a_handler_and_logging_imports_no_heavy_library(tmp_path: Path)
     assert out == {"loaded": [], "ready": 10}
 
 
-def test_emit_never_imports_on_the_application_thread(tmp_path: Path) -> None:
+def test_emit_never_imports_on_the_application_thread(
+    tmp_path: Path, sls_emulator: SLSEmulator
+) -> None:
     """The first records start the flusher; the client (httpx) is imported by the flusher.
 
     An import hook records the thread of every module import; the records are delivered,
     so the client was built, and no import happened on the thread that logged.
     """
-    with Emulator(EmulatorConfig(access_keys={"AK": "SK"})) as emu:
-        code = LOADED + (
-            "import logging, threading\n"
-            "from yai_spool import SpoolHandler\n"
-            f"h = SpoolHandler(project='proj', logstore='store', endpoint={emu.url!r},"
-            f" spool_path={str(tmp_path / 'b.spool')!r}, access_key_id='AK',"
-            " access_key_secret='SK', linger=0)\n"
-            "log = logging.getLogger('app'); log.addHandler(h); log.setLevel(logging.INFO)\n"
-            "seen = []\n"
-            "class Spy:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        seen.append((name, threading.current_thread() is threading.main_thread()))\n"
-            "        return None\n"
-            "log.info('warm-up before the hook'); h.flush()\n"
-            "before = 'httpx' in sys.modules\n"
-            "sys.meta_path.insert(0, Spy())\n"
-            "for i in range(20):\n"
-            "    try:\n"
-            "        raise ValueError(i)\n"
-            "    except ValueError:\n"
-            "        log.exception('record %d', i, extra={'n': i, 'f': 1.5})\n"
-            "main = sorted({name for name, on_main in seen if on_main})\n"
-            "sys.meta_path.pop(0)\n"
-            "ok = h.flush_until(30)\n"
-            "h.close()\n"
-            "print(json.dumps({'main': main, 'ok': ok, 'httpx_before_hook': before}))"
-        )
-        out = run_python(code)
-        assert emu.wait_for_count("proj", "store", 21, timeout=30)
+    emu = sls_emulator  # the child process logs to the test kit's emulator
+    code = LOADED + (
+        "import logging, threading\n"
+        "from yai_spool import SpoolHandler\n"
+        f"h = SpoolHandler(project='proj', logstore='store', endpoint={emu.url!r},"
+        f" spool_path={str(tmp_path / 'b.spool')!r}, access_key_id={emu.access_key_id!r},"
+        f" access_key_secret={emu.access_key_secret!r}, linger=0)\n"
+        "log = logging.getLogger('app'); log.addHandler(h); log.setLevel(logging.INFO)\n"
+        "seen = []\n"
+        "class Spy:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        seen.append((name, threading.current_thread() is threading.main_thread()))\n"
+        "        return None\n"
+        "log.info('warm-up before the hook'); h.flush()\n"
+        "before = 'httpx' in sys.modules\n"
+        "sys.meta_path.insert(0, Spy())\n"
+        "for i in range(20):\n"
+        "    try:\n"
+        "        raise ValueError(i)\n"
+        "    except ValueError:\n"
+        "        log.exception('record %d', i, extra={'n': i, 'f': 1.5})\n"
+        "main = sorted({name for name, on_main in seen if on_main})\n"
+        "sys.meta_path.pop(0)\n"
+        "ok = h.flush_until(30)\n"
+        "h.close()\n"
+        "print(json.dumps({'main': main, 'ok': ok, 'httpx_before_hook': before}))"
+    )
+    out = run_python(code)
+    assert len(emu.wait_for(21, project="proj", logstore="store", timeout=30)) == 21
     assert out["main"] == []
     assert out["ok"] is True
     assert out["httpx_before_hook"] is True  # the warm-up's flush built the client

@@ -221,9 +221,10 @@ class MemoryQueueHandler(logging.Handler):
             ),
             name=f"{project}/{logstore}",
         )
-        if sender_factory is None and async_sender_factory is None:
+        own = sender_factory if flusher == "thread" else async_sender_factory
+        if own is None:
             self.client_options.check()  # a bad endpoint fails here, not on the first send
-        self._sender_factory = sender_factory or self.client_options.sync_client
+        self._sender_factory = sender_factory  # None: our client, built on the first send
         self._async_sender_factory = async_sender_factory or self.client_options.async_client
         self._flusher = None
         self._thread_flusher: ThreadFlusher | None = None
@@ -365,7 +366,9 @@ class MemoryQueueHandler(logging.Handler):
             if self._flusher is None and not self._closed:
                 flusher = ThreadFlusher(
                     self.spool,  # type: ignore[arg-type]  # MemorySpool: the Spool API subset
-                    LazySender(self._sender_factory),  # built on the first send
+                    self._sender_factory()
+                    if self._sender_factory is not None
+                    else LazySender(self.client_options.sync_client),
                     self.flusher_config,
                     name=f"yai-spool-memory-flusher[{self.project}/{self.logstore}]",
                 )
