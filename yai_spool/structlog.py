@@ -10,7 +10,7 @@ into the application. Here such keys travel in the record's ``sls_extra`` mappin
 the yai-spool mapper ships like any other extra (``name`` becomes ``name_2`` in SLS,
 because ``name`` is the logger-name field; ``filename`` stays ``filename``).
 
-Recommended configuration (README, tested end to end in ``tests/structlog``)::
+Recommended configuration (README, tested end to end in ``tests/structlog_pipeline``)::
 
     structlog.configure(
         processors=[
