@@ -43,6 +43,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
 import random
@@ -56,7 +57,6 @@ from yai_spool.errors import Outcome
 from yai_spool.flusher import FlusherConfig, FlusherStats, ShipCycle, ship_async
 from yai_spool.handler import SpoolHandler
 from yai_spool.modes.core import (
-    ClientOptions,
     as_timeouts,
     asyncio_handlers,
     is_shipping_path,
@@ -613,10 +613,11 @@ class AsyncSpoolHandler(SpoolHandler):
         super().__init__(flusher="none", **kwargs)
         self.flusher_mode_name = "asyncio"
         self.max_in_flight = max_in_flight
-        options = {k: v for k, v in self._client_options.items() if v is not None}
-        self.client_options = ClientOptions.build(
-            self.endpoint, timeouts=None if timeouts is None else as_timeouts(timeouts), **options
+        self.client_options = dataclasses.replace(
+            self._client_options, timeouts=None if timeouts is None else as_timeouts(timeouts)
         )
+        if async_sender_factory is None:
+            self.client_options.check()  # a bad endpoint fails here, not on the first send
         self._async_sender_factory = async_sender_factory or self.client_options.async_client
         asyncio_handlers.add(self)
 

@@ -4,12 +4,19 @@ Owns the ASGI side of request context. A pure ASGI middleware (no Starlette impo
 under FastAPI, Starlette, Quart, Litestar or a bare ASGI app): for each HTTP or WebSocket
 connection it binds, through :mod:`yai_spool.context`,
 
-- ``trace_id``: the trace id of a valid W3C ``traceparent`` header, else a valid
-  ``x-request-id`` header, else a fresh random one (32 hex digits, the W3C trace-id shape);
+- ``trace_id``: the trace id of the active OpenTelemetry span when one is active as the
+  request reaches this middleware (OTel's ASGI instrumentation added outside it), else the
+  trace id of a valid W3C ``traceparent`` header, else a valid ``x-request-id`` header, else
+  a fresh random one (32 hex digits, the W3C trace-id shape);
 - ``http_method`` and ``http_path`` (names configurable, ``None`` leaves one out);
 
 for exactly the duration of the request, and echoes the id in a response header
 (``x-request-id`` by default) so a client can quote it.
+
+Precedence with OpenTelemetry: records made while a span is active carry that span's ids
+(:mod:`yai_spool.otel`), whatever this middleware bound; the bound ``trace_id`` fills in
+where no span is active (code outside any span). Taking the span's trace id here keeps the
+two equal, so the echoed id is also the trace id in the tracing backend.
 
 How the fields reach records: every handler of yai-spool maps records with
 :class:`~yai_spool.mapping.RecordMapper`, which adds the bound fields to each record's
@@ -37,6 +44,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 from yai_spool import context
+from yai_spool.otel import span_ids
 
 __all__ = ["RequestContextMiddleware", "trace_id_from_headers"]
 
@@ -126,8 +134,9 @@ class RequestContextMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)  # lifespan and anything else: untouched
             return
-        trace_id = None
-        if self.trust_incoming:
+        span = span_ids()
+        trace_id = span[0] if span is not None else None
+        if trace_id is None and self.trust_incoming:
             trace_id = trace_id_from_headers(scope.get("headers") or (), self.header)
         if trace_id is None:
             trace_id = self.id_factory()

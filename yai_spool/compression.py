@@ -15,6 +15,10 @@ Invariants of ``decompress``:
   truncated body, a second frame or a size mismatch are all errors.
 - It never allocates more than ``raw_size`` (+1) bytes of output, whatever the body claims, so
   a hostile body cannot make the emulator allocate gigabytes: the caller bounds ``raw_size``.
+
+The codecs (``lz4``, ``zstandard``) are imported on the first body compressed or
+decompressed, on the shipping side: a process that only logs (``Compression`` is validated
+when a handler is built) never pays their import.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from __future__ import annotations
 import threading
 import zlib
 from enum import StrEnum
-
-import lz4.block
-import zstandard
+from typing import TYPE_CHECKING, Any
 
 from yai_spool.errors import CompressionError
+
+if TYPE_CHECKING:
+    import zstandard
 
 __all__ = ["Compression", "compress", "decompress", "parse_compress_type"]
 
@@ -75,10 +80,22 @@ def parse_compress_type(header: str | None) -> Compression:
 _zstd_local = threading.local()
 
 
+def _lz4() -> Any:
+    import lz4.block  # noqa: PLC0415 - shipping side only (see the module docstring)
+
+    return lz4.block
+
+
+def _zstd() -> Any:
+    import zstandard  # noqa: PLC0415 - shipping side only (see the module docstring)
+
+    return zstandard
+
+
 def _zstd_compressor() -> zstandard.ZstdCompressor:
     cctx = getattr(_zstd_local, "cctx", None)
     if cctx is None:
-        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+        cctx = _zstd().ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
         _zstd_local.cctx = cctx
     return cctx
 
@@ -86,7 +103,7 @@ def _zstd_compressor() -> zstandard.ZstdCompressor:
 def _zstd_decompressor() -> zstandard.ZstdDecompressor:
     dctx = getattr(_zstd_local, "dctx", None)
     if dctx is None:
-        dctx = zstandard.ZstdDecompressor()
+        dctx = _zstd().ZstdDecompressor()
         _zstd_local.dctx = dctx
     return dctx
 
@@ -94,7 +111,7 @@ def _zstd_decompressor() -> zstandard.ZstdDecompressor:
 def compress(kind: Compression, raw: bytes) -> bytes:
     """Compress an encoded LogGroup for the wire. ``NONE`` returns ``raw`` unchanged."""
     if kind is Compression.LZ4:
-        return lz4.block.compress(raw, store_size=False)
+        return _lz4().compress(raw, store_size=False)
     if kind is Compression.ZSTD:
         return _zstd_compressor().compress(raw)
     if kind is Compression.DEFLATE:
@@ -137,13 +154,15 @@ def decompress(kind: Compression, body: bytes, raw_size: int) -> bytes:
 def _lz4_decompress(body: bytes, raw_size: int) -> bytes:
     # The output buffer is exactly raw_size; a block that needs more raises LZ4BlockError. A block
     # that needs less returns short, which the caller's length check catches.
+    block = _lz4()
     try:
-        return lz4.block.decompress(body, uncompressed_size=raw_size)
-    except (lz4.block.LZ4BlockError, ValueError, MemoryError) as exc:
+        return block.decompress(body, uncompressed_size=raw_size)  # type: ignore[no-any-return]
+    except (block.LZ4BlockError, ValueError, MemoryError) as exc:
         raise CompressionError(f"corrupt lz4 block: {exc}") from exc
 
 
 def _zstd_decompress(body: bytes, raw_size: int) -> bytes:
+    zstandard = _zstd()
     try:
         declared = zstandard.frame_content_size(body)
     except zstandard.ZstdError as exc:

@@ -22,7 +22,12 @@ How context reaches a record:
   ``loop.run_in_executor`` via ``to_thread`` copy it for you.
 - The mapper reads the context on the thread that calls it. When records are mapped somewhere
   else (a ``QueueHandler``/``QueueListener`` pair), add :class:`ContextFilter` to the emitting
-  side: it copies the current mapping onto ``record.sls_context``, which the mapper prefers.
+  side: it copies the current mapping onto ``record.sls_context`` and the active OpenTelemetry
+  span's ids onto ``record.sls_span``, which the mapper prefers.
+
+OpenTelemetry: where a span is active, its ``trace_id`` / ``span_id`` / ``trace_flags``
+(:mod:`yai_spool.otel`) win over bound fields of the same names; where none is, a
+``trace_id`` bound here (or by the ASGI middleware) ships as bound.
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Final, ParamSpec, TypeVar
 
+from yai_spool.otel import span_ids
+
 __all__ = [
     "CONTEXT_ATTR",
+    "SPAN_ATTR",
     "TRACE_ID_KEY",
     "ContextFilter",
     "RequestContext",
@@ -55,6 +63,8 @@ _R = TypeVar("_R")
 TRACE_ID_KEY: Final = "trace_id"
 #: Record attribute that :class:`ContextFilter` sets and the mapper reads before the contextvar.
 CONTEXT_ATTR: Final = "sls_context"
+#: Record attribute holding the OTel span ids captured by :class:`ContextFilter` (or None).
+SPAN_ATTR: Final = "sls_span"
 
 _EMPTY: Final[Mapping[str, object]] = MappingProxyType({})
 
@@ -129,15 +139,19 @@ def propagate(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 class ContextFilter(logging.Filter):
-    """Copy the current request fields onto ``record.sls_context``; never rejects a record.
+    """Copy the request fields and OTel span ids onto the record; never rejects a record.
 
     Needed only when records are mapped on a different thread than the one that logged them
-    (e.g. behind a ``QueueHandler``). An existing ``sls_context`` is left alone so that a record
-    passing several filters keeps the context of the thread that created it.
+    (e.g. behind a ``QueueHandler``). Sets ``record.sls_context`` (the bound fields) and
+    ``record.sls_span`` (the active span's ids, or None). Existing values are left alone so
+    that a record passing several filters keeps the context of the thread that created it.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Attach the context mapping (shared, immutable: no copy is needed) and accept."""
-        if CONTEXT_ATTR not in record.__dict__:
-            setattr(record, CONTEXT_ATTR, RequestContext.get())
+        d = record.__dict__
+        if CONTEXT_ATTR not in d:
+            d[CONTEXT_ATTR] = RequestContext.get()
+        if SPAN_ATTR not in d:
+            d[SPAN_ATTR] = span_ids()
         return True

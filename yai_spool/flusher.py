@@ -155,9 +155,14 @@ class FlusherConfig:
 
 @dataclass(slots=True)
 class FlusherStats:
-    """In-process counters of one flusher (the spool keeps the durable ones)."""
+    """In-process counters of one flusher (the spool keeps the durable ones).
+
+    ``in_flight`` is a gauge: PutLogs requests sent and not answered yet (a plan suspended
+    at its ``yield``), maintained by ``ShipCycle`` for every driver.
+    """
 
     requests: int = 0
+    in_flight: int = 0
     delivered: int = 0
     retried: int = 0
     throttled: int = 0
@@ -278,7 +283,11 @@ class ShipCycle:
             outcome = Outcome.REJECTED
         else:
             self.stats.requests += 1
-            result = yield SendRequest(project, logstore, raw, len(part))
+            self.stats.in_flight += 1
+            try:
+                result = yield SendRequest(project, logstore, raw, len(part))
+            finally:  # answered, or the driver closed the plan (cancelled): not in flight
+                self.stats.in_flight -= 1
             del raw
             if isinstance(result, BaseException):
                 exc = result

@@ -38,12 +38,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from yai_spool.compression import Compression
 from yai_spool.credentials import CredentialsProvider
 from yai_spool.destination import encode_dest
 from yai_spool.flusher import FlusherConfig, Sender, ThreadFlusher, in_flusher_thread
 from yai_spool.mapping import RecordMapper
-from yai_spool.modes.core import handle_unlocked
+from yai_spool.modes.core import ClientOptions, LazySender, handle_unlocked
 from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
 from yai_spool.spool import Spool, SpoolConfig, SpoolDropped
 
@@ -88,6 +87,11 @@ class SpoolHandler(logging.Handler):
         extract_json_drop_message, extract_json_prefix, extract_json_suffix, extract_kv,
         extract_kv_drop_message, extract_kv_prefix, extract_kv_suffix, extract_kv_sep: field
             selection with the names and meaning of ``aliyun.log.QueuedLogHandler``.
+        otel, otel_keys: add the active OpenTelemetry span's ``trace_id``, ``span_id`` and
+            ``trace_flags`` to every record (default on; costs nothing without OTel), under
+            these keys (e.g. ``{"trace_id": "traceId"}``; None omits a field). A span's ids
+            win over a ``trace_id`` bound with ``yai_spool.context.bind``; see
+            :mod:`yai_spool.otel`.
         max_spool_records, max_spool_bytes, when_full, block_timeout, synchronous: spool
             bounds and durability (see ``yai_spool.spool``); ``synchronous="FULL"`` also
             survives power loss at a higher cost per record.
@@ -99,7 +103,15 @@ class SpoolHandler(logging.Handler):
         retry: a :class:`~yai_spool.retry.RetryPolicy` (backoff caps, ``max_age``).
         flush_timeout: the bound of ``flush()``; close_timeout: the drain bound of ``close()``.
         sender_factory: builds the PutLogs client (tests, the SDK adapter); default
-            :class:`~yai_spool.client.PutLogsClient`.
+            :class:`~yai_spool.client.PutLogsClient`, which is built on the first send, on
+            the flusher's thread (never in ``__init__`` or ``emit``). A factory given here
+            is called when the flusher starts (first ``emit`` or ``flush()``); if it
+            raises, that is reported once (``handleError``) and the records stay spooled.
+
+    Raises:
+        ConfigError: the endpoint, signing or credential arguments are invalid (checked
+            without building the client).
+        ValueError: another argument is out of range.
         level: the handler level.
     """
 
@@ -131,6 +143,8 @@ class SpoolHandler(logging.Handler):
         extract_kv_prefix: str | None = None,
         extract_kv_suffix: str | None = None,
         extract_kv_sep: str | None = None,
+        otel: bool = True,
+        otel_keys: Mapping[str, str | None] | None = None,
         max_spool_records: int = 1_000_000,
         max_spool_bytes: int = 256 * 1024 * 1024,
         when_full: str = "drop_oldest",
@@ -172,6 +186,8 @@ class SpoolHandler(logging.Handler):
             extract_kv_prefix=extract_kv_prefix,
             extract_kv_suffix=extract_kv_suffix,
             extract_kv_sep=extract_kv_sep,
+            otel=otel,
+            otel_keys=otel_keys,
         )
         self._defaults = (topic, source, tuple(sorted((tags or {}).items())))
         self._dest = encode_dest(project, logstore, topic, source, self._defaults[2])
@@ -190,15 +206,20 @@ class SpoolHandler(logging.Handler):
             max_in_flight=max_in_flight,
             retry=retry,
         )
-        self._client_options: dict[str, Any] = {
-            "access_key_id": access_key_id,
-            "access_key_secret": access_key_secret,
-            "security_token": security_token,
-            "credentials_provider": credentials_provider,
-            "compression": Compression(compression),
-            "signature_version": signature_version,
-            "region": region,
-        }
+        # Validated here (ConfigError on a bad endpoint, V4 without region, half a key pair)
+        # without importing httpx; the client itself is built on the first send.
+        self._client_options = ClientOptions.build(
+            endpoint,
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            security_token=security_token,
+            credentials_provider=credentials_provider,
+            compression=compression,
+            signature_version=signature_version,
+            region=region,
+        )
+        if flusher == "thread" and sender_factory is None:
+            self._client_options.check()
         self._sender_factory = sender_factory
         self.spool = Spool(self.spool_path, self._spool_config)
         self._flusher: ThreadFlusher | None = None
@@ -324,12 +345,10 @@ class SpoolHandler(logging.Handler):
 
     def _make_sender(self) -> Sender:
         if self._sender_factory is not None:
-            return self._sender_factory()
-        # httpx loads only in processes that ship, not in every process that logs.
-        from yai_spool.client import PutLogsClient  # noqa: PLC0415
-
-        assert self.endpoint is not None  # checked in __init__
-        return PutLogsClient(self.endpoint, **self._client_options)
+            return self._sender_factory()  # the caller's own (tests, the SDK adapter)
+        # Our client is built on the first send, on the flusher's thread: httpx loads only
+        # in processes that ship, and never inside emit() on an application thread.
+        return LazySender(self._client_options.sync_client)
 
     def _start_flusher(self) -> ThreadFlusher | None:
         with self._start_lock:

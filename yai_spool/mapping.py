@@ -67,8 +67,10 @@ the current time with a note in ``yai_spool_error``.
 
 Per-record overrides, read from (and never shipped as) record attributes, i.e. ``extra=``:
 ``sls_topic`` (str), ``sls_source`` (str), ``sls_tags`` (mapping str -> str, merged over the
-configured ``tags``), ``sls_context`` (set by :class:`yai_spool.context.ContextFilter`),
-``created_ns`` (int, see Time).
+configured ``tags``), ``sls_extra`` (a mapping shipped as more extras, after the record's own:
+for keys ``logging`` refuses in ``extra=``, such as ``name`` or ``filename``; keys clashing
+with a field are suffixed as usual, ``name`` -> ``name_2``), ``sls_context`` and ``sls_span``
+(set by :class:`yai_spool.context.ContextFilter`), ``created_ns`` (int, see Time).
 
 Migrating from aliyun.log.QueuedLogHandler
 ------------------------------------------
@@ -133,7 +135,7 @@ from dataclasses import fields as dataclass_fields
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, TypedDict
 
-from yai_spool.context import CONTEXT_ATTR, RequestContext
+from yai_spool.context import CONTEXT_ATTR, SPAN_ATTR, RequestContext
 from yai_spool.encoding import (
     KeyHeads,
     content,
@@ -143,6 +145,7 @@ from yai_spool.encoding import (
     log_field,
     log_field_of,
 )
+from yai_spool.otel import resolve_keys, span_ids
 
 __all__ = [
     "CREATED_NS_ATTR",
@@ -150,6 +153,7 @@ __all__ = [
     "DEFAULT_MAX_ENTRY_BYTES",
     "DEFAULT_MAX_VALUE_BYTES",
     "ERROR_KEY",
+    "EXTRA_ATTR",
     "MAPPER_OPTIONS",
     "MAX_ENTRY_BYTES_LIMIT",
     "MAX_KEY_BYTES",
@@ -298,6 +302,10 @@ RESERVED_KEYS: Final = frozenset(
 
 TOPIC_ATTR: Final = "sls_topic"
 SOURCE_ATTR: Final = "sls_source"
+#: Record attribute holding a mapping of more extras, shipped like ``extra=`` fields. For keys
+#: ``logging`` refuses in ``extra=`` (``name``, ``message``, ``filename``... any LogRecord
+#: attribute): :func:`yai_spool.structlog.render_to_log_kwargs` puts them here.
+EXTRA_ATTR: Final = "sls_extra"
 TAGS_ATTR: Final = "sls_tags"
 CREATED_NS_ATTR: Final = "created_ns"
 #: Key of the note listing fields that needed a fallback value.
@@ -326,7 +334,7 @@ _BLANK_RECORD_ATTRS: Final = tuple(
 )
 _STANDARD_ATTRS: Final = frozenset(_BLANK_RECORD_ATTRS) | {"message", "asctime"}
 _OVERRIDE_ATTRS: Final = frozenset(
-    {TOPIC_ATTR, SOURCE_ATTR, TAGS_ATTR, CONTEXT_ATTR, CREATED_NS_ATTR}
+    {TOPIC_ATTR, SOURCE_ATTR, TAGS_ATTR, EXTRA_ATTR, CONTEXT_ATTR, SPAN_ATTR, CREATED_NS_ATTR}
 )
 _NOT_EXTRA: Final = _STANDARD_ATTRS | _OVERRIDE_ATTRS
 _N_STANDARD: Final = len(_BLANK_RECORD_ATTRS)
@@ -562,6 +570,11 @@ class RecordMapper:
         stack_key: key of ``stack_info``; None appends it to the message. "stack_info".
         context: add the fields bound with :func:`yai_spool.context.bind`. Default True.
         context_vars: more ``{key: ContextVar}`` read on every record (unset/None omitted).
+        otel: add the active OpenTelemetry span's ``trace_id`` / ``span_id`` /
+            ``trace_flags`` (see :mod:`yai_spool.otel`; nothing happens, and nothing is
+            imported, in a process that does not use OTel). Default True.
+        otel_keys: the content keys of those three fields, e.g. ``{"trace_id": "traceId"}``;
+            None for a field omits it. Default :data:`~yai_spool.otel.OTEL_KEYS`.
         max_value_bytes: UTF-8 bytes per value, marker included. Default 1 MiB (SLS limit).
         max_entry_bytes: approximate protobuf bytes per entry. Default 5 MiB, at most 8 MiB.
         json_ensure_ascii: escape non-ASCII in JSON-encoded values like the SDK. Default False.
@@ -592,6 +605,8 @@ class RecordMapper:
     stack_key: str | None = "stack_info"
     context: bool = True
     context_vars: Mapping[str, contextvars.ContextVar[Any]] | None = None
+    otel: bool = True
+    otel_keys: Mapping[str, str | None] | None = None
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
     json_ensure_ascii: bool = False
@@ -612,6 +627,12 @@ class RecordMapper:
     _context_plan: tuple[tuple[str, contextvars.ContextVar[Any]], ...] = field(
         init=False, repr=False
     )
+    # (index in the span triple, configured key) of each OTel field shipped; the key goes
+    # through prefix/suffix/sanitising like a context key. _otel_names: context keys an
+    # active span replaces. _span_ids: otel.span_ids, or None when OTel fields are off.
+    _otel_plan: tuple[tuple[int, str], ...] = field(init=False, repr=False)
+    _otel_names: frozenset[str] = field(init=False, repr=False)
+    _span_ids: Callable[[], tuple[str, str, str] | None] | None = field(init=False, repr=False)
     _fast_chars: int = field(init=False, repr=False)
     # Bounded memo of sanitised dynamic keys. Races between threads only cost a recomputation.
     _extra_keys: dict[str, str] = field(init=False, repr=False)
@@ -641,7 +662,7 @@ class RecordMapper:
             elif not isinstance(value, bool):
                 msg = f"{name} must be a bool or None, not {type(value).__name__}"
                 raise TypeError(msg)
-        for name in ("context", "json_ensure_ascii"):
+        for name in ("context", "otel", "json_ensure_ascii"):
             if not isinstance(getattr(self, name), bool):
                 msg = f"{name} must be a bool"
                 raise TypeError(msg)
@@ -751,6 +772,13 @@ class RecordMapper:
         setv(self, "_context_plan", tuple(ctx_plan))
         if self.context_vars is not None:
             setv(self, "context_vars", MappingProxyType(dict(self.context_vars)))
+        otel_keys = resolve_keys(self.otel_keys)
+        if self.otel_keys is not None:
+            setv(self, "otel_keys", MappingProxyType(dict(self.otel_keys)))
+        plan = tuple((i, k) for i, k in enumerate(otel_keys) if k is not None) if self.otel else ()
+        setv(self, "_otel_plan", plan)
+        setv(self, "_otel_names", frozenset(k for _, k in plan))
+        setv(self, "_span_ids", span_ids if plan else None)
         setv(self, "_fast_chars", min(self.max_value_bytes, _FAST_CHARS))
         setv(self, "_extra_keys", {})
         setv(self, "_json_keys", {})
@@ -928,21 +956,22 @@ class RecordMapper:
                     return message
                 parts.append(content(heads, data))
                 count += 1
-        if self.context:
-            ctx = RequestContext.get()
-            if ctx:
-                # Context keys are checked against everything taken so far (as _add_pairs
-                # dedupes them); rare enough to go through the generic encoder.
-                pairs: list[tuple[str, str]] = []
-                extra = self._plain_pairs(ctx.items(), pairs)
-                keys = {k for k, _ in pairs}
-                if extra < 0 or len(keys) != len(pairs):
-                    return message
-                if more and layout and not keys.isdisjoint(k for _, k, _ in layout):
-                    return message
-                bulk += extra
-                count += len(pairs)
-                parts.append(encode_contents(pairs))
+        ctx = RequestContext.get() if self.context else None
+        span = self._span_ids() if self._span_ids is not None else None
+        if ctx or span is not None:
+            # OTel ids, then context fields (an active span replaces the context's fields of
+            # the same names: see _context_items). Keys are checked against everything taken
+            # so far (as _add_pairs dedupes them); collisions go through the generic encoder.
+            pairs: list[tuple[str, str]] = []
+            extra = self._plain_pairs(self._context_items(ctx, span), pairs)
+            keys = {k for k, _ in pairs}
+            if extra < 0 or len(keys) != len(pairs):
+                return message
+            if more and layout and not keys.isdisjoint(k for _, k, _ in layout):
+                return message
+            bulk += extra
+            count += len(pairs)
+            parts.append(encode_contents(pairs))
         if 4 * bulk + count * self._per_field > self.max_entry_bytes:
             return message
         tags = None
@@ -989,6 +1018,23 @@ class RecordMapper:
             cache.clear()
         cache[tuple(d)] = layout
         return layout
+
+    def _context_items(
+        self, ctx: Mapping[Any, Any] | None, span: tuple[str, str, str] | None
+    ) -> list[tuple[Any, Any]]:
+        """The OTel span's ids (if a span is active), then the bound context fields.
+
+        Precedence: where a span is active its ids win, so a context field with the same
+        name as an OTel field (``trace_id`` bound by ``context.bind`` or the ASGI middleware)
+        is left out; with no span active the context's fields ship as bound.
+        """
+        if span is None:
+            return list(ctx.items()) if ctx else []
+        items: list[tuple[Any, Any]] = [(key, span[i]) for i, key in self._otel_plan]
+        if ctx:
+            names = self._otel_names
+            items += [(k, v) for k, v in ctx.items() if k not in names]
+        return items
 
     def _plain_pairs(self, items: Iterable[tuple[object, object]], out: list[Any]) -> int:
         """Append ``(key, text)`` of plain values (see ``_encode_plain``) to ``out``.
@@ -1098,24 +1144,43 @@ class RecordMapper:
         # with standard attributes deleted *and* extras added is not worth a full scan.)
         more = len(d) > _N_STANDARD
         names: list[Any] = []
+        nested: list[tuple[Any, Any]] | None = None
         if more and self.extra:
             try:
                 names = [k for k in d if k not in _NOT_EXTRA]
             except Exception as exc:  # e.g. another thread resized the record's __dict__
                 errors.append(f"extra: {_describe(exc)}")
+            try:
+                value = d.get(EXTRA_ATTR)
+                nested = list(value.items()) if value else None
+            except Exception as exc:
+                errors.append(f"{EXTRA_ATTR}: {_describe(exc)}")
         ctx: Any = None
         if self.context:
             try:
                 ctx = d.get(CONTEXT_ATTR) if more else None
                 if ctx is None:
                     ctx = RequestContext.get()
-                ctx = list(ctx.items()) if ctx else None
             except Exception as exc:
                 errors.append(f"context: {_describe(exc)}")
                 ctx = None
+        if self._span_ids is not None:
+            # ContextFilter captured the span where the record was made; else read it here.
+            span = d.get(SPAN_ATTR, _UNSEEN) if more else _UNSEEN
+            if span is _UNSEEN:
+                span = self._span_ids()
+            elif not (type(span) is tuple and len(span) == 3):
+                span = None
+        else:
+            span = None
+        try:
+            ctx = self._context_items(ctx, span) if ctx or span is not None else None
+        except Exception as exc:
+            errors.append(f"context: {_describe(exc)}")
+            ctx = None
         # Keys taken so far; copied only when dynamic keys are coming (not for plain records).
         seen: set[str] = _NOTHING_SEEN
-        if extracted or names or ctx or self._context_plan:
+        if extracted or names or nested or ctx or self._context_plan:
             seen = set(self._fixed_keys)
             if drop_message:
                 seen.discard(self._message_key)  # the extracted "message" may take its key
@@ -1131,6 +1196,11 @@ class RecordMapper:
                 bulk += self._add_pairs([(k, d[k]) for k in names], tail, seen)
             except Exception as exc:  # e.g. another thread changed the record meanwhile
                 errors.append(f"extra: {_describe(exc)}")
+        if nested:
+            try:
+                bulk += self._add_pairs(nested, tail, seen)
+            except Exception as exc:
+                errors.append(f"{EXTRA_ATTR}: {_describe(exc)}")
 
         if ctx:
             try:

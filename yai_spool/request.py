@@ -22,6 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
@@ -44,13 +45,13 @@ from yai_spool.signing import (
 )
 
 __all__ = [
-    "DEFAULT_USER_AGENT",
     "Destination",
     "Endpoint",
     "PreparedRequest",
     "SignatureVersion",
     "build_put_logs_request",
     "build_put_logs_request_from_raw",
+    "default_user_agent",
     "region_from_host",
     "resign",
     "validate_logstore",
@@ -61,16 +62,29 @@ SignatureVersion = Literal["v1", "v4"]
 CONTENT_TYPE = "application/x-protobuf"
 
 
+@functools.cache
 def _package_version() -> str:
     try:
-        from importlib.metadata import version  # noqa: PLC0415 - only needed once, at import
+        # importlib.metadata costs ~10 ms to import: only when the first request is signed,
+        # never in a process that merely logs (``import yai_spool`` stays cheap).
+        from importlib.metadata import version  # noqa: PLC0415
 
         return version("yai-spool")
     except Exception:  # not installed (running from a checkout): any version string will do
         return "0"
 
 
-DEFAULT_USER_AGENT = f"yai-spool/{_package_version()}"
+def default_user_agent() -> str:
+    """``yai-spool/<version>``: the ``User-Agent`` of our requests (computed once)."""
+    return f"yai-spool/{_package_version()}"
+
+
+def __getattr__(name: str) -> str:
+    # DEFAULT_USER_AGENT stays importable, resolved on first use (PEP 562).
+    if name == "DEFAULT_USER_AGENT":
+        return default_user_agent()
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 _PROJECT_RE = re.compile(r"[a-z0-9-]{3,63}")
 _LOGSTORE_RE = re.compile(r"[a-z0-9_-]{2,63}")
@@ -255,7 +269,7 @@ def build_put_logs_request(
     region: str | None = None,
     hash_key: str | None = None,
     now: datetime | None = None,
-    user_agent: str = DEFAULT_USER_AGENT,
+    user_agent: str | None = None,
 ) -> PreparedRequest:
     """Encode ``group`` and build the signed request (see ``build_put_logs_request_from_raw``).
 
@@ -286,7 +300,7 @@ def build_put_logs_request_from_raw(
     region: str | None = None,
     hash_key: str | None = None,
     now: datetime | None = None,
-    user_agent: str = DEFAULT_USER_AGENT,
+    user_agent: str | None = None,
 ) -> PreparedRequest:
     """Build the signed PutLogs request for an already-encoded LogGroup.
 
@@ -299,7 +313,7 @@ def build_put_logs_request_from_raw(
         region: V4 region; inferred from ``*.log.aliyuncs.com`` endpoints when None.
         hash_key: route to a shard by key (``/shards/route?key=``) instead of load balancing.
         now: signing time (aware datetime); the current UTC time when None.
-        user_agent: ``User-Agent`` header.
+        user_agent: ``User-Agent`` header; None: :func:`default_user_agent`.
 
     Raises:
         ConfigError: V4 without a determinable region, unknown signature version, naive ``now``.
@@ -322,7 +336,7 @@ def build_put_logs_request_from_raw(
         url = f"{destination.base_url}{path}?{urlencode(query)}"
     body = compress(compression, raw)
     headers: dict[str, str] = {
-        "User-Agent": user_agent,
+        "User-Agent": user_agent if user_agent is not None else default_user_agent(),
         "x-log-bodyrawsize": str(len(raw)),
         "Content-Type": CONTENT_TYPE,
     }

@@ -17,6 +17,7 @@ from daemon_support import (
     free_port,
     spool_records,
     toml_config,
+    wait_until,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -131,23 +132,31 @@ def test_daemon_prometheus_metrics(rig: Rig) -> None:
     assert rig.notify.wait_key("READY") is not None, daemon.stderr
     spool_records(spool, [f"m-{i}" for i in range(25)])
     assert rig.emu.wait_for_count("proj", "metrics-store", 25, timeout=15), daemon.stderr
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    samples = {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
     labels = {
         "spool": str(spool),
         "endpoint": rig.emu.url,
         "project": "*",
         "logstore": "metrics-store",
     }
+    text = ""
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
 
     def value(name: str, **extra: str) -> float | None:
         return samples.get((name, tuple(sorted({**labels, **extra}.items()))))
 
+    def scrape() -> bool:
+        nonlocal text, samples
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        # The emulator stores a batch before it answers; the daemon acks after the answer.
+        return value("yai_spool_delivered_records_total") == 25
+
+    assert wait_until(scrape, timeout=15), text
     assert value("yai_spool_delivered_records_total") == 25
     assert value("yai_spool_appended_records_total") == 25
     assert value("yai_spool_records", state="ready") == 0
@@ -159,12 +168,12 @@ def test_daemon_prometheus_metrics(rig: Rig) -> None:
     assert last is not None
     assert last > 0
     for name in (
-        "yai_spool_bytes",
+        "yai_spool_record_bytes",
         "yai_spool_file_bytes",
         "yai_spool_oldest_ready_age_seconds",
         "yai_spool_dead_lettered_records_total",
         "yai_spool_retried_records_total",
-        "yai_spool_throttled_total",
+        "yai_spool_throttled_requests_total",
     ):
         assert any(key[0] == name for key in samples), name
     assert samples[("yai_spool_daemon_delivered_records_total", ())] == 25

@@ -1,23 +1,19 @@
 """Optional Prometheus endpoint of the daemon (``metrics_port``; extra ``yai-spool[metrics]``).
 
-Owns the metric names and labels. Every value is read at scrape time from the same snapshots
-the STATUS line uses (``Daemon.snapshots``), through a custom collector on a private registry,
-so nothing is double-counted and a scrape never sees a half-updated set.
+Owns the daemon's exporter: one custom collector on a private registry that reads, at
+scrape time, the same snapshots the STATUS line uses (``Daemon.snapshots``), so nothing is
+double-counted and a scrape never sees a half-updated set. The per-spool metric names live
+in :mod:`yai_spool.metrics` (shared with applications' own registries); the process-wide
+ones are here:
 
-Labels: ``spool`` (file path), ``endpoint``, ``project`` and ``logstore`` (the configured
-override, ``*`` where the spool rows decide), plus ``state``/``reason`` where noted.
+- ``yai_spool_daemon_spools``                        gauge: spools this daemon manages
+- ``yai_spool_daemon_requests_total``                PutLogs requests this daemon sent
+- ``yai_spool_daemon_delivered_records_total``       records this daemon delivered
+- ``yai_spool_daemon_reloads_total{result=ok|failed}``  configuration reloads
+- ``yai_spool_daemon_flusher_restarts_total``        flusher threads restarted after a crash
 
-Metrics (``yai_spool_`` prefix):
-
-- ``records{state=ready|leased|dead}``, ``bytes{state=...}``, ``file_bytes`` (db + WAL),
-  ``oldest_ready_age_seconds``                                               gauges
-- ``appended_records_total``, ``delivered_records_total``, ``retried_records_total``,
-  ``throttled_total``, ``dead_lettered_records_total``, ``dropped_records_total{reason}``
-  (the spool's durable counters: they include deliveries by in-process flushers)  counters
-- ``last_success_timestamp_seconds``, ``flusher_pid`` (holder, 0 = none), ``flusher_held``
-  (1 when this daemon holds the lock), ``spool_readable``                   gauges
-- ``daemon_spools``, ``daemon_delivered_records_total``, ``daemon_reloads_total{result}``,
-  ``daemon_flusher_restarts_total``                                         process-wide
+Per-spool labels: ``spool`` (file path), ``endpoint``, ``project`` and ``logstore`` (the
+configured override, ``*`` where the spool rows decide).
 
 Invariants: binds 127.0.0.1 only (no authentication on it); labels never carry secrets.
 """
@@ -30,15 +26,15 @@ from typing import Any
 
 from yai_spool.daemon.status import DaemonTotals, SpoolSnapshot
 from yai_spool.errors import ConfigError
+from yai_spool.metrics import SpoolSample, spool_families
 
 __all__ = ["MetricsServer", "start_metrics"]
 
-_LABELS = ["spool", "endpoint", "project", "logstore"]
 
-
-def _labels(snap: SpoolSnapshot) -> list[str]:
+def _sample(snap: SpoolSnapshot) -> SpoolSample:
     t = snap.target
-    return [str(t.path), t.endpoint, t.project or "*", t.logstore or "*"]
+    labels = (str(t.path), t.endpoint, t.project or "*", t.logstore or "*")
+    return SpoolSample(labels, snap.stats, snap.flusher, snap.holder)
 
 
 class _Collector:
@@ -60,71 +56,13 @@ class _Collector:
         )
 
         snaps = list(self._snapshots())
-        g = GaugeMetricFamily
-        c = CounterMetricFamily
-        records = g(
-            "yai_spool_records", "Records in the spool by state", labels=[*_LABELS, "state"]
-        )
-        nbytes = g("yai_spool_bytes", "Encoded record bytes by state", labels=[*_LABELS, "state"])
-        file_bytes = g("yai_spool_file_bytes", "Database plus WAL file size", labels=_LABELS)
-        oldest = g(
-            "yai_spool_oldest_ready_age_seconds", "Age of the oldest READY record", labels=_LABELS
-        )
-        readable = g("yai_spool_spool_readable", "1 if the last stats read worked", labels=_LABELS)
-        holder_pid = g(
-            "yai_spool_flusher_pid", "Pid holding the flusher lock (0 = none)", labels=_LABELS
-        )
-        held = g(
-            "yai_spool_flusher_held", "1 if this daemon is the spool's flusher", labels=_LABELS
-        )
-        last_ok = g(
-            "yai_spool_last_success_timestamp_seconds",
-            "Unix time of the last delivery",
-            labels=_LABELS,
-        )
-        counters = {
-            name: c(f"yai_spool_{metric}", text, labels=_LABELS)
-            for name, metric, text in (
-                ("appended", "appended_records", "Records appended (all processes)"),
-                ("delivered", "delivered_records", "Records acknowledged by SLS"),
-                ("retried", "retried_records", "Records released for a retry"),
-                ("throttled", "throttled", "Quota (throttling) answers from SLS"),
-                ("dead_lettered", "dead_lettered_records", "Records moved to the dead letters"),
-            )
-        }
-        dropped = c(
-            "yai_spool_dropped_records",
-            "Records dropped before reaching the spool",
-            labels=[*_LABELS, "reason"],
-        )
-        for snap in snaps:
-            labels = _labels(snap)
-            held.add_metric(labels, 1.0 if snap.holder else 0.0)
-            stats = snap.stats
-            readable.add_metric(labels, 0.0 if stats is None else 1.0)
-            if stats is None:
-                continue
-            for state, n, b in (
-                ("ready", stats.ready_records, stats.ready_bytes),
-                ("leased", stats.leased_records, stats.leased_bytes),
-                ("dead", stats.dead_records, stats.dead_bytes),
-            ):
-                records.add_metric([*labels, state], n)
-                nbytes.add_metric([*labels, state], b)
-            file_bytes.add_metric(labels, stats.file_bytes + stats.wal_bytes)
-            oldest.add_metric(labels, stats.oldest_ready_age or 0.0)
-            holder_pid.add_metric(labels, stats.flusher_pid or 0)
-            if stats.last_success_at is not None:
-                last_ok.add_metric(labels, stats.last_success_at)
-            for name, family in counters.items():
-                family.add_metric(labels, getattr(stats, name))
-            for reason, n in sorted(stats.dropped.items()):
-                dropped.add_metric([*labels, reason], n)
-        yield from (records, nbytes, file_bytes, oldest, readable, holder_pid, held, last_ok)
-        yield from counters.values()
-        yield dropped
+        yield from spool_families(map(_sample, snaps))
         totals = self._totals()
+        g, c = GaugeMetricFamily, CounterMetricFamily
         yield g("yai_spool_daemon_spools", "Spools this daemon manages", value=len(snaps))
+        yield c(
+            "yai_spool_daemon_requests", "PutLogs requests this daemon sent", value=totals.requests
+        )
         yield c(
             "yai_spool_daemon_delivered_records",
             "Records this daemon delivered",

@@ -14,6 +14,9 @@ configuration surface (:mod:`yai_spool.configure`) would otherwise each rewrite:
   asyncio flusher task, our own ``yai_spool.*`` loggers) are never fed back into a queue.
 - :class:`DropReporter`: a rate-limited warning for records a queue refused (already counted
   by reason in the queue's own counters).
+- :class:`LazySender`: a sender that builds its client on the first send, on the sending
+  thread, so httpx is imported by the shipping side and never by an application thread
+  inside ``emit``.
 
 Everything else is shared by reference, not copied: mapping (``mapping.RecordMapper``),
 encoding (``encoding.encode_entries``), error classification (``errors.classify_exception``),
@@ -30,8 +33,9 @@ import contextvars
 import logging
 import os
 import socket
+import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -41,7 +45,7 @@ from yai_spool.destination import encode_dest
 from yai_spool.errors import ConfigError
 from yai_spool.flusher import in_flusher_thread
 from yai_spool.mapping import EncodedRecord, RecordMapper
-from yai_spool.request import validate_logstore, validate_project
+from yai_spool.request import Endpoint, region_from_host, validate_logstore, validate_project
 from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
@@ -51,6 +55,7 @@ __all__ = [
     "MAPPER_OPTIONS",
     "ClientOptions",
     "DropReporter",
+    "LazySender",
     "Router",
     "as_retry",
     "as_timeouts",
@@ -263,6 +268,22 @@ class ClientOptions:
             proxy,
         )
 
+    def check(self) -> None:
+        """Validate what the client would refuse when built, without importing httpx.
+
+        Lets a handler fail in its constructor (and ``dictConfig`` at startup) on a bad
+        endpoint or a V4 signature without a region, while the client itself is built only
+        on the first send (:class:`LazySender`).
+
+        Raises:
+            ConfigError: no endpoint, an endpoint that does not parse, V4 without a region.
+        """
+        if self.endpoint is None:
+            raise ConfigError("endpoint is required to ship records")
+        host = Endpoint.parse(self.endpoint).host
+        if self.signature_version == "v4" and not (self.region or region_from_host(host)):
+            raise ConfigError("signature_version='v4' needs region= (e.g. 'cn-hangzhou')")
+
     def _kwargs(self) -> dict[str, Any]:
         if self.endpoint is None:
             raise ConfigError("endpoint is required to ship records")
@@ -288,6 +309,45 @@ class ClientOptions:
         from yai_spool.client import AsyncPutLogsClient  # noqa: PLC0415
 
         return AsyncPutLogsClient(self.endpoint or "", **self._kwargs())
+
+
+class LazySender:
+    """A ``Sender`` that builds the real one (``factory()``) on its first ``put_raw``.
+
+    The flusher thread, or its per-request send thread, makes that first call: the HTTP
+    client and httpx are imported there, never on an application thread inside ``emit``.
+    Thread-safe: concurrent first sends build one client. ``close()`` closes it if it was
+    built; a send after ``close()`` builds a new one (the flusher never does that).
+    """
+
+    __slots__ = ("_factory", "_lock", "_sender")
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._sender: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> Any:
+        """The real sender, or None before the first send."""
+        return self._sender
+
+    def put_raw(self, project: str, logstore: str, raw: bytes) -> Any:
+        """Send through the real sender, building it first if needed."""
+        sender = self._sender
+        if sender is None:
+            with self._lock:
+                if self._sender is None:
+                    self._sender = self._factory()
+                sender = self._sender
+        return sender.put_raw(project, logstore, raw)
+
+    def close(self) -> None:
+        """Close the real sender if one was built (idempotent)."""
+        with self._lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.close()
 
 
 class DropReporter:

@@ -38,6 +38,7 @@ from yai_spool.memspool import MemorySpool, MemorySpoolConfig
 from yai_spool.modes.core import (
     ClientOptions,
     DropReporter,
+    LazySender,
     Router,
     as_retry,
     asyncio_handlers,
@@ -81,6 +82,7 @@ class MemoryQueueHandler(logging.Handler):
         access_key_id, access_key_secret, security_token, credentials_provider: credentials
             (default: the ``ALIBABA_CLOUD_*`` environment variables, read per request).
         topic, source, tags: LogGroup fields (per-record ``extra={"sls_topic": ...}``).
+        otel, otel_keys: OpenTelemetry span ids on every record, as ``SpoolHandler``.
         fields, extra, buildin_fields_prefix, ...: field selection as ``SpoolHandler``.
         flusher: ``"thread"`` (default: a background thread, started by the first record) or
             ``"asyncio"`` (an asyncio task started by :func:`yai_spool.aio.lifespan` or
@@ -132,6 +134,8 @@ class MemoryQueueHandler(logging.Handler):
         extract_kv_prefix: str | None = None,
         extract_kv_suffix: str | None = None,
         extract_kv_sep: str | None = None,
+        otel: bool = True,
+        otel_keys: Mapping[str, str | None] | None = None,
         flusher: QueueFlusher = "thread",
         max_queue_records: int = 100_000,
         max_queue_bytes: int = 64 * 1024 * 1024,
@@ -185,6 +189,8 @@ class MemoryQueueHandler(logging.Handler):
                 "extract_kv_prefix": extract_kv_prefix,
                 "extract_kv_suffix": extract_kv_suffix,
                 "extract_kv_sep": extract_kv_sep,
+                "otel": otel,
+                "otel_keys": otel_keys,
             },
         )
         self.client_options = ClientOptions.build(
@@ -215,7 +221,10 @@ class MemoryQueueHandler(logging.Handler):
             ),
             name=f"{project}/{logstore}",
         )
-        self._sender_factory = sender_factory or self.client_options.sync_client
+        own = sender_factory if flusher == "thread" else async_sender_factory
+        if own is None:
+            self.client_options.check()  # a bad endpoint fails here, not on the first send
+        self._sender_factory = sender_factory  # None: our client, built on the first send
         self._async_sender_factory = async_sender_factory or self.client_options.async_client
         self._flusher = None
         self._thread_flusher: ThreadFlusher | None = None
@@ -357,7 +366,9 @@ class MemoryQueueHandler(logging.Handler):
             if self._flusher is None and not self._closed:
                 flusher = ThreadFlusher(
                     self.spool,  # type: ignore[arg-type]  # MemorySpool: the Spool API subset
-                    self._sender_factory(),
+                    self._sender_factory()
+                    if self._sender_factory is not None
+                    else LazySender(self.client_options.sync_client),
                     self.flusher_config,
                     name=f"yai-spool-memory-flusher[{self.project}/{self.logstore}]",
                 )

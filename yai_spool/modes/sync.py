@@ -51,6 +51,7 @@ class SyncSLSHandler(logging.Handler):
         access_key_id, access_key_secret, security_token, credentials_provider: credentials
             (default: the ``ALIBABA_CLOUD_*`` environment variables, read per request).
         topic, source, tags: LogGroup fields (per-record ``extra={"sls_topic": ...}``).
+        otel, otel_keys: OpenTelemetry span ids on every record, as ``SpoolHandler``.
         fields, extra, buildin_fields_prefix, ...: field selection as ``SpoolHandler`` (the
             names of ``aliyun.log.QueuedLogHandler``).
         timeout: seconds one record may take at most (or a ``ClientTimeouts``). Default 3.
@@ -94,6 +95,8 @@ class SyncSLSHandler(logging.Handler):
         extract_kv_prefix: str | None = None,
         extract_kv_suffix: str | None = None,
         extract_kv_sep: str | None = None,
+        otel: bool = True,
+        otel_keys: Mapping[str, str | None] | None = None,
         timeout: Any = 3.0,
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         skip_while_backing_off: bool = True,
@@ -129,6 +132,8 @@ class SyncSLSHandler(logging.Handler):
                 "extract_kv_prefix": extract_kv_prefix,
                 "extract_kv_suffix": extract_kv_suffix,
                 "extract_kv_sep": extract_kv_sep,
+                "otel": otel,
+                "otel_keys": otel_keys,
             },
         )
         self._options = ClientOptions.build(
@@ -143,6 +148,10 @@ class SyncSLSHandler(logging.Handler):
             timeouts=timeout,
             proxy=proxy,
         )
+        if sender_factory is None:
+            self._options.check()
+            # emit() sends, so it needs the client: import it here, never inside emit().
+            import yai_spool.client  # noqa: F401, PLC0415
         self._sender_factory = sender_factory or self._options.sync_client
         self._sender = None
         self._backoff = Backoff(as_retry(retry), rng or random.Random())

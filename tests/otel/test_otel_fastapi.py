@@ -1,0 +1,105 @@
+"""examples/fastapi_otel.py under uvicorn: OTel's ASGI instrumentation opens the spans, and the
+records of each request reach the emulator carrying that request's span ids."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from yai_spool.testing import ABSENT, SLSEmulator
+
+pytest.importorskip("opentelemetry.instrumentation.asgi")
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 30.0
+INCOMING_TRACE = "0af7651916cd43dd8448eb211c80319c"
+INCOMING_PARENT = "b7ad6b7169203331"
+TRACEPARENT = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01"
+LAUNCHER = "import signal, sys, uvicorn; signal.alarm(120); sys.exit(uvicorn.main())"
+
+
+@pytest.fixture
+def served(
+    sls_emulator: SLSEmulator, tmp_path: Path
+) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
+    """uvicorn serving the example on a socket bound here (no port race), killed at the end."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    env = {
+        **os.environ,
+        **sls_emulator.env(),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "SLS_PROJECT": sls_emulator.project,
+        "SLS_LOGSTORE": sls_emulator.logstore,
+        "YAI_SPOOL_QUEUE": "spool",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, "--app-dir", str(REPO / "examples"),
+         "fastapi_otel:app", "--fd", str(listener.fileno()), "--log-level", "warning"],
+        pass_fds=[listener.fileno()],
+        env=env,
+        cwd=str(REPO),
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    listener.close()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE, trust_env=False)
+    try:
+        yield client, proc
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(DEADLINE)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_request_records_carry_the_server_spans_ids(
+    sls_emulator: SLSEmulator, served: tuple[httpx.Client, subprocess.Popen[bytes]]
+) -> None:
+    client, proc = served
+    order = client.get("/orders/o-7", headers={"traceparent": TRACEPARENT})
+    assert order.status_code == 200, order.text
+    # The server span continues the incoming trace; the middleware echoes the span's trace id.
+    assert order.headers["x-request-id"] == INCOMING_TRACE
+    assert order.json() == {"order_id": "o-7", "trace_id": INCOMING_TRACE}
+    report = client.get("/report", headers={"x-request-id": "req-report-1"})
+    report_trace = report.headers["x-request-id"]
+    # A span is active: the request id header does not override the span's trace id.
+    assert re.fullmatch(r"[0-9a-f]{32}", report_trace)
+    assert report.json() == {"trace_id": report_trace}
+    checkout = client.post("/checkout/ana")
+    checkout_trace = checkout.headers["x-request-id"]
+    assert len({INCOMING_TRACE, report_trace, checkout_trace}) == 3
+
+    [looked_up] = sls_emulator.wait_for(1, message="order o-7 looked up", timeout=DEADLINE)
+    [audit] = sls_emulator.wait_for(1, message="audit: order o-7 was read", timeout=DEADLINE)
+    [built] = sls_emulator.wait_for(1, message="report built", timeout=DEADLINE)
+    [receipt] = sls_emulator.wait_for(1, message="receipt sent to ana", timeout=DEADLINE)
+    assert looked_up["trace_id"] == audit["trace_id"] == INCOMING_TRACE
+    assert re.fullmatch(r"[0-9a-f]{16}", looked_up["span_id"])
+    assert looked_up["span_id"] != INCOMING_PARENT  # the server span's own id, a child
+    assert audit["span_id"] == looked_up["span_id"]  # a task of the request: same span
+    assert int(looked_up["trace_flags"], 16) & 0x01  # sampled, as the incoming parent said
+    assert built["trace_id"] == report_trace  # a def endpoint on a worker thread
+    assert receipt["trace_id"] == checkout_trace  # a background task after the response
+    [starting] = sls_emulator.wait_for(1, message="service starting", timeout=DEADLINE)
+    assert starting.matches(trace_id=ABSENT, span_id=ABSENT, trace_flags=ABSENT)
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(DEADLINE) in (0, -signal.SIGTERM)
+    sls_emulator.wait_for(1, message="service stopping", trace_id=ABSENT, timeout=DEADLINE)

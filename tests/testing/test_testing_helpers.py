@@ -1,0 +1,71 @@
+"""``yai_spool.testing`` without pytest fixtures: matchers, records, the context manager."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from yai_spool.testing import ABSENT, ANY, DeliveredRecord, SLSEmulator, contains, regex
+
+
+def test_matchers_decide_per_field() -> None:
+    """Equality, ANY, ABSENT, regex (full match), contains, compiled patterns, predicates."""
+    rec = DeliveredRecord({"message": "paid 12 EUR", "levelname": "INFO"})
+    assert rec.matches(message="paid 12 EUR", levelname=ANY, trace_id=ABSENT)
+    assert not rec.matches(trace_id=ANY)
+    assert not rec.matches(levelname=ABSENT)
+    assert rec.matches(message=regex(r"paid \d+ EUR"))
+    assert not rec.matches(message=regex(r"paid"))  # full match, not search
+    assert rec.matches(message=contains("12"), levelname=re.compile("I.*"))
+    assert rec.matches({"message": lambda v: v.endswith("EUR")})
+    assert not rec.matches(message="paid 13 EUR")
+    assert repr(regex("a+")) == "regex('a+')"
+    assert repr(contains("x")) == "contains('x')"
+
+
+def test_a_delivered_record_is_a_read_only_mapping_of_text() -> None:
+    """It compares with a dict of its fields; missing keys behave like a dict's."""
+    rec = DeliveredRecord({"message": "hi", "n": "1"}, topic="t")
+    assert rec == {"message": "hi", "n": "1"}
+    assert rec.get("absent") is None
+    assert dict(rec) == {"message": "hi", "n": "1"}
+    with pytest.raises(KeyError):
+        _ = rec["absent"]
+
+
+def test_running_emulator_without_pytest_ships_and_cleans_up() -> None:
+    """The context manager: a real handler, records as text, everything closed at exit."""
+    with SLSEmulator.running(project="kit-project", logstore="kit-store") as sls:
+        handler = sls.handler()
+        log = logging.getLogger("kit.plain")
+        log.addHandler(handler)
+        try:
+            log.warning("from a plain script", extra={"free_mb": 120, "ratio": 0.5})
+        finally:
+            log.removeHandler(handler)
+        [rec] = sls.wait_for(1, message="from a plain script")
+        assert rec["free_mb"] == "120"
+        assert rec["ratio"] == "0.5"
+        assert (rec.project, rec.logstore) == ("kit-project", "kit-store")
+        assert sls.access_key_secret not in repr(sls)
+        assert sls.env()["YAI_SPOOL_ENDPOINT"] == sls.url
+    assert not sls.emulator.is_up
+    assert handler._closed  # type: ignore[attr-defined]  # closed (drained) by the emulator's exit
+
+
+def test_wait_for_counts_only_matching_records(sls_emulator: SLSEmulator) -> None:
+    """``wait_for(n, **fields)`` waits for n *matching* records, not n records."""
+    handler = sls_emulator.handler()
+    log = logging.getLogger("kit.count")
+    log.addHandler(handler)
+    try:
+        for i in range(6):
+            log.warning("item %d", i, extra={"parity": "even" if i % 2 == 0 else "odd"})
+    finally:
+        log.removeHandler(handler)
+    odd = sls_emulator.wait_for(3, parity="odd")
+    assert [r["message"] for r in odd] == ["item 1", "item 3", "item 5"]
+    with pytest.raises(AssertionError, match="expected 4 record"):
+        sls_emulator.wait_for(4, parity="odd", timeout=0.2)
