@@ -844,6 +844,11 @@ class SdkPutLogsClient:
     the quirks above. Compression: lz4 and none; zstd only if the ``zstd`` package the SDK
     uses is installed; deflate is not supported by the SDK (``ConfigError``).
 
+    **Signatures.** ``signature_version`` ``"v1"`` or ``"v4"`` as the native clients; the
+    SDK's ``AuthV1`` hard-codes ``x-log-signaturemethod: hmac-sha1``, so
+    ``signature_method="hmac-sha256"`` is refused with a ``ConfigError`` (use the native
+    clients for it).
+
     **Proxies.** The SDK's ``requests.Session`` honours ``HTTP(S)_PROXY`` / ``NO_PROXY``
     (``trust_env``), unlike the native clients; ``proxy=`` additionally pins one.
 

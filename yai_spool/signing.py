@@ -117,8 +117,9 @@ def validate_signature_method(value: object, *, field: str = "signature_method")
         ConfigError: naming ``field`` and the accepted values.
     """
     if not isinstance(value, str) or value not in SIGNATURE_METHODS:
+        shown = repr(value)[:40]  # bounded: a mistyped keyword could carry anything
         raise ConfigError(
-            f"{field} must be one of {', '.join(map(repr, SIGNATURE_METHODS))}, got {value!r}"
+            f"{field} must be one of {', '.join(map(repr, SIGNATURE_METHODS))}, got {shown}"
         )
     return cast("SignatureMethod", value)
 
