@@ -84,6 +84,11 @@ from yai_spool.request import (
     build_put_logs_request_from_raw,
     region_from_host,
 )
+from yai_spool.signing import (
+    DEFAULT_SIGNATURE_METHOD,
+    SignatureMethod,
+    validate_signature_method,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -373,6 +378,7 @@ class _ClientBase:
         credentials_provider: CredentialsProvider | None = None,
         compression: Compression | str = Compression.LZ4,
         signature_version: SignatureVersion = "v1",
+        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
         region: str | None = None,
         timeouts: ClientTimeouts | None = None,
         user_agent: str | None = None,
@@ -387,6 +393,7 @@ class _ClientBase:
             raise ConfigError(str(exc)) from exc
         if signature_version not in ("v1", "v4"):
             raise ConfigError(f"signature_version must be 'v1' or 'v4', got {signature_version!r}")
+        self._signature_method = validate_signature_method(signature_method)
         if signature_version == "v4":
             # Fail at construction, not on the first call: the region is given or derivable
             # from a regional endpoint such as cn-hangzhou.log.aliyuncs.com.
@@ -472,6 +479,7 @@ class _ClientBase:
         options: dict[str, Any] = {
             "compression": self._compression,
             "signature_version": self._signature_version,
+            "signature_method": self._signature_method,
             "region": self._region,
             "hash_key": hash_key,
         }
@@ -526,7 +534,8 @@ class _ClientBase:
             f"{type(self).__name__}(endpoint={str(self._endpoint)!r}, "
             f"credentials={type(self._credentials).__name__}, "
             f"compression={self._compression.value!r}, "
-            f"signature_version={self._signature_version!r}, region={self._region!r}, "
+            f"signature_version={self._signature_version!r}, "
+            f"signature_method={self._signature_method!r}, region={self._region!r}, "
             f"timeouts={self._timeouts!r}, proxy={_mask_url_password(self._proxy)!r}, "
             f"closed={self._closed})"
         )
@@ -550,6 +559,9 @@ class PutLogsClient(_ClientBase):
             environment variables are read (see :func:`~yai_spool.credentials.resolve_credentials`).
         compression: lz4 (default), zstd, deflate or none.
         signature_version: ``"v1"`` (default) or ``"v4"``.
+        signature_method: V1's HMAC: ``"hmac-sha1"`` (default, what the SDKs send) or
+            ``"hmac-sha256"`` (what Alibaba's OpenAPI gateway sends); sent as
+            ``x-log-signaturemethod``. V4 ignores it (always HMAC-SHA256).
         region: the V4 signing region; derived from a regional endpoint
             (``cn-hangzhou.log.aliyuncs.com``) when omitted.
         timeouts: per-phase timeouts and the total deadline of one call.
@@ -832,6 +844,11 @@ class SdkPutLogsClient:
     the quirks above. Compression: lz4 and none; zstd only if the ``zstd`` package the SDK
     uses is installed; deflate is not supported by the SDK (``ConfigError``).
 
+    **Signatures.** ``signature_version`` ``"v1"`` or ``"v4"`` as the native clients; the
+    SDK's ``AuthV1`` hard-codes ``x-log-signaturemethod: hmac-sha1``, so
+    ``signature_method="hmac-sha256"`` is refused with a ``ConfigError`` (use the native
+    clients for it).
+
     **Proxies.** The SDK's ``requests.Session`` honours ``HTTP(S)_PROXY`` / ``NO_PROXY``
     (``trust_env``), unlike the native clients; ``proxy=`` additionally pins one.
 
@@ -853,6 +870,7 @@ class SdkPutLogsClient:
         credentials_provider: CredentialsProvider | None = None,
         compression: Compression | str = Compression.LZ4,
         signature_version: SignatureVersion = "v1",
+        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
         region: str | None = None,
         timeouts: ClientTimeouts | None = None,
         user_agent: str | None = None,
@@ -878,6 +896,11 @@ class SdkPutLogsClient:
             raise ConfigError("the official SDK sends zstd only with the 'zstd' package installed")
         if signature_version not in ("v1", "v4"):
             raise ConfigError(f"signature_version must be 'v1' or 'v4', got {signature_version!r}")
+        if validate_signature_method(signature_method) != DEFAULT_SIGNATURE_METHOD:
+            # AuthV1.sign_request hard-codes hmac-sha1 (aliyun-log-python-sdk 0.9.52).
+            raise ConfigError(
+                "the official SDK signs V1 with hmac-sha1 only; use PutLogsClient for hmac-sha256"
+            )
         if signature_version == "v4":
             region = region or region_from_host(Endpoint.parse(endpoint).host)
             if not region:

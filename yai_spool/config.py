@@ -43,6 +43,12 @@ from typing import Any, Literal
 from yai_spool.compression import Compression
 from yai_spool.errors import ConfigError
 from yai_spool.request import Endpoint, region_from_host, validate_logstore, validate_project
+from yai_spool.signing import (
+    DEFAULT_SIGNATURE_METHOD,
+    SIGNATURE_METHODS,
+    SignatureMethod,
+    validate_signature_method,
+)
 
 __all__ = [
     "ENV_CONFIG",
@@ -130,11 +136,14 @@ class ShippingConfig:
     batch_bytes: int = 4 * _MiB
     linger: float = 0.5
     max_age: float | None = 6 * 3600.0
+    #: V1's HMAC (``x-log-signaturemethod``); V4 ignores it.
+    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compression", Compression(self.compression))
         if self.signature_version not in ("v1", "v4"):
             raise ConfigError("shipping.signature_version: must be 'v1' or 'v4'")
+        validate_signature_method(self.signature_method, field="shipping.signature_method")
         if not 1 <= self.batch_size <= 40_960:
             raise ConfigError("shipping.batch_size: must be in 1..40960")
         if not 1024 <= self.batch_bytes <= 8 * _MiB:
@@ -461,6 +470,7 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
         (
             "compression",
             "signature_version",
+            "signature_method",
             "region",
             "batch_size",
             "batch_bytes",
@@ -485,6 +495,14 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
         errors,
         choices=["v1", "v4"],
         default="v1",
+    )
+    signature_method = _choice(
+        table,
+        "signature_method",
+        p + "signature_method",
+        errors,
+        choices=list(SIGNATURE_METHODS),
+        default=DEFAULT_SIGNATURE_METHOD,
     )
     region = _string(table, "region", p + "region", errors, example='region = "cn-hangzhou"')
     batch_size = _integer(
@@ -522,6 +540,7 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
     return ShippingConfig(
         compression=Compression(compression),
         signature_version="v4" if signature == "v4" else "v1",
+        signature_method=validate_signature_method(signature_method),
         region=region,
         batch_size=batch_size or 4096,
         batch_bytes=batch_bytes or 4 * _MiB,

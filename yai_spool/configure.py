@@ -8,7 +8,8 @@ Owns the choice of a handler from a ``mode`` name and the translation of plain v
   ``{"()": "yai_spool.make_handler", "mode": "asyncio", "project": ..., ...}``.
 - TOML: ``yai_spool.from_toml("/etc/yai-spool/yai-spool.toml")`` reads a ``[handler]`` table;
   the daemon's ``[defaults]`` (endpoint, project, logstore, topic) and ``[shipping]``
-  (compression, signature_version, region, batch_size, batch_bytes, linger, max_age) apply
+  (compression, signature_version, signature_method, region, batch_size, batch_bytes, linger,
+  max_age) apply
   under it, so one file can describe an application and the ``yai-spool run`` daemon that
   drains its spool (``mode = "daemon"``).
 
@@ -63,6 +64,7 @@ QUEUES = ("spool", "memory")
 _SHIPPING_KEYS = {
     "compression": "compression",
     "signature_version": "signature_version",
+    "signature_method": "signature_method",
     "region": "region",
     "batch_size": "batch_size",
     "batch_bytes": "batch_bytes",

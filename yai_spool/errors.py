@@ -61,6 +61,10 @@ Emulator choices (codes the docs do not pin down; see ``DEFAULT_STATUS``):
 - Content-MD5 mismatch -> ``InvalidContentMD5`` 400; bad content key -> ``InvalidKey`` 400;
   value over the size limit -> ``InvalidValue`` 400.
 - ``RequestTimeout`` -> 500 (undocumented for PutLogs; 500 keeps every official client retrying).
+- V1 ``x-log-signaturemethod`` other than ``hmac-sha1``/``hmac-sha256`` ->
+  ``InvalidSignatureMethod`` 400 (the name the DOC common-error table gives that case).
+- non-empty body without ``Content-Type`` -> ``MissingContentType`` 400 (DOC common table;
+  the emulator can be told to accept it, ``EmulatorConfig.missing_content_type``).
 """
 
 from __future__ import annotations

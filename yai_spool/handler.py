@@ -44,6 +44,7 @@ from yai_spool.flusher import FlusherConfig, Sender, ThreadFlusher, in_flusher_t
 from yai_spool.mapping import RecordMapper
 from yai_spool.modes.core import ClientOptions, LazySender, handle_unlocked
 from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
+from yai_spool.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod
 from yai_spool.spool import Spool, SpoolConfig, SpoolDropped
 
 __all__ = ["SpoolHandler", "default_spool_path"]
@@ -100,6 +101,8 @@ class SpoolHandler(logging.Handler):
             sent while earlier ones wait for SLS).
         compression: ``lz4`` (default), ``zstd``, ``deflate`` or ``none``.
         signature_version, region: ``v1`` (default) or ``v4`` signing.
+        signature_method: V1's HMAC, ``"hmac-sha1"`` (default) or ``"hmac-sha256"``
+            (validated here, at construction; ignored by V4).
         retry: a :class:`~yai_spool.retry.RetryPolicy` (backoff caps, ``max_age``).
         flush_timeout: the bound of ``flush()``; close_timeout: the drain bound of ``close()``.
         sender_factory: builds the PutLogs client (tests, the SDK adapter); default
@@ -156,6 +159,7 @@ class SpoolHandler(logging.Handler):
         max_in_flight: int = 2,
         compression: str = "lz4",
         signature_version: Literal["v1", "v4"] = "v1",
+        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
         region: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         flush_timeout: float = 5.0,
@@ -216,6 +220,7 @@ class SpoolHandler(logging.Handler):
             credentials_provider=credentials_provider,
             compression=compression,
             signature_version=signature_version,
+            signature_method=signature_method,
             region=region,
         )
         if flusher == "thread" and sender_factory is None:

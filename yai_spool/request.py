@@ -14,8 +14,10 @@ Invariants:
   form-encoded on the wire (``user+42``), the DECODED value signed.
 - Headers, V1: ``User-Agent, x-log-bodyrawsize, Content-Type, [x-log-compresstype],
   x-log-apiversion, Host, [x-acs-security-token], x-log-signaturemethod, Date, [Content-MD5],
-  Authorization, x-log-date``; V4: the same without ``x-log-signaturemethod``/``Date``/
-  ``Content-MD5`` and with ``x-log-content-sha256`` and ISO ``x-log-date`` (signed).
+  Authorization, x-log-date``, where ``x-log-signaturemethod`` is ``hmac-sha1`` (default) or
+  ``hmac-sha256`` (``signature_method=``) and names the HMAC of the signature; V4: the same
+  without ``x-log-signaturemethod``/``Date``/``Content-MD5`` and with
+  ``x-log-content-sha256`` and ISO ``x-log-date`` (signed).
   ``Content-Length`` is left to the HTTP library.
 - ``repr(PreparedRequest)`` never shows the Authorization value or the STS token.
 """
@@ -37,17 +39,21 @@ from yai_spool.errors import ConfigError
 from yai_spool.model import LogGroup
 from yai_spool.signing import (
     API_VERSION,
+    DEFAULT_SIGNATURE_METHOD,
+    SignatureMethod,
     content_md5,
     format_http_date,
     sign_v1,
     sign_v4,
     utc_now,
+    validate_signature_method,
 )
 
 __all__ = [
     "Destination",
     "Endpoint",
     "PreparedRequest",
+    "SignatureMethod",
     "SignatureVersion",
     "build_put_logs_request",
     "build_put_logs_request_from_raw",
@@ -238,6 +244,7 @@ class PreparedRequest:
     query: tuple[tuple[str, str], ...] = ()
     signature_version: SignatureVersion = "v1"
     region: str | None = None
+    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD
 
     def __repr__(self) -> str:
         shown = {
@@ -266,6 +273,7 @@ def build_put_logs_request(
     *,
     compression: Compression = Compression.LZ4,
     signature_version: SignatureVersion = "v1",
+    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
     region: str | None = None,
     hash_key: str | None = None,
     now: datetime | None = None,
@@ -283,6 +291,7 @@ def build_put_logs_request(
         credentials,
         compression=compression,
         signature_version=signature_version,
+        signature_method=signature_method,
         region=region,
         hash_key=hash_key,
         now=now,
@@ -297,6 +306,7 @@ def build_put_logs_request_from_raw(
     *,
     compression: Compression = Compression.LZ4,
     signature_version: SignatureVersion = "v1",
+    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
     region: str | None = None,
     hash_key: str | None = None,
     now: datetime | None = None,
@@ -309,18 +319,23 @@ def build_put_logs_request_from_raw(
         raw: the encoded LogGroup (uncompressed); its length becomes ``x-log-bodyrawsize``.
         credentials: signing credentials (the STS token, if any, is sent and signed).
         compression: body compression; ``NONE`` omits ``x-log-compresstype``.
-        signature_version: ``"v1"`` (HMAC-SHA1, the SDK default) or ``"v4"``.
+        signature_version: ``"v1"`` (the SDK default) or ``"v4"``.
+        signature_method: V1's HMAC, ``"hmac-sha1"`` (the SDK default) or ``"hmac-sha256"``
+            (what the OpenAPI gateway sends); sent as ``x-log-signaturemethod``. Ignored by V4,
+            which is always HMAC-SHA256 and sends no such header.
         region: V4 region; inferred from ``*.log.aliyuncs.com`` endpoints when None.
         hash_key: route to a shard by key (``/shards/route?key=``) instead of load balancing.
         now: signing time (aware datetime); the current UTC time when None.
         user_agent: ``User-Agent`` header; None: :func:`default_user_agent`.
 
     Raises:
-        ConfigError: V4 without a determinable region, unknown signature version, naive ``now``.
+        ConfigError: V4 without a determinable region, unknown signature version or method,
+            naive ``now``.
     """
     compression = Compression(compression)
     if signature_version not in ("v1", "v4"):
         raise ConfigError(f"signature_version must be 'v1' or 'v4', not {signature_version!r}")
+    signature_method = validate_signature_method(signature_method)
     if signature_version == "v4":
         region = region or region_from_host(destination.endpoint.host)
         if not region:
@@ -355,6 +370,7 @@ def build_put_logs_request_from_raw(
         query=query,
         signature_version=signature_version,
         region=region if signature_version == "v4" else None,
+        signature_method=signature_method,
     )
     _sign(prepared, credentials, now)
     return prepared
@@ -373,12 +389,19 @@ def _sign(prepared: PreparedRequest, credentials: Credentials, now: datetime | N
             # The SDK's order: signaturemethod, Date, Content-MD5, then Authorization, x-log-date.
             if credentials.security_token:
                 headers["x-acs-security-token"] = credentials.security_token
-            headers["x-log-signaturemethod"] = "hmac-sha1"
+            headers["x-log-signaturemethod"] = prepared.signature_method
             headers["Date"] = format_http_date(when)
             md5 = content_md5(prepared.body)
             if md5:
                 headers["Content-MD5"] = md5
-            sign_v1(headers, credentials, prepared.method, prepared.path, query)
+            sign_v1(
+                headers,
+                credentials,
+                prepared.method,
+                prepared.path,
+                query,
+                signature_method=prepared.signature_method,
+            )
         else:
             if not prepared.region:
                 raise ConfigError("signature_version 'v4' needs a region")

@@ -1,8 +1,16 @@
-"""SLS request signatures, V1 (``LOG`` HMAC-SHA1) and V4 (``SLS4-HMAC-SHA256``): pure functions.
+"""SLS request signatures, V1 (``LOG``, HMAC-SHA1 or HMAC-SHA256) and V4 (``SLS4-HMAC-SHA256``).
 
 Owns the canonical strings, the signatures, the ``Authorization`` header syntax and the
-server-side verification used by the emulator. Specified in sls-protocol.md §3 and checked
-against every worked example there and, in tests only, against the official SDK's signers.
+server-side verification used by the emulator; all pure functions. Specified in
+sls-protocol.md §3 and checked against every worked example there and, in tests only,
+against the official signers (the Python SDK's ``AuthV1``/``AuthV4``, the Node.js
+``@alicloud/gateway-sls`` hmac-sha256 signer).
+
+V1 has two hash methods over one StringToSign, named by the signed header
+``x-log-signaturemethod``: ``hmac-sha1`` (Python SDK, Rust producer, Go, Java, the Node.js
+``@alicloud/log`` and ``aliyun-sdk``) and ``hmac-sha256`` (Alibaba's OpenAPI gateway for SLS,
+``@alicloud/gateway-sls``). The signature is ``base64(HMAC(secret, StringToSign))`` either
+way: 28 characters for SHA-1, 44 for SHA-256.
 
 Invariants:
 
@@ -10,7 +18,13 @@ Invariants:
 - Header names are case-insensitive in meaning; every function lower-cases them itself.
 - ``query`` always holds DECODED values (``key=user 42``, not ``user+42``): V1 signs them
   verbatim, V4 percent-encodes them per RFC 3986.
-- V1 never signs ``x-log-date`` (the SDK adds it after signing) nor ``x-log-meta-*``.
+- V1 never signs ``x-log-date`` (the SDK adds it after signing) nor, by default,
+  ``x-log-meta-*`` (the Python SDK's rule). The Node.js clients do sign ``x-log-meta-*``
+  (they sign every ``x-log-*``/``x-acs-*`` name), so a verifier can ask for that form with
+  ``sign_meta_headers=True``; every other ``x-log-*``/``x-acs-*`` header is signed by all the
+  official clients and by ours, lower-cased and sorted.
+- A signature method is one of ``SIGNATURE_METHODS``; ``validate_signature_method`` is the one
+  place that says so (configuration and the emulator both go through it).
 - The official SDK signer is never imported here: it calls ``locale.setlocale`` on every
   request, which is process-wide and not thread-safe. We format dates without the locale.
 - Signatures are compared with ``hmac.compare_digest`` (constant time).
@@ -22,21 +36,28 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 from urllib.parse import quote
+
+from yai_spool.errors import ConfigError
 
 if TYPE_CHECKING:
     from yai_spool.credentials import Credentials
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_SIGNATURE_METHOD",
     "EMPTY_SHA256",
+    "SIGNATURE_METHODS",
     "SIGNATURE_METHOD_V1",
     "V4_ALGORITHM",
     "ParsedAuthorization",
+    "SignatureMethod",
+    "UnsupportedSignatureMethod",
     "content_md5",
     "content_sha256",
     "format_http_date",
@@ -44,19 +65,29 @@ __all__ = [
     "parse_authorization",
     "sign_v1",
     "sign_v4",
+    "signature_method_of",
     "utc_now",
     "v1_signature",
     "v1_string_to_sign",
     "v4_canonical_request",
     "v4_signature",
     "v4_string_to_sign",
+    "validate_signature_method",
     "verify_request",
     "verify_v1",
     "verify_v4",
 ]
 
 API_VERSION = "0.6.0"
-SIGNATURE_METHOD_V1 = "hmac-sha1"
+
+SignatureMethod = Literal["hmac-sha1", "hmac-sha256"]
+#: V1 hash methods by their ``x-log-signaturemethod`` value (read-only).
+SIGNATURE_METHODS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
+    {"hmac-sha1": hashlib.sha1, "hmac-sha256": hashlib.sha256}
+)
+#: What every SDK but the OpenAPI gateway sends, and what a V1 request without the header means.
+DEFAULT_SIGNATURE_METHOD: Final[SignatureMethod] = "hmac-sha1"
+SIGNATURE_METHOD_V1 = DEFAULT_SIGNATURE_METHOD  # the 0.1 name, kept for importers
 V4_ALGORITHM = "SLS4-HMAC-SHA256"
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 _V4_TERMINATOR = "aliyun_v4_request"
@@ -66,6 +97,52 @@ _V4_SERVICE = "sls"
 # calling setlocale, which we refuse to do).
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class UnsupportedSignatureMethod(ValueError):
+    """A request names an ``x-log-signaturemethod`` that is not in ``SIGNATURE_METHODS``.
+
+    Raised by ``signature_method_of`` (server side); the emulator answers it with
+    ``InvalidSignatureMethod``. The message holds the (truncated) value, never a secret.
+    """
+
+
+def validate_signature_method(value: object, *, field: str = "signature_method") -> SignatureMethod:
+    """Return ``value`` if it is a V1 signature method (``hmac-sha1`` or ``hmac-sha256``).
+
+    The one check behind every ``signature_method=`` option (clients, handlers, modes,
+    dictConfig and TOML). Exact, lower-case spelling: that is what the SDKs send.
+
+    Raises:
+        ConfigError: naming ``field`` and the accepted values.
+    """
+    if not isinstance(value, str) or value not in SIGNATURE_METHODS:
+        shown = repr(value)[:40]  # bounded: a mistyped keyword could carry anything
+        raise ConfigError(
+            f"{field} must be one of {', '.join(map(repr, SIGNATURE_METHODS))}, got {shown}"
+        )
+    return cast("SignatureMethod", value)
+
+
+def signature_method_of(headers: Mapping[str, str]) -> SignatureMethod:
+    """The V1 hash method a received request asks for, from its ``x-log-signaturemethod``.
+
+    An absent header means ``hmac-sha1`` (the documented default). The value is matched after
+    stripping and lower-casing, so a proxy that re-cases header values is harmless.
+
+    Raises:
+        UnsupportedSignatureMethod: any other value.
+    """
+    value = _lower(headers).get("x-log-signaturemethod")
+    if value is None:
+        return DEFAULT_SIGNATURE_METHOD
+    method = value.strip().lower()
+    if method not in SIGNATURE_METHODS:
+        raise UnsupportedSignatureMethod(
+            f"x-log-signaturemethod {value[:32]!r} is unsupported "
+            f"(expected {' or '.join(SIGNATURE_METHODS)})"
+        )
+    return cast("SignatureMethod", method)
 
 
 def _utc(now: datetime) -> datetime:
@@ -107,27 +184,37 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
 
-def _is_signed_extension(name: str) -> bool:
-    """``x-log-*`` and ``x-acs-*`` are signed, except ``x-log-meta-*`` (SDK util.py)."""
-    return name.startswith("x-acs-") or (
-        name.startswith("x-log-") and not name.startswith("x-log-meta-")
-    )
+def _is_signed_extension(name: str, *, meta: bool = False) -> bool:
+    """``x-log-*`` and ``x-acs-*`` are signed; ``x-log-meta-*`` only when ``meta`` is true.
+
+    The Python SDK (util.py ``_is_extra_sign_header``) never signs ``x-log-meta-*``; the
+    Node.js clients (``@alicloud/gateway-sls``, ``@alicloud/log``, ``aliyun-sdk``) do.
+    """
+    if name.startswith("x-acs-"):
+        return True
+    return name.startswith("x-log-") and (meta or not name.startswith("x-log-meta-"))
 
 
 def v1_string_to_sign(
-    method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    *,
+    sign_meta_headers: bool = False,
 ) -> str:
-    """The V1 StringToSign (sls-protocol.md §3.1).
+    """The V1 StringToSign (sls-protocol.md §3.1), the same for both hash methods.
 
     ``VERB\\nContent-MD5\\nContent-Type\\nDate\\nCanonicalizedLOGHeaders + CanonicalizedResource``.
     ``Date`` falls back to ``x-log-date`` when absent (what the server validates then).
+    ``sign_meta_headers`` includes ``x-log-meta-*`` (the Node.js clients' form).
     """
     lower = _lower(headers)
     date = lower.get("date") or lower.get("x-log-date", "")
     canonical_headers = "".join(
         f"{name}:{lower[name]}\n"
         for name in sorted(lower)
-        if name != "x-log-date" and _is_signed_extension(name)
+        if name != "x-log-date" and _is_signed_extension(name, meta=sign_meta_headers)
     )
     resource = path
     if query:
@@ -139,11 +226,29 @@ def v1_string_to_sign(
 
 
 def v1_signature(
-    secret: str, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+    secret: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    *,
+    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
+    sign_meta_headers: bool = False,
 ) -> str:
-    """Base64 HMAC-SHA1 of the V1 StringToSign, keyed with the access key secret."""
-    string_to_sign = v1_string_to_sign(method, path, query, headers)
-    digest = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    """Base64 HMAC (SHA-1 or SHA-256, per ``signature_method``) of the V1 StringToSign.
+
+    Keyed with the access key secret as UTF-8. ``signature_method`` is explicit rather than
+    read from ``headers`` so a signer cannot be talked into another hash by a stale header;
+    the header must still carry the same value, since it is part of the StringToSign.
+
+    Raises:
+        ConfigError: an unknown ``signature_method``.
+    """
+    digestmod = SIGNATURE_METHODS[validate_signature_method(signature_method)]
+    string_to_sign = v1_string_to_sign(
+        method, path, query, headers, sign_meta_headers=sign_meta_headers
+    )
+    digest = hmac.new(secret.encode(), string_to_sign.encode(), digestmod).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -234,6 +339,8 @@ def sign_v1(
     method: str,
     path: str,
     query: Mapping[str, str],
+    *,
+    signature_method: SignatureMethod | None = None,
 ) -> None:
     """Sign a V1 request in place, the way the official Python SDK does.
 
@@ -243,8 +350,14 @@ def sign_v1(
     ``Authorization`` and, after signing, ``x-log-date`` as an unsigned copy of ``Date`` (the SDK
     does this for proxies that strip ``Date``).
 
+    ``signature_method`` chooses the hash and is written to ``x-log-signaturemethod``; ``None``
+    keeps the method already in that header (re-signing a request as it was) or, without one,
+    uses ``hmac-sha1``.
+
     Raises:
         ValueError: no ``Date`` header.
+        ConfigError: an unknown ``signature_method`` (or an unknown one already in the header
+            when ``signature_method`` is None).
     """
     lower = _lower(headers)
     date = lower.get("date")
@@ -257,9 +370,23 @@ def sign_v1(
         _pop_case_insensitive(headers, "x-acs-security-token")
     elif lower.get("x-acs-security-token") != token:
         _set_header(headers, "x-acs-security-token", token)
-    if "x-log-signaturemethod" not in lower:
-        headers["x-log-signaturemethod"] = SIGNATURE_METHOD_V1
-    signature = v1_signature(credentials.access_key_secret, method, path, query, headers)
+    if signature_method is None:
+        signature_method = validate_signature_method(
+            lower.get("x-log-signaturemethod", DEFAULT_SIGNATURE_METHOD),
+            field="x-log-signaturemethod",
+        )
+    else:
+        signature_method = validate_signature_method(signature_method)
+    if lower.get("x-log-signaturemethod") != signature_method:
+        _set_header(headers, "x-log-signaturemethod", signature_method)
+    signature = v1_signature(
+        credentials.access_key_secret,
+        method,
+        path,
+        query,
+        headers,
+        signature_method=signature_method,
+    )
     headers["Authorization"] = f"LOG {credentials.access_key_id}:{signature}"
     headers["x-log-date"] = date
 
@@ -349,10 +476,38 @@ def verify_v1(  # noqa: PLR0917 - mirrors the signers' positional order
     path: str,
     query: Mapping[str, str],
     headers: Mapping[str, str],
+    *,
+    meta_headers: Literal["unsigned", "signed", "either"] = "unsigned",
 ) -> bool:
-    """True when ``signature`` (base64) is the V1 signature of the request; constant time."""
-    expected = v1_signature(secret, method, path, query, headers)
-    return hmac.compare_digest(expected.encode(), signature.encode())
+    """True when ``signature`` (base64) is the V1 signature of the request; constant time.
+
+    The hash is the one the request names in ``x-log-signaturemethod`` (absent: SHA-1); an
+    unknown method verifies nothing (False; the emulator checks the method first to answer
+    ``InvalidSignatureMethod``). ``meta_headers`` says how ``x-log-meta-*`` headers may have
+    been signed: excluded (Python SDK), included (Node.js clients) or either; with no such
+    header the forms are the same string and one HMAC is computed.
+    """
+    try:
+        signature_method = signature_method_of(headers)
+    except UnsupportedSignatureMethod:
+        return False
+    forms = {"unsigned": (False,), "signed": (True,), "either": (False, True)}[meta_headers]
+    if len(forms) > 1 and not any(name.lower().startswith("x-log-meta-") for name in headers):
+        forms = forms[:1]
+    matched = False
+    for sign_meta in forms:
+        expected = v1_signature(
+            secret,
+            method,
+            path,
+            query,
+            headers,
+            signature_method=signature_method,
+            sign_meta_headers=sign_meta,
+        )
+        # No early exit: both forms cost the same whatever matches first.
+        matched |= hmac.compare_digest(expected.encode(), signature.encode())
+    return matched
 
 
 def verify_v4(  # noqa: PLR0917 - mirrors the signers' positional order
@@ -379,14 +534,20 @@ def verify_request(  # noqa: PLR0917 - mirrors the signers' positional order
     path: str,
     query: Mapping[str, str],
     headers: Mapping[str, str],
+    *,
+    meta_headers: Literal["unsigned", "signed", "either"] = "unsigned",
 ) -> bool:
     """Server-side check of a parsed ``Authorization`` against the received request parts.
 
     For V4 the scope date must also equal the first 8 characters of ``x-log-date``. ``headers``
-    are the received headers (``Host`` verbatim); ``query`` holds form-decoded values.
+    are the received headers (``Host`` verbatim); ``query`` holds form-decoded values. V1
+    hashes with the request's own ``x-log-signaturemethod``; ``meta_headers`` as in
+    ``verify_v1`` (V4 never signs ``x-log-meta-*``, in every SDK).
     """
     if auth.version == "v1":
-        return verify_v1(secret, auth.signature, method, path, query, headers)
+        return verify_v1(
+            secret, auth.signature, method, path, query, headers, meta_headers=meta_headers
+        )
     timestamp = _lower(headers).get("x-log-date", "")
     if auth.date is None or auth.region is None or timestamp[:8] != auth.date:
         return False

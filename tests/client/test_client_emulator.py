@@ -104,6 +104,7 @@ def make_async(emu: Emulator, **kwargs: Any) -> AsyncPutLogsClient:
 
 SIGNATURES = [
     pytest.param({}, id="v1"),
+    pytest.param({"signature_method": "hmac-sha256"}, id="v1-sha256"),
     pytest.param({"signature_version": "v4", "region": REGION}, id="v4"),
 ]
 
@@ -127,6 +128,9 @@ def test_sync_put_logs_reads_back_byte_exact(
     (summary,) = fresh_emu.requests(PROJECT, store)
     assert summary.compress_type == compression.header_value
     assert summary.auth_version == signature.get("signature_version", "v1")
+    if summary.auth_version == "v1":
+        method = signature.get("signature_method", "hmac-sha1")
+        assert summary.headers["x-log-signaturemethod"] == method
 
 
 @pytest.mark.parametrize("signature", SIGNATURES)
@@ -397,8 +401,9 @@ def test_error_status_is_sls_error_and_not_retried(
     assert f"PutLogs {PROJECT}/{store}" in str(error)
 
 
-def test_real_signature_failure(fresh_emu: Emulator, store: str) -> None:
-    client = make_sync(fresh_emu, access_key_secret="wrong-secret")
+@pytest.mark.parametrize("method", ["hmac-sha1", "hmac-sha256"])
+def test_real_signature_failure(fresh_emu: Emulator, store: str, method: str) -> None:
+    client = make_sync(fresh_emu, access_key_secret="wrong-secret", signature_method=method)
     with client, pytest.raises(SLSError) as info:
         client.put_logs(PROJECT, store, sample_group(1))
     assert (info.value.status, info.value.error_code) == (401, "SignatureNotMatch")

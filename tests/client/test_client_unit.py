@@ -73,6 +73,7 @@ def test_timeouts_defaults_are_explicit() -> None:
     [
         ({"signature_version": "v2"}, "signature_version"),
         ({"signature_version": "v4"}, "region"),
+        ({"signature_method": "hmac-md5"}, "signature_method must be one of"),
         ({"compression": "brotli"}, "brotli"),
         ({"max_connections": 0}, "max_connections"),
     ],
@@ -293,8 +294,27 @@ def test_repr_masks_secrets_and_proxy_password() -> None:
         for secret in (SECRET, TOKEN, "proxy-pass-xyz"):
             assert secret not in text
         assert "user:***@127.0.0.1:3128" in text
+        assert "signature_method='hmac-sha1'" in text
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(("method", "length"), [("hmac-sha1", 28), ("hmac-sha256", 44)])
+def test_signature_method_is_sent_and_used_on_every_call(
+    sync_mock: Callable[..., PutLogsClient], method: str, length: int
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return ok(request)
+
+    client = sync_mock(handler, signature_method=method)
+    client.put_logs(PROJECT, LOGSTORE, GROUP)
+    client.put_raw(PROJECT, LOGSTORE, b"")
+    for request in seen:
+        assert request.headers["x-log-signaturemethod"] == method
+        assert len(request.headers["authorization"].rsplit(":", 1)[1]) == length
 
 
 def test_close_is_idempotent_and_final(sync_mock: Callable[..., PutLogsClient]) -> None:
@@ -390,6 +410,8 @@ def test_sdk_adapter_without_the_zstd_package_refuses_zstd() -> None:
     [
         ({"compression": "deflate"}, "deflate"),
         ({"signature_version": "v4"}, "region"),
+        ({"signature_method": "hmac-sha256"}, "hmac-sha1 only"),
+        ({"signature_method": "sha1"}, "signature_method must be one of"),
         ({"user_agent": "log-cli-v-0.1"}, "forever"),
     ],
 )

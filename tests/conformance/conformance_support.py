@@ -16,7 +16,16 @@ raises :class:`SendFailed` (HTTP status, errorCode, request id) when the emulato
   two different ``HTTP_PROXY`` values, each deliver to their own emulator), so it runs
   in-process; every send builds a fresh ``Producer`` while the test's proxy env is set.
 - ``client-*`` / ``async-*``: our ``PutLogsClient`` / ``AsyncPutLogsClient`` dialling the
-  emulator's IP endpoint directly (they ignore proxy variables by design).
+  emulator's IP endpoint directly (they ignore proxy variables by design); ``-sha256`` ones
+  sign V1 with ``signature_method="hmac-sha256"``.
+- ``node-*``: the official Node.js clients, one ``node`` process per send
+  (``node/put_logs.js``, see node_support.py): ``node-gateway-*`` is
+  ``@alicloud/sls20201230`` + ``@alicloud/gateway-sls`` (V1 hmac-sha256 or V4; lz4, deflate
+  or gzip; chunked body without Content-Length), ``node-log-*`` is ``@alicloud/log``
+  (V1 hmac-sha1, uncompressed), ``node-aliyun-sdk-*`` is ``aliyun-sdk`` (V1 hmac-sha1,
+  deflate). They dial ``{project}.sls.example.test:PORT``, which a preloaded resolver maps
+  to 127.0.0.1; they are skipped (with the reason) only where Node.js or its packages are
+  not installed.
 
 Invariants: every sender is closed by the fixture that made it (no socket outlives a test);
 no sender retries (the SDK does not retry 4xx, the producer gets ``max_attempts=1``, ours
@@ -27,7 +36,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
+
+import pytest
+from node_support import TEST_DOMAIN, node_skip_reason, run_node
 
 from yai_spool.client import AsyncPutLogsClient, PutLogsClient
 from yai_spool.errors import SLSError
@@ -47,6 +59,8 @@ PACK_ID_TAG = "__pack_id__"
 class SendFailed(Exception):
     """The emulator refused the request: its HTTP status, errorCode and request id."""
 
+    # status is None when the client's API does not expose it (@alicloud/log); the emulator's
+    # request summary still records it, and the tests check it there.
     def __init__(self, status: int | None, error_code: str, request_id: str, detail: str) -> None:
         super().__init__(f"{status} {error_code}: {detail} (request id {request_id or '-'})")
         self.status = status
@@ -67,6 +81,13 @@ class Capabilities:
     # decompressed body bytes can be compared; False: the producer re-batches.
     one_request: bool = True
     added_tags: tuple[str, ...] = ()  # tags the client adds on its own
+    duplicate_keys: bool = True  # False: contents are a mapping (@alicloud/log)
+    time_ns: bool = True  # False: the client's schema has no Time_ns (aliyun-sdk)
+    # True: the client encodes a LogGroup exactly as ours does (field order, Topic/Source
+    # written even when empty), so the decompressed body can be compared byte for byte;
+    # False: compared decoded, field by field (still every byte of every value).
+    same_encoding: bool = True
+    max_body_bytes: int | None = None  # a client-side size limit below the service's
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,7 @@ class Wire:
     access_key_id: str
     compress_type: str | None  # None: no x-log-compresstype header (uncompressed)
     sts: bool  # x-acs-security-token present
+    signature_method: str | None = "hmac-sha1"  # x-log-signaturemethod; None for V4
 
 
 class Sender(Protocol):
@@ -119,7 +141,8 @@ class SdkSender:
         self.name = name
         self.compress = compress
         kid, sec = _credentials(sts, key_id, secret)
-        self.wire = Wire(auth_version, kid, "lz4" if compress else None, sts)
+        method = None if auth_version == "v4" else "hmac-sha1"
+        self.wire = Wire(auth_version, kid, "lz4" if compress else None, sts, method)
         self._client = LogClient(
             FAKE_ENDPOINT,
             kid,
@@ -227,7 +250,13 @@ class ProducerSender:
 
 
 def _our_kwargs(
-    *, sig: str, sts: bool, compression: str, key_id: str | None, secret: str | None
+    *,
+    sig: str,
+    method: str,
+    sts: bool,
+    compression: str,
+    key_id: str | None,
+    secret: str | None,
 ) -> tuple[dict[str, Any], Wire]:
     kid, sec = _credentials(sts, key_id, secret)
     kwargs: dict[str, Any] = {
@@ -236,9 +265,17 @@ def _our_kwargs(
         "security_token": STS_TOKEN if sts else None,
         "compression": compression,
         "signature_version": sig,
+        "signature_method": method,
         "region": REGION if sig == "v4" else None,
     }
-    return kwargs, Wire(sig, kid, None if compression == "none" else compression, sts)
+    wire = Wire(
+        sig,
+        kid,
+        None if compression == "none" else compression,
+        sts,
+        None if sig == "v4" else method,
+    )
+    return kwargs, wire
 
 
 class ClientSender:
@@ -285,6 +322,100 @@ class AsyncClientSender:
         """Nothing held between sends: each send closes its own client."""
 
 
+# -- the official Node.js clients ---------------------------------------------------------
+
+
+class NodeSender:
+    """One official Node.js client; each send is one ``node put_logs.js`` process."""
+
+    _CAPS: ClassVar[dict[str, Capabilities]] = {
+        # protobufjs with @alicloud/log's sls.proto: Value is a proto string.
+        "gateway": Capabilities(bytes_values=False),
+        # content is an object (no duplicate keys); Topic/Source omitted when empty.
+        "log": Capabilities(bytes_values=False, duplicate_keys=False, same_encoding=False),
+        # pomelo-protobuf schema without Time_ns or LogTags in its API; refuses > 3 MiB
+        # (raw protobuf) before sending, and writes Topic/Source only when given.
+        "aliyun-sdk": Capabilities(
+            bytes_values=False,
+            tags=False,
+            time_ns=False,
+            same_encoding=False,
+            max_body_bytes=3 * 1024 * 1024,
+        ),
+    }
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        client: str,
+        sig: str,
+        sts: bool,
+        compression: str | None,
+        key_id: str | None = None,
+        secret: str | None = None,
+    ) -> None:
+        reason = node_skip_reason()
+        if reason is not None:
+            pytest.skip(f"{name}: {reason}")
+        self.name = name
+        self.caps = self._CAPS[client]
+        self.key_id, self.secret = _credentials(sts, key_id, secret)
+        self.sts = sts
+        self.client, self.sig, self.compression = client, sig, compression
+        method = None if sig == "v4" else ("hmac-sha256" if client == "gateway" else "hmac-sha1")
+        self.wire = Wire(sig, self.key_id, compression, sts, method)
+        self.endpoint = f"{TEST_DOMAIN}:{url.rsplit(':', 1)[1]}"
+        self.extra_headers: dict[str, str] = {}
+
+    def job(self, project: str, logstore: str, group: LogGroup) -> dict[str, Any]:
+        """The put_logs.js document for one send (values must be str: caps.bytes_values)."""
+        logs = []
+        for log in group.logs:
+            contents = []
+            for key, value in log.contents:
+                if not isinstance(value, str):
+                    raise TypeError(f"{self.name} takes str values only (caps.bytes_values)")
+                contents.append([key, value])
+            logs.append({"time": log.time, "timeNs": log.time_ns, "contents": contents})
+        return {
+            "client": self.client,
+            "endpoint": self.endpoint,
+            "project": project,
+            "logstore": logstore,
+            "accessKeyId": self.key_id,
+            "accessKeySecret": self.secret,
+            "securityToken": STS_TOKEN if self.sts else None,
+            "signatureVersion": self.sig,
+            "region": REGION if self.sig == "v4" else None,
+            # The gateway compresses with lz4 unless told otherwise; PutLogs needs a
+            # Content-Type, which it sends only when the caller sets one for a binary body.
+            "compressType": self.compression,
+            "contentType": "application/x-protobuf",
+            "headers": self.extra_headers,
+            "group": {
+                "topic": group.topic,
+                "source": group.source,
+                "tags": [list(tag) for tag in group.tags],
+                "logs": logs,
+            },
+        }
+
+    def send(self, project: str, logstore: str, group: LogGroup) -> None:
+        self.send_job(self.job(project, logstore, group))
+
+    def send_job(self, job: dict[str, Any]) -> None:
+        answer = run_node("put_logs.js", job, resolve_test_domain=True)
+        if not answer["ok"]:
+            raise SendFailed(
+                answer["status"], answer["code"], answer["requestId"], answer["message"]
+            )
+
+    def close(self) -> None:
+        """Nothing held between sends: each send is its own process, waited for."""
+
+
 # -- the registry ------------------------------------------------------------------------
 
 
@@ -293,14 +424,26 @@ def _sdk(auth_version: str, sts: bool, compress: bool) -> tuple[str, dict[str, A
     return name, {"kind": "sdk", "auth_version": auth_version, "sts": sts, "compress": compress}
 
 
-def _ours(kind: str, sig: str, sts: bool, compression: str) -> tuple[str, dict[str, Any]]:
-    name = f"{kind}-{sig}{'-sts' if sts else ''}-{compression}"
-    return name, {"kind": kind, "sig": sig, "sts": sts, "compression": compression}
+def _ours(
+    kind: str, sig: str, sts: bool, compression: str, method: str = "hmac-sha1"
+) -> tuple[str, dict[str, Any]]:
+    label = sig + ("-sha256" if method == "hmac-sha256" else "")
+    name = f"{kind}-{label}{'-sts' if sts else ''}-{compression}"
+    options = {"kind": kind, "sig": sig, "method": method, "sts": sts, "compression": compression}
+    return name, options
+
+
+def _node(client: str, sig: str, sts: bool, compression: str | None) -> tuple[str, dict[str, Any]]:
+    label = "v1-sha256" if client == "gateway" and sig == "v1" else sig
+    name = f"node-{client}-{label}{'-sts' if sts else ''}-{compression or 'none'}"
+    options = {"kind": "node", "client": client, "sig": sig, "sts": sts}
+    return name, {**options, "compression": compression}
 
 
 #: sender id -> construction options. The official SDK runs the full V1/V4 x STS x
 #: lz4/uncompressed product; the producer zstd with and without STS; ours a spread of
-#: signature, STS and all four compressions over both twins.
+#: signature (V1 hmac-sha1, V1 hmac-sha256, V4), STS and all four compressions over both
+#: twins; the Node.js clients each signature, compression and STS variant they offer.
 SENDERS: dict[str, dict[str, Any]] = dict(
     [
         *(_sdk(v, s, c) for v in ("v1", "v4") for s in (False, True) for c in (True, False)),
@@ -314,11 +457,25 @@ SENDERS: dict[str, dict[str, Any]] = dict(
         _ours("async", "v1", False, "lz4"),
         _ours("async", "v4", False, "zstd"),
         _ours("async", "v1", True, "none"),
+        _ours("client", "v1", False, "lz4", "hmac-sha256"),
+        _ours("client", "v1", True, "deflate", "hmac-sha256"),
+        _ours("async", "v1", False, "zstd", "hmac-sha256"),
+        _node("gateway", "v1", False, "lz4"),
+        _node("gateway", "v1", False, "deflate"),
+        _node("gateway", "v1", False, "gzip"),
+        _node("gateway", "v1", True, "lz4"),
+        _node("gateway", "v4", False, "lz4"),
+        _node("gateway", "v4", True, "deflate"),
+        _node("log", "v1", False, None),
+        _node("log", "v1", True, None),
+        _node("aliyun-sdk", "v1", False, "deflate"),
+        _node("aliyun-sdk", "v1", True, "deflate"),
     ]
 )
 SENDER_IDS = list(SENDERS)
 OUR_SENDER_IDS = [s for s in SENDER_IDS if SENDERS[s]["kind"] in ("client", "async")]
 OFFICIAL_SENDER_IDS = [s for s in SENDER_IDS if s not in OUR_SENDER_IDS]
+NODE_SENDER_IDS = [s for s in SENDER_IDS if SENDERS[s]["kind"] == "node"]
 
 
 def build_sender(
@@ -331,5 +488,7 @@ def build_sender(
         return SdkSender(sender_id, key_id=key_id, secret=secret, **options)
     if kind == "producer":
         return ProducerSender(sender_id, key_id=key_id, secret=secret, **options)
+    if kind == "node":
+        return NodeSender(sender_id, url, key_id=key_id, secret=secret, **options)
     cls = ClientSender if kind == "client" else AsyncClientSender
     return cls(sender_id, url, key_id=key_id, secret=secret, **options)

@@ -65,6 +65,7 @@ def prepare(
     credentials: Credentials = CREDS,
     compression: Compression = Compression.LZ4,
     signature_version: str = "v1",
+    signature_method: str = "hmac-sha1",
     hash_key: str | None = None,
     now: datetime | None = None,
     raw: bytes | None = None,
@@ -74,6 +75,7 @@ def prepare(
     kwargs = {
         "compression": compression,
         "signature_version": signature_version,
+        "signature_method": signature_method,
         "region": "cn-hangzhou" if signature_version == "v4" else None,
         "hash_key": hash_key,
         "now": now,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import signal
 import subprocess
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +23,12 @@ from emulator_support import (
     TMP_KEY_ID,
     TMP_SECRET,
     TOKEN,
+    exchange,
     group_of,
+    raw_of,
+    signed_v1,
     subprocess_env,
+    unsigned,
 )
 
 from yai_spool.client import PutLogsClient
@@ -197,3 +203,54 @@ def test_cli_errors_never_echo_secrets(tmp_path: Path) -> None:
     missing = cli("count", "--db", str(tmp_path / "absent.sqlite3"), check=False)
     assert missing.returncode == 2
     assert "no emulator database" in missing.stderr
+
+
+def test_serve_options_for_content_type_gzip_and_meta_headers(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path / "opts.sqlite3",
+        "--missing-content-type",
+        "accept",
+        "--gzip",
+        "reject",
+        "--meta-headers",
+        "unsigned",
+    )
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        path = f"/logstores/{LOGSTORE}/shards/lb"
+        raw = raw_of(group_of("served"))
+
+        def post(headers: dict[str, str], body: bytes) -> tuple[int, str | None]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                answer = exchange(conn, "POST", path, signed_v1(headers, body, path), body)
+            finally:
+                conn.close()
+            return answer.status, answer.code
+
+        headers, body = unsigned(raw)
+        del headers["Content-Type"]
+        assert post(headers, body) == (200, None)  # --missing-content-type accept
+        headers, _ = unsigned(raw, **{"x-log-compresstype": "gzip"})
+        assert post(headers, zlib.compress(raw)) == (400, "InvalidCompressType")  # --gzip reject
+        with PutLogsClient(
+            server.url,
+            access_key_id=KEY_ID,
+            access_key_secret=SECRET,
+            signature_method="hmac-sha256",
+        ) as client:
+            assert len(client.put_logs(PROJECT, LOGSTORE, group_of("sha256")).request_id) == 24
+    finally:
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 0
+    bad = subprocess.run(
+        [PYTHON, "-m", "yai_spool.emulator", "--gzip", "maybe"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=subprocess_env(),
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "gzip_compress_type" in bad.stdout + bad.stderr

@@ -92,13 +92,83 @@ def test_raw_size_not_matching_the_body(open_emu: Emulator) -> None:
         assert (answer.status, answer.code) == (400, "PostBodyInvalid"), compression
 
 
-def test_unknown_compress_type(open_emu: Emulator) -> None:
+@pytest.mark.parametrize("value", ["snappy", "none", "brotli"])
+def test_unknown_compress_type(open_emu: Emulator, value: str) -> None:
     assert post(
         open_emu,
         raw_of(group_of("x")),
         compression=Compression.NONE,
-        **{"x-log-compresstype": "gzip"},
+        **{"x-log-compresstype": value},
     ) == (400, "InvalidCompressType")
+
+
+def test_gzip_is_the_gateways_name_for_zlib_by_default(open_emu: Emulator) -> None:
+    """@alicloud/gateway-sls(-util) sends zlib (RFC 1950) bytes labelled ``gzip``."""
+    raw = raw_of(group_of("gzip label, zlib bytes"))
+    assert post(open_emu, raw, body=zlib.compress(raw), **{"x-log-compresstype": "gzip"}) == (
+        200,
+        None,
+    )
+    (batch,) = open_emu.raw_batches(PROJECT, LOGSTORE)
+    assert batch[1] == raw
+    assert open_emu.requests()[0].compress_type == "gzip"  # recorded as sent
+
+
+def test_gzip_framed_bytes_are_not_what_the_label_means(open_emu: Emulator) -> None:
+    """A real RFC 1952 gzip member is not what the gateways send under ``gzip``: refused."""
+    import gzip
+
+    raw = raw_of(group_of("x"))
+    body = gzip.compress(raw)
+    assert post(open_emu, raw, body=body, **{"x-log-compresstype": "gzip"}) == (
+        400,
+        "PostBodyInvalid",
+    )
+
+
+def test_gzip_can_be_refused_as_the_docs_list_only_lz4_and_deflate(tmp_path: Path) -> None:
+    config = EmulatorConfig(
+        verify_signatures=False, gzip_compress_type="reject", db_path=str(tmp_path / "g.sqlite3")
+    )
+    raw = raw_of(group_of("x"))
+    with Emulator(config) as emu:
+        assert post(emu, raw, body=zlib.compress(raw), **{"x-log-compresstype": "gzip"}) == (
+            400,
+            "InvalidCompressType",
+        )
+        # deflate, the documented name for the same bytes, still works.
+        assert post(emu, raw, compression=Compression.DEFLATE) == (200, None)
+
+
+def _without_content_type(raw: bytes, **kwargs: object) -> tuple[dict[str, str], bytes]:
+    headers, body = unsigned(raw, **kwargs)  # type: ignore[arg-type]
+    del headers["Content-Type"]
+    return headers, body
+
+
+def test_missing_content_type_is_refused_by_default(open_emu: Emulator) -> None:
+    headers, body = _without_content_type(raw_of(group_of("x")))
+    answer = send(open_emu, headers=headers, body=body)
+    assert (answer.status, answer.code) == (400, "MissingContentType")
+    assert "Content-Type" in answer.message
+    assert open_emu.count(PROJECT, LOGSTORE) == 0
+
+
+def test_missing_content_type_with_an_empty_body_is_fine(open_emu: Emulator) -> None:
+    """The DOC rule is "when body is not empty": an empty LogGroup needs no Content-Type."""
+    headers, body = _without_content_type(b"", compression=Compression.NONE)
+    assert body == b""
+    assert send(open_emu, headers=headers, body=body).status == 200
+
+
+def test_missing_content_type_can_be_accepted(tmp_path: Path) -> None:
+    config = EmulatorConfig(
+        verify_signatures=False, missing_content_type="accept", db_path=str(tmp_path / "c.sqlite3")
+    )
+    with Emulator(config) as emu:
+        headers, body = _without_content_type(raw_of(group_of("no content type")))
+        assert send(emu, headers=headers, body=body).status == 200
+        assert emu.count(PROJECT, LOGSTORE) == 1
 
 
 @pytest.mark.parametrize("compression", [Compression.LZ4, Compression.ZSTD, Compression.DEFLATE])

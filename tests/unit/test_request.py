@@ -308,6 +308,28 @@ def test_resign_with_credentials_that_lost_their_token() -> None:
     assert again.headers["Authorization"] == "LOG LTAI5tTestKeyId:yJmKdSzHXzjak43xGU7EPkFRfS0="
 
 
+def test_hmac_sha256_is_built_sent_and_kept_by_resign() -> None:
+    req = build_put_logs_request(DEST, GROUP, STS_CREDS, now=NOW, signature_method="hmac-sha256")
+    assert req.signature_method == "hmac-sha256"
+    assert req.headers["x-log-signaturemethod"] == "hmac-sha256"
+    signature = req.headers["Authorization"].rsplit(":", 1)[1]
+    assert len(signature) == 44
+    sha1 = build_put_logs_request(DEST, GROUP, STS_CREDS, now=NOW)
+    assert sha1.headers["x-log-signaturemethod"] == "hmac-sha1"
+    # Same header set and order, only the method value and the signature differ.
+    assert list(req.headers) == list(sha1.headers)
+    again = resign(req, STS_CREDS, now=NOW + timedelta(minutes=20))
+    assert again.headers["x-log-signaturemethod"] == "hmac-sha256"
+    assert len(again.headers["Authorization"].rsplit(":", 1)[1]) == 44
+    assert resign(req, STS_CREDS, now=NOW).headers == req.headers
+    v4 = build_put_logs_request(
+        DEST, GROUP, CREDS, now=NOW, signature_version="v4", signature_method="hmac-sha256"
+    )
+    assert "x-log-signaturemethod" not in v4.headers  # V4 ignores it: always HMAC-SHA256
+    with pytest.raises(ConfigError, match="signature_method"):
+        build_put_logs_request(DEST, GROUP, CREDS, signature_method="hmac-md5")  # type: ignore[arg-type]
+
+
 def test_naive_now_and_bad_version_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="timezone"):
         build_put_logs_request(DEST, GROUP, CREDS, now=datetime(2026, 1, 1))

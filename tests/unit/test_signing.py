@@ -1,5 +1,10 @@
 """V1/V4 signatures: every fixed vector of sls-protocol.md §3.3 (plus the GO SDK's), the official
-SDK's signers as a randomized oracle, Authorization parsing and server-side verification."""
+SDK's signers as a randomized oracle, Authorization parsing and server-side verification.
+
+V1 hmac-sha256 worked examples: the §3.3 inputs with ``x-log-signaturemethod: hmac-sha256``;
+the expected values were computed here and independently by ``@alicloud/gateway-sls`` 0.3.2's
+own ``getSignature`` (the official hmac-sha256 signer; the randomized Node comparison lives in
+tests/conformance/test_node_signers.py, since it needs Node.js)."""
 
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yai_spool.credentials import Credentials
+from yai_spool.errors import ConfigError
 from yai_spool.signing import (
     EMPTY_SHA256,
+    SIGNATURE_METHODS,
     ParsedAuthorization,
+    UnsupportedSignatureMethod,
     content_md5,
     content_sha256,
     format_http_date,
@@ -21,11 +29,13 @@ from yai_spool.signing import (
     parse_authorization,
     sign_v1,
     sign_v4,
+    signature_method_of,
     v1_signature,
     v1_string_to_sign,
     v4_canonical_request,
     v4_signature,
     v4_string_to_sign,
+    validate_signature_method,
     verify_request,
     verify_v1,
     verify_v4,
@@ -132,6 +142,120 @@ def test_v1_excludes_x_log_date_and_meta_headers_and_ignores_case() -> None:
     assert v1_signature(SECRET, "POST", LB_PATH, {}, upper) == base
     changed = v1_headers(**{"x-log-bodyrawsize": "75"})
     assert v1_signature(SECRET, "POST", LB_PATH, {}, changed) != base
+
+
+# --- V1 with hmac-sha256 (@alicloud/gateway-sls) -----------------------------------------
+
+SHA256_LB = "6SzzyVVTSlSfYHm2+yhF5hR8wazJgxreAG04LhCNzRk="
+SHA256_STS_ROUTE = "xGTqeddY1gC8CG/K+WgUPwUOXnEa36p6xbKbrsctykc="
+
+
+def test_v1_hmac_sha256_worked_example_lb() -> None:
+    headers = v1_headers(**{"x-log-signaturemethod": "hmac-sha256"})
+    sts = v1_string_to_sign("POST", LB_PATH, {}, headers)
+    assert "\nx-log-signaturemethod:hmac-sha256\n" in sts  # the method itself is signed
+    got = v1_signature(SECRET, "POST", LB_PATH, {}, headers, signature_method="hmac-sha256")
+    assert got == SHA256_LB
+    assert len(got) == 44  # base64 of 32 bytes (SHA-1: 28 characters)
+    # The same StringToSign under SHA-1 is a different (28-character) value.
+    assert len(v1_signature(SECRET, "POST", LB_PATH, {}, headers)) == 28
+
+
+def test_v1_hmac_sha256_worked_example_sts_and_route_key() -> None:
+    headers = v1_headers(
+        **{"x-log-signaturemethod": "hmac-sha256", "x-acs-security-token": "STS.tok"}
+    )
+    path = "/logstores/my-logstore/shards/route"
+    got = v1_signature(
+        SECRET, "POST", path, {"key": "user 42"}, headers, signature_method="hmac-sha256"
+    )
+    assert got == SHA256_STS_ROUTE
+
+
+def test_sign_v1_with_hmac_sha256_sets_the_header_and_signs_with_it() -> None:
+    headers = v1_headers()
+    del headers["x-log-signaturemethod"]
+    sign_v1(
+        headers,
+        Credentials(AKID, SECRET, "STS.tok"),
+        "POST",
+        "/logstores/my-logstore/shards/route",
+        {"key": "user 42"},
+        signature_method="hmac-sha256",
+    )
+    assert headers["x-log-signaturemethod"] == "hmac-sha256"
+    assert headers["Authorization"] == f"LOG {AKID}:{SHA256_STS_ROUTE}"
+    # signature_method=None re-signs with the method the request already names (a retry).
+    sign_v1(
+        headers,
+        Credentials(AKID, SECRET, "STS.tok"),
+        "POST",
+        "/logstores/my-logstore/shards/route",
+        {"key": "user 42"},
+    )
+    assert headers["Authorization"] == f"LOG {AKID}:{SHA256_STS_ROUTE}"
+    # An explicit method replaces the header (any spelling of its name), never duplicates it.
+    headers["X-Log-SignatureMethod"] = headers.pop("x-log-signaturemethod")
+    sign_v1(headers, Credentials(AKID, SECRET), "POST", LB_PATH, {}, signature_method="hmac-sha1")
+    assert [k for k in headers if k.lower() == "x-log-signaturemethod"] == ["x-log-signaturemethod"]
+    assert headers["Authorization"] == f"LOG {AKID}:yJmKdSzHXzjak43xGU7EPkFRfS0="
+
+
+@pytest.mark.parametrize("bad", ["hmac-md5", "HMAC-SHA256", "", None, 256])
+def test_unknown_signature_methods_are_refused_in_one_place(bad: object) -> None:
+    with pytest.raises(ConfigError, match="signature_method must be one of 'hmac-sha1'"):
+        validate_signature_method(bad)
+    with pytest.raises(ConfigError, match=r"shipping\.signature_method"):
+        validate_signature_method(bad, field="shipping.signature_method")
+    with pytest.raises(ConfigError):
+        v1_signature(SECRET, "POST", LB_PATH, {}, v1_headers(), signature_method=bad)  # type: ignore[arg-type]
+    headers = v1_headers(**{"x-log-signaturemethod": "hmac-md5"})
+    with pytest.raises(ConfigError, match="x-log-signaturemethod"):
+        sign_v1(headers, Credentials(AKID, SECRET), "POST", LB_PATH, {})  # keeps the header's
+
+
+def test_validate_signature_method_accepts_exactly_the_two_methods() -> None:
+    assert set(SIGNATURE_METHODS) == {"hmac-sha1", "hmac-sha256"}
+    for method in SIGNATURE_METHODS:
+        assert validate_signature_method(method) == method
+
+
+def test_signature_method_of_a_received_request() -> None:
+    assert signature_method_of({}) == "hmac-sha1"  # absent: the documented default
+    assert signature_method_of({"X-Log-SignatureMethod": " HMAC-SHA256 "}) == "hmac-sha256"
+    with pytest.raises(UnsupportedSignatureMethod, match="hmac-md5"):
+        signature_method_of({"x-log-signaturemethod": "hmac-md5"})
+    with pytest.raises(UnsupportedSignatureMethod) as info:
+        signature_method_of({"x-log-signaturemethod": "x" * 500})
+    assert len(str(info.value)) < 200  # the echoed value is truncated
+
+
+def test_verify_v1_hashes_with_the_requests_own_method() -> None:
+    sha256 = v1_headers(**{"x-log-signaturemethod": "hmac-sha256"})
+    assert verify_v1(SECRET, SHA256_LB, "POST", LB_PATH, {}, sha256)
+    assert not verify_v1(SECRET, SHA256_LB, "POST", LB_PATH, {}, v1_headers())
+    assert not verify_v1("wrong", SHA256_LB, "POST", LB_PATH, {}, sha256)
+    unknown = v1_headers(**{"x-log-signaturemethod": "hmac-md5"})
+    assert not verify_v1(SECRET, SHA256_LB, "POST", LB_PATH, {}, unknown)
+
+
+def test_x_log_meta_headers_in_v1_per_form() -> None:
+    headers = v1_headers(**{"x-log-meta-origin": "node"})
+    python_form = v1_signature(SECRET, "POST", LB_PATH, {}, headers)
+    node_form = v1_signature(SECRET, "POST", LB_PATH, {}, headers, sign_meta_headers=True)
+    assert python_form == "yJmKdSzHXzjak43xGU7EPkFRfS0="  # meta ignored, as without it
+    assert node_form != python_form
+    assert "x-log-meta-origin:node\n" in v1_string_to_sign(
+        "POST", LB_PATH, {}, headers, sign_meta_headers=True
+    )
+    for form, ok in (("unsigned", (True, False)), ("signed", (False, True))):
+        assert (
+            verify_v1(SECRET, python_form, "POST", LB_PATH, {}, headers, meta_headers=form),
+            verify_v1(SECRET, node_form, "POST", LB_PATH, {}, headers, meta_headers=form),
+        ) == ok  # type: ignore[arg-type]
+    for signature in (python_form, node_form):
+        assert verify_v1(SECRET, signature, "POST", LB_PATH, {}, headers, meta_headers="either")
+    assert not verify_v1(SECRET, "AAAA", "POST", LB_PATH, {}, headers, meta_headers="either")
 
 
 def test_v1_falls_back_to_x_log_date_when_date_is_missing() -> None:

@@ -86,6 +86,7 @@ def make_sender(target: SpoolTarget, credentials: CredentialsProvider) -> Sender
         credentials_provider=credentials,
         compression=shipping.compression,
         signature_version=shipping.signature_version,
+        signature_method=shipping.signature_method,
         region=shipping.region,
     )
     if target.topic is not None and not _FLUSHER_HAS_TOPIC:

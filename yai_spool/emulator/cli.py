@@ -109,6 +109,16 @@ def serve_command(  # keyword-only: typer passes every parameter by name
     any_key: Annotated[
         bool, typer.Option("--any-key", help="Accept content keys off the documented pattern.")
     ] = False,
+    missing_content_type: Annotated[
+        str,
+        typer.Option(help="A body without Content-Type: reject (MissingContentType) or accept."),
+    ] = "reject",
+    gzip: Annotated[
+        str, typer.Option(help="x-log-compresstype gzip: zlib (the gateways' bytes) or reject.")
+    ] = "zlib",
+    meta_headers: Annotated[
+        str, typer.Option(help="x-log-meta-* in V1 signatures: either, unsigned or signed.")
+    ] = "either",
     idle_timeout: Annotated[
         float | None, typer.Option(help="Exit after this many seconds without a request.")
     ] = None,
@@ -131,6 +141,9 @@ def serve_command(  # keyword-only: typer passes every parameter by name
             max_logs_per_request=max_logs,
             max_body_bytes=max_body_bytes,
             key_pattern=None if any_key else DEFAULT_KEY_PATTERN,
+            missing_content_type=missing_content_type,  # type: ignore[arg-type]  # validated
+            gzip_compress_type=gzip,  # type: ignore[arg-type]
+            v1_meta_headers=meta_headers,  # type: ignore[arg-type]
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 __all__ = ["DEFAULT_RESERVED_KEYS", "EmulatorConfig"]
 
@@ -75,6 +76,28 @@ class EmulatorConfig:
             per DOC "bad or unknown AccessKeyId").
         check_content_md5: reject a body whose ``Content-MD5`` header does not match, even
             when signatures are not verified.
+        v1_meta_headers: how a V1 signature may cover ``x-log-meta-*`` headers. The Python
+            SDK never signs them (``unsigned``); the Node.js clients (``@alicloud/gateway-sls``,
+            ``@alicloud/log``, ``aliyun-sdk``) sign every ``x-log-*`` header (``signed``).
+            ``either`` (default) accepts both forms, so every official client passes; a request
+            without such headers has one form and costs one HMAC. The hash itself always comes
+            from the request's ``x-log-signaturemethod`` (``hmac-sha1`` when absent, or
+            ``hmac-sha256``); any other value is answered ``InvalidSignatureMethod`` (400).
+
+    Request shape:
+        missing_content_type: a non-empty body without ``Content-Type``. ``reject``
+            (default): ``MissingContentType`` (400), as the DOC common-error table says
+            ("Content-Type does not exist in http header when body is not empty"). ``accept``:
+            treat it as protobuf. Every PutLogs client that works sends
+            ``application/x-protobuf``; the Node.js OpenAPI gateway (``@alicloud/gateway-sls``
+            0.3.2) sends none for a binary body unless the caller sets one.
+        gzip_compress_type: ``x-log-compresstype: gzip``. The OpenAPI gateways offer it and
+            put zlib (RFC 1950) bytes under that name, exactly what they send as ``deflate``
+            (Node ``zlib.deflate``, Python ``zlib.compress``; and they decode a ``gzip``
+            response body with the zlib decoder too). The DOC lists only lz4 and deflate, and
+            whether SLS takes ``gzip`` for PutLogs is not determined. ``zlib`` (default)
+            decodes it as zlib, so the gateway's offer works against the emulator; ``reject``
+            answers ``InvalidCompressType`` (400), the strict reading of the DOC.
 
     Body and limits (sls-protocol.md §5, §6):
         max_body_bytes: largest ``x-log-bodyrawsize`` (raw, uncompressed) -> PostBodyTooLarge.
@@ -124,6 +147,10 @@ class EmulatorConfig:
     missing_auth_code: str = "MissAccessKeyId"
     unknown_key_code: str = "Unauthorized"
     check_content_md5: bool = True
+    v1_meta_headers: Literal["either", "unsigned", "signed"] = "either"
+
+    missing_content_type: Literal["reject", "accept"] = "reject"
+    gzip_compress_type: Literal["zlib", "reject"] = "zlib"
 
     max_body_bytes: int = 10 * _MiB
     max_logs_per_request: int = 40_960
@@ -183,6 +210,16 @@ class EmulatorConfig:
             raise ValueError("EmulatorConfig.max_skew_seconds must be > 0")
         if self.max_log_time_skew_seconds is not None and not self.max_log_time_skew_seconds > 0:
             raise ValueError("EmulatorConfig.max_log_time_skew_seconds must be > 0 or None")
+        for name, allowed in (
+            ("v1_meta_headers", ("either", "unsigned", "signed")),
+            ("missing_content_type", ("reject", "accept")),
+            ("gzip_compress_type", ("zlib", "reject")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"EmulatorConfig.{name} must be one of {', '.join(allowed)}, "
+                    f"got {getattr(self, name)!r}"
+                )
         if self.skew_error_code not in ("RequestTimeExpired", "RequestTimeTooSkewed"):
             raise ValueError(
                 "EmulatorConfig.skew_error_code must be RequestTimeExpired or "

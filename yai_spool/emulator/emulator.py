@@ -47,7 +47,8 @@ __all__ = ["CONTROL_PREFIX", "Counters", "Emulator", "serve"]
 
 CONTROL_PREFIX = "/_emulator/"
 
-# Headers worth keeping in a request summary; Authorization and the STS token never are.
+# Headers worth keeping in a request summary, besides every x-log-*/x-acs-* header (the ones
+# a V1 signature may cover); Authorization never is, the STS token only as "<present>".
 _SUMMARY_HEADERS = (
     "host",
     "user-agent",
@@ -377,6 +378,11 @@ class Emulator:
         request, dest, auth = ex.request, ex.dest, ex.auth
         headers = request.headers
         kept = {name: headers[name] for name in _SUMMARY_HEADERS if name in headers}
+        kept.update(
+            (name, value)
+            for name, value in headers.items()
+            if name.startswith(("x-log-", "x-acs-")) and name not in kept
+        )
         if "x-acs-security-token" in headers:
             kept["x-acs-security-token"] = "<present>"
         if raw_size is None:

@@ -11,14 +11,18 @@ Order of checks (sls-protocol.md §3, §5, §6, checklist §8):
  1. destination: project from the first Host label (``InvalidHost`` if the host is a bare
     IP, i.e. carries no project), ``ProjectNotExist``/``LogStoreNotExist`` if configured;
  2. identity (when ``verify_signatures``): Authorization present (``missing_auth_code``),
-    well-formed (``Unauthorized``), key id known (``unknown_key_code``), STS token registered
-    for that key id (``Unauthorized``), signature (``SignatureNotMatch``), V4 payload hash
+    well-formed (``Unauthorized``), V1 signature method known (``InvalidSignatureMethod``),
+    key id known (``unknown_key_code``), STS token registered for that key id
+    (``Unauthorized``), signature (``SignatureNotMatch``; V1 hashed with the request's own
+    ``x-log-signaturemethod``, ``x-log-meta-*`` per ``v1_meta_headers``), V4 payload hash
     (``SignatureNotMatch``), then request time: V1 ``Date`` falling back to ``x-log-date``,
     V4 ``x-log-date`` (``MissingDate``/``InvalidDateFormat``/``skew_error_code``). The time
     check comes after the signature so a forged request learns nothing about the clock;
- 3. body integrity: ``Content-MD5`` (``InvalidContentMD5``), ``x-log-bodyrawsize`` present
-    (``MissingBodyRawSize``), an integer >= 0 (``InvalidBodyRawSize``), within
-    ``max_body_bytes`` (``PostBodyTooLarge``), known compress type (``InvalidCompressType``),
+ 3. body integrity: ``Content-Type`` present for a non-empty body (``MissingContentType``,
+    unless ``missing_content_type="accept"``), ``Content-MD5`` (``InvalidContentMD5``),
+    ``x-log-bodyrawsize`` present (``MissingBodyRawSize``), an integer >= 0
+    (``InvalidBodyRawSize``), within ``max_body_bytes`` (``PostBodyTooLarge``), known compress
+    type (``InvalidCompressType``; ``gzip`` is zlib unless ``gzip_compress_type="reject"``),
     decompresses to exactly rawsize (``PostBodyInvalid``), decodes as LogGroup
     (``PostBodyInvalid``);
  4. content limits: log count, topic, source, ``time_ns`` range, log time window (if set),
@@ -48,7 +52,14 @@ from yai_spool.emulator.scan import GroupStats, scan_log_group
 from yai_spool.encoding import decode_log_group
 from yai_spool.errors import CompressionError, DecodeError, ErrorCode
 from yai_spool.model import LogGroup
-from yai_spool.signing import content_md5, content_sha256, parse_authorization, verify_request
+from yai_spool.signing import (
+    UnsupportedSignatureMethod,
+    content_md5,
+    content_sha256,
+    parse_authorization,
+    signature_method_of,
+    verify_request,
+)
 
 __all__ = ["Accepted", "AuthInfo", "Destination", "Rejection", "check_put_logs", "route"]
 
@@ -162,6 +173,13 @@ def authenticate(config: EmulatorConfig, request: HttpRequest, now: float) -> Au
     info.version, info.access_key_id = auth.version, auth.access_key_id
     if not config.verify_signatures:
         return info
+    if auth.version == "v1":
+        # Before the key lookup: a method the service does not know is a malformed request,
+        # whoever sends it (V4 has no such header; its algorithm is in Authorization).
+        try:
+            signature_method_of(headers)
+        except UnsupportedSignatureMethod as exc:
+            raise Rejection(ErrorCode.InvalidSignatureMethod, str(exc)) from None
 
     secret = config.access_keys.get(auth.access_key_id)
     if secret is None:
@@ -178,7 +196,13 @@ def authenticate(config: EmulatorConfig, request: HttpRequest, now: float) -> Au
     if "host" not in headers:  # absolute-form target without a Host header
         signed_headers = {**headers, "host": request.host}
     if not verify_request(
-        auth, secret, request.method, request.path, request.query, signed_headers
+        auth,
+        secret,
+        request.method,
+        request.path,
+        request.query,
+        signed_headers,
+        meta_headers=config.v1_meta_headers,
     ):
         raise Rejection(ErrorCode.SignatureNotMatch, "the request signature does not match")
     if auth.version == "v4":
@@ -225,6 +249,11 @@ def read_body(config: EmulatorConfig, request: HttpRequest) -> Accepted:
     headers = request.headers
     if request.body_too_large:
         raise Rejection(ErrorCode.PostBodyTooLarge, "the request body is too large")
+    if request.body and "content-type" not in headers and config.missing_content_type == "reject":
+        raise Rejection(
+            ErrorCode.MissingContentType,
+            "Content-Type does not exist in http header when body is not empty",
+        )
     md5 = headers.get("content-md5")
     if config.check_content_md5 and md5 is not None and md5.upper() != content_md5(request.body):
         raise Rejection(ErrorCode.InvalidContentMD5, "Content-MD5 does not match the body")
@@ -239,10 +268,7 @@ def read_body(config: EmulatorConfig, request: HttpRequest) -> Accepted:
             ErrorCode.PostBodyTooLarge,
             f"raw body of {raw_size} bytes exceeds {config.max_body_bytes}",
         )
-    try:
-        kind = parse_compress_type(headers.get("x-log-compresstype"))
-    except ValueError as exc:
-        raise Rejection(ErrorCode.InvalidCompressType, str(exc)) from None
+    kind = _compress_type(config, headers.get("x-log-compresstype"))
     try:
         raw = decompress(kind, request.body, raw_size)
     except CompressionError as exc:
@@ -252,6 +278,20 @@ def read_body(config: EmulatorConfig, request: HttpRequest) -> Accepted:
     except DecodeError as exc:
         raise Rejection(ErrorCode.PostBodyInvalid, f"body is not a LogGroup: {exc}") from None
     return Accepted(raw=raw, stats=stats, group=group, compression=kind, raw_size=raw_size)
+
+
+def _compress_type(config: EmulatorConfig, header: str | None) -> Compression:
+    """The codec of ``x-log-compresstype``; ``gzip`` is the gateways' name for zlib bytes."""
+    if header is not None and header.strip().lower() == "gzip":
+        if config.gzip_compress_type == "zlib":
+            return Compression.DEFLATE
+        raise Rejection(
+            ErrorCode.InvalidCompressType, f"x-log-compresstype {header!r} is unsupported"
+        )
+    try:
+        return parse_compress_type(header)
+    except ValueError as exc:
+        raise Rejection(ErrorCode.InvalidCompressType, str(exc)) from None
 
 
 @lru_cache(maxsize=4)

@@ -47,6 +47,7 @@ from yai_spool.flusher import in_flusher_thread
 from yai_spool.mapping import EncodedRecord, RecordMapper
 from yai_spool.request import Endpoint, region_from_host, validate_logstore, validate_project
 from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
+from yai_spool.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod, validate_signature_method
 
 if TYPE_CHECKING:
     from yai_spool.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient
@@ -233,6 +234,7 @@ class ClientOptions:
     region: str | None = None
     timeouts: ClientTimeouts | None = None
     proxy: str | None = None
+    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD
 
     @classmethod
     def build(
@@ -245,6 +247,7 @@ class ClientOptions:
         credentials_provider: CredentialsProvider | None = None,
         compression: Compression | str = Compression.LZ4,
         signature_version: Literal["v1", "v4"] = "v1",
+        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
         region: str | None = None,
         timeouts: Any = None,
         proxy: str | None = None,
@@ -266,6 +269,7 @@ class ClientOptions:
             region,
             None if timeouts is None else as_timeouts(timeouts),
             proxy,
+            signature_method=validate_signature_method(signature_method),
         )
 
     def check(self) -> None:
@@ -291,6 +295,7 @@ class ClientOptions:
             "credentials_provider": self.credentials,
             "compression": self.compression,
             "signature_version": self.signature_version,
+            "signature_method": self.signature_method,
             "region": self.region,
             "proxy": self.proxy,
         }

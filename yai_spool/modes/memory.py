@@ -47,6 +47,7 @@ from yai_spool.modes.core import (
     reset_after_fork,
 )
 from yai_spool.retry import RetryPolicy
+from yai_spool.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod
 from yai_spool.spool import SpoolClosedError, SpoolDropped
 
 __all__ = ["FlusherLink", "MemoryQueueHandler"]
@@ -95,7 +96,8 @@ class MemoryQueueHandler(logging.Handler):
         retry: the backoff (``RetryPolicy`` or a mapping of its fields).
         timeouts: per-request timeouts (``ClientTimeouts``, a mapping, or a total in seconds).
         max_in_flight: PutLogs requests in flight at once (asyncio flusher only).
-        compression, signature_version, region, proxy: client options.
+        compression, signature_version, signature_method, region, proxy: client options
+            (``signature_method``: V1's HMAC, ``"hmac-sha1"`` default or ``"hmac-sha256"``).
         flush_timeout: bound of ``flush()``; close_timeout: drain bound of ``close()``.
         sender_factory: builds the blocking client (tests); default ``PutLogsClient``.
         async_sender_factory: builds the asyncio client; default ``AsyncPutLogsClient``.
@@ -150,6 +152,7 @@ class MemoryQueueHandler(logging.Handler):
         max_in_flight: int = 4,
         compression: str = "lz4",
         signature_version: Literal["v1", "v4"] = "v1",
+        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
         region: str | None = None,
         proxy: str | None = None,
         flush_timeout: float = 5.0,
@@ -201,6 +204,7 @@ class MemoryQueueHandler(logging.Handler):
             credentials_provider=credentials_provider,
             compression=compression,
             signature_version=signature_version,
+            signature_method=signature_method,
             region=region,
             timeouts=timeouts,
             proxy=proxy,

@@ -37,6 +37,7 @@ from yai_spool.errors import Outcome, SLSError, classify_exception
 from yai_spool.flusher import Sender
 from yai_spool.modes.core import ClientOptions, Router, as_retry, is_shipping_path
 from yai_spool.retry import Backoff, RetryPolicy
+from yai_spool.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod
 
 __all__ = ["SyncSLSHandler"]
 
@@ -58,7 +59,8 @@ class SyncSLSHandler(logging.Handler):
         retry: the backoff after a failure (``RetryPolicy`` or a mapping of its fields).
         skip_while_backing_off: drop (and count) records during the backoff instead of
             making the caller wait for a link that just failed. Default True.
-        compression, signature_version, region, proxy: client options.
+        compression, signature_version, signature_method, region, proxy: client options
+            (``signature_method``: V1's HMAC, ``"hmac-sha1"`` default or ``"hmac-sha256"``).
         sender_factory: builds the client (tests); default ``PutLogsClient``.
         rng: the backoff's jitter source (tests); default a fresh ``random.Random``.
         level: the handler level.
@@ -102,6 +104,7 @@ class SyncSLSHandler(logging.Handler):
         skip_while_backing_off: bool = True,
         compression: str = "lz4",
         signature_version: Literal["v1", "v4"] = "v1",
+        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
         region: str | None = None,
         proxy: str | None = None,
         sender_factory: Callable[[], Sender] | None = None,
@@ -144,6 +147,7 @@ class SyncSLSHandler(logging.Handler):
             credentials_provider=credentials_provider,
             compression=compression,
             signature_version=signature_version,
+            signature_method=signature_method,
             region=region,
             timeouts=timeout,
             proxy=proxy,
