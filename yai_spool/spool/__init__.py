@@ -112,6 +112,7 @@ Built on persist-queue (``persistqueue.SQLiteAckQueue``, 1.0 <= version < 1.2):
   ``NotImplementedError`` on ``SpoolQueue``.
 """
 
+from yai_spool.spool.backend import SpoolBackend
 from yai_spool.spool.core import Spool
 from yai_spool.spool.exceptions import (
     SpoolAppendStorageError,
@@ -158,6 +159,7 @@ __all__ = [
     "RecordState",
     "Spool",
     "SpoolAppendStorageError",
+    "SpoolBackend",
     "SpoolClosedError",
     "SpoolConfig",
     "SpoolCorruptError",
