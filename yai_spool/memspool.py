@@ -409,9 +409,12 @@ class MemorySpool:
         status: int | None = None,
     ) -> int:
         """Retry later: back to READY in id order (attempts + 1 unless ``count_attempt=False``)."""
+        named = _named_ids(target)
+        if named is None:
+            return 0  # as the durable spool: no ids, nothing recorded (no last error either)
         with self._lock:
             n = 0
-            for token, ids in self._take(target):
+            for token, ids in self._take(named):
                 n += self._release_locked(token, ids, count_attempt=count_attempt)
             self._counts["retried"] += n
             if throttled:
@@ -454,11 +457,14 @@ class MemorySpool:
         status: int | None = None,
     ) -> int:
         """Give up on these leased records: keep them (bounded) as dead letters."""
+        named = _named_ids(target)
+        if named is None:
+            return 0  # as the durable spool: no ids, nothing recorded (no last error either)
         now = self._clock()
         with self._lock:
             n = 0
             limit = self.config.max_dead_letters
-            for token, ids in self._take(target):
+            for token, ids in self._take(named):
                 dest = self._leases[token].dest
                 for rec in self._pop_leased(token, ids):
                     n += 1
@@ -648,3 +654,11 @@ class MemorySpool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _named_ids(target: Batch | Iterable[int]) -> Batch | list[int] | None:
+    """``target`` for a settle, plain ids listed once; None when it names no id at all."""
+    if isinstance(target, Batch):
+        return target if target.ids else None
+    ids = list(target)
+    return ids or None
