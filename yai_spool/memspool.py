@@ -496,12 +496,16 @@ class MemorySpool:
         return n
 
     def acquire_flusher(self) -> bool:
-        """Become the only flusher of this queue; leases left by an earlier one revert."""
+        """Become the flusher of this queue; True (also when it already is, like ``Spool``).
+
+        On becoming it, leases left by an earlier flusher revert (the queue is their only
+        owner, and that flusher is gone); a repeated call keeps the current leases.
+        """
         if self._pid != os.getpid():
             self.reopen_after_fork()
         with self._lock:
             if self._flusher:
-                return False
+                return True  # the holder asking again: its leases stay (durable: same)
             self._flusher = True
             for token in list(self._leases):
                 n = self._release_locked(token, list(self._leases[token].recs), count_attempt=True)
