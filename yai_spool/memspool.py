@@ -76,6 +76,8 @@ _MiB = 1024 * 1024
 UNSENT_AT_CLOSE = "unsent_at_close"
 DEAD_EVICTED = "dead_evicted"
 CLOSED = "closed"
+#: The modes of ``PRAGMA wal_checkpoint`` that ``Spool.checkpoint`` takes.
+_WAL_MODES = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,7 +524,14 @@ class MemorySpool:
         return self._flusher
 
     def checkpoint(self, mode: str = "PASSIVE") -> CheckpointResult:
-        """Nothing to checkpoint in memory (the flusher calls it on every spool)."""
+        """Nothing to checkpoint in memory (the flusher calls it on every spool).
+
+        Raises:
+            ValueError: ``mode`` is not one ``Spool.checkpoint`` takes (same calls, same
+                errors on both backends: a typo must not pass in memory and fail on disk).
+        """
+        if mode.upper() not in _WAL_MODES:
+            raise ValueError(f"checkpoint mode must be one of {sorted(_WAL_MODES)}")
         return CheckpointResult(busy=False, wal_frames=0, checkpointed_frames=0)
 
     def record_delivery(self, *, request_id: str | None = None, records: int = 0) -> None:
