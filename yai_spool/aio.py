@@ -63,7 +63,7 @@ from yai_spool.modes.core import (
     shipping_task,
 )
 from yai_spool.retry import Backoff
-from yai_spool.spool import Batch
+from yai_spool.spool import Batch, SpoolBackend
 
 __all__ = [
     "AsyncFlusher",
@@ -80,7 +80,11 @@ _T = TypeVar("_T")
 class AsyncCapable(Protocol):
     """A handler an :class:`AsyncFlusher` can drain (``flusher="asyncio"`` handlers)."""
 
-    spool: Any
+    @property
+    def spool(self) -> SpoolBackend:
+        """The handler's queue (read-only here: a ``Spool`` or ``MemorySpool`` attribute)."""
+        ...
+
     flusher_config: FlusherConfig
     max_in_flight: int
     close_timeout: float
@@ -130,7 +134,7 @@ class AsyncFlusher:
         self,
         handler: AsyncCapable | None = None,
         *,
-        spool: Any = None,
+        spool: SpoolBackend | None = None,
         sender: Any = None,
         config: FlusherConfig | None = None,
         max_in_flight: int | None = None,
@@ -142,7 +146,9 @@ class AsyncFlusher:
         if handler is None and (spool is None or sender is None):
             raise ValueError("AsyncFlusher needs a handler, or a spool and a sender")
         self.handler = handler
-        self.spool = spool if spool is not None else handler.spool  # type: ignore[union-attr]
+        self.spool: SpoolBackend = (
+            spool if spool is not None else handler.spool  # type: ignore[union-attr]
+        )
         self.config = config or (handler.flusher_config if handler else FlusherConfig())
         if max_in_flight is None:
             max_in_flight = getattr(handler, "max_in_flight", 4)

@@ -60,7 +60,7 @@ from yai_spool.errors import (
     classify_exception,
 )
 from yai_spool.retry import DEFAULT_RETRY, Backoff, RetryPolicy
-from yai_spool.spool import Batch, Spool
+from yai_spool.spool import Batch, SpoolBackend
 
 __all__ = [
     "AsyncSender",
@@ -207,7 +207,7 @@ class ShipCycle:
     records were dead-lettered), otherwise the failure class.
     """
 
-    spool: Spool
+    spool: SpoolBackend
     sender: Sender
     config: FlusherConfig
     stats: FlusherStats = field(default_factory=FlusherStats)
@@ -426,7 +426,7 @@ class ThreadFlusher:
 
     def __init__(
         self,
-        spool: Spool,
+        spool: SpoolBackend,
         sender: Sender,
         config: FlusherConfig | None = None,
         *,

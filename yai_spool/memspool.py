@@ -1,13 +1,12 @@
 """``MemorySpool``: the bounded in-memory queue behind the memory and asyncio-memory modes.
 
 Owns: records held in this process's memory between ``emit`` and delivery, their leases, a
-bounded list of dead letters, and the counters of all of it. It implements the subset of
-:class:`yai_spool.spool.Spool`'s API that the flushers use (``append``, ``lease``, ``ack``,
-``release``, ``dead_letter``, ``acquire_flusher``/``release_flusher``/``is_flusher``,
-``checkpoint``, ``high_water``, ``pending_through``, ``stats``, ``close``,
-``reopen_after_fork``), with the same meaning, so ``ThreadFlusher``, ``ShipCycle`` and the
-asyncio flusher drive it unchanged: batching, the one retry policy, bisection of rejected
-batches and dead-lettering are the durable spool's, not a copy.
+bounded list of dead letters, and the counters of all of it. It implements
+:class:`yai_spool.spool.SpoolBackend`, the subset of :class:`yai_spool.spool.Spool`'s API
+that the flushers use, with the same meaning (``tests/spool/test_spool_contract.py`` runs
+the same tests on both), so ``ThreadFlusher``, ``ShipCycle`` and the asyncio flusher drive
+it unchanged: batching, the one retry policy, bisection of rejected batches and
+dead-lettering are the durable spool's, not a copy. ``reopen_after_fork`` comes on top.
 
 What it does NOT give you (stated plainly, because it is the whole trade-off):
 
@@ -18,6 +17,8 @@ What it does NOT give you (stated plainly, because it is the whole trade-off):
   (``SpoolHandler``) when that matters.
 - Dead letters (records SLS refuses on their own) are kept in memory only, at most
   ``max_dead_letters`` of them; older ones are forgotten and counted as ``dead_evicted``.
+  They take no room in the queue's bounds, so ``replay_dead`` moves back only those that
+  fit (the durable spool counts DEAD records in its bounds and never refuses a replay).
 
 Invariants:
 
@@ -75,6 +76,8 @@ _MiB = 1024 * 1024
 UNSENT_AT_CLOSE = "unsent_at_close"
 DEAD_EVICTED = "dead_evicted"
 CLOSED = "closed"
+#: The modes of ``PRAGMA wal_checkpoint`` that ``Spool.checkpoint`` takes.
+_WAL_MODES = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,9 +412,12 @@ class MemorySpool:
         status: int | None = None,
     ) -> int:
         """Retry later: back to READY in id order (attempts + 1 unless ``count_attempt=False``)."""
+        named = _named_ids(target)
+        if named is None:
+            return 0  # as the durable spool: no ids, nothing recorded (no last error either)
         with self._lock:
             n = 0
-            for token, ids in self._take(target):
+            for token, ids in self._take(named):
                 n += self._release_locked(token, ids, count_attempt=count_attempt)
             self._counts["retried"] += n
             if throttled:
@@ -454,11 +460,14 @@ class MemorySpool:
         status: int | None = None,
     ) -> int:
         """Give up on these leased records: keep them (bounded) as dead letters."""
+        named = _named_ids(target)
+        if named is None:
+            return 0  # as the durable spool: no ids, nothing recorded (no last error either)
         now = self._clock()
         with self._lock:
             n = 0
             limit = self.config.max_dead_letters
-            for token, ids in self._take(target):
+            for token, ids in self._take(named):
                 dest = self._leases[token].dest
                 for rec in self._pop_leased(token, ids):
                     n += 1
@@ -490,12 +499,16 @@ class MemorySpool:
         return n
 
     def acquire_flusher(self) -> bool:
-        """Become the only flusher of this queue; leases left by an earlier one revert."""
+        """Become the flusher of this queue; True (also when it already is, like ``Spool``).
+
+        On becoming it, leases left by an earlier flusher revert (the queue is their only
+        owner, and that flusher is gone); a repeated call keeps the current leases.
+        """
         if self._pid != os.getpid():
             self.reopen_after_fork()
         with self._lock:
             if self._flusher:
-                return False
+                return True  # the holder asking again: its leases stay (durable: same)
             self._flusher = True
             for token in list(self._leases):
                 n = self._release_locked(token, list(self._leases[token].recs), count_attempt=True)
@@ -511,7 +524,14 @@ class MemorySpool:
         return self._flusher
 
     def checkpoint(self, mode: str = "PASSIVE") -> CheckpointResult:
-        """Nothing to checkpoint in memory (the flusher calls it on every spool)."""
+        """Nothing to checkpoint in memory (the flusher calls it on every spool).
+
+        Raises:
+            ValueError: ``mode`` is not one ``Spool.checkpoint`` takes (same calls, same
+                errors on both backends: a typo must not pass in memory and fail on disk).
+        """
+        if mode.upper() not in _WAL_MODES:
+            raise ValueError(f"checkpoint mode must be one of {sorted(_WAL_MODES)}")
         return CheckpointResult(busy=False, wal_frames=0, checkpointed_frames=0)
 
     def record_delivery(self, *, request_id: str | None = None, records: int = 0) -> None:
@@ -556,16 +576,37 @@ class MemorySpool:
             return [d for d in self._dead if d.id > after_id][:limit]
 
     def replay_dead(self, ids: Iterable[int] | None = None) -> int:
-        """Queue dead letters again at the tail (all, or the given ``DeadLetter.id`` values)."""
+        """Queue dead letters again at the tail (all, or the given ``DeadLetter.id`` values).
+
+        As in the durable spool: new ids, attempts 0, enqueued now, counted as ``replayed``
+        and not as ``appended``; returns how many moved. Unlike there, dead letters take no
+        room in the bounds, so only those that fit move, oldest first; the others stay dead
+        letters. A replay never evicts, refuses or waits (``when_full`` is for producers):
+        no record is lost or counted as a drop by it.
+
+        Raises:
+            SpoolClosedError: the spool was closed (nothing moves).
+        """
         wanted = None if ids is None else {int(i) for i in ids}
         with self._lock:
-            chosen = [d for d in self._dead if wanted is None or d.id in wanted]
-            gone = {d.id for d in chosen}
-            self._dead = deque(d for d in self._dead if d.id not in gone)
-            self._counts["replayed"] += len(chosen)
-        for dead in chosen:
-            self.append(dead.entry, dest=dead.dest)
-        return len(chosen)
+            if self._closed:
+                raise SpoolClosedError(f"{self.path} is closed")
+            now = self._clock()
+            kept: deque[DeadLetter] = deque()
+            for dead in self._dead:
+                data = encode_stored(dead.entry) if wanted is None or dead.id in wanted else None
+                if data is None or not self._fits(len(data)):
+                    kept.append(dead)
+                    continue
+                rec: _Rec = [next(self._ids), data, len(data), now, 0]
+                self._ready.setdefault(dead.dest, deque()).append(rec)
+                self._rows += 1
+                self._bytes += rec[_NBYTES]
+                self._last_id = rec[_ID]  # high_water() covers the replayed records too
+            moved = len(self._dead) - len(kept)
+            self._dead = kept
+            self._counts["replayed"] += moved
+        return moved
 
     def stats(self) -> SpoolStats:
         """A consistent snapshot, in the durable spool's shape (``path`` is ``memory:...``)."""
@@ -648,3 +689,11 @@ class MemorySpool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _named_ids(target: Batch | Iterable[int]) -> Batch | list[int] | None:
+    """``target`` for a settle, plain ids listed once; None when it names no id at all."""
+    if isinstance(target, Batch):
+        return target if target.ids else None
+    ids = list(target)
+    return ids or None

@@ -1,4 +1,9 @@
-"""Behaviour of one spool file in one process: states, leases, owners, counters, readers."""
+"""Behaviour of one spool file in one process: states, leases, owners, counters, readers.
+
+What the durable spool shares with the memory spool (append, lease, settling, expiry,
+counters) is tested once for both in ``test_spool_contract.py``; this file keeps what only
+the durable one has (several handles on one file, persistence, purge, readers, codecs).
+"""
 
 from __future__ import annotations
 
@@ -43,89 +48,11 @@ def lease_all(spool: Spool, n: int = 1000, nbytes: int = 1 << 20, ttl: float = 3
     return batch
 
 
-def test_append_lease_ack_roundtrip(spool: Spool, clock: FakeClock) -> None:
-    for i in range(5):
-        spool.append(entry(i), dest="d")
-    batch = lease_all(spool)
-    assert batch.dest == "d"
-    assert [seq_of(e) for e in batch.entries] == [0, 1, 2, 3, 4]
-    assert batch.attempts == (0,) * 5
-    assert batch.oldest_enqueued_at == clock.now
-    assert batch.lease_until == clock.now + 30
-    assert batch.nbytes == sum(len(stored(e)) for e in batch.entries)
-    assert spool.lease(10, 1 << 20, lease_seconds=30) is None  # everything is leased
-    assert spool.ack(batch, request_id="req-1") == 5
-    stats = spool.stats()
-    assert (stats.ready_records, stats.leased_records, stats.dead_records) == (0, 0, 0)
-    assert (stats.appended, stats.delivered) == (5, 5)
-    assert stats.last_success_at == clock.now
-    assert stats.last_success_request_id == "req-1"
-    assert stats.active_leases == 0
-
-
 def stored(e: dict) -> bytes:
     """What the spool stores for an entry: its stored log (the size unit of nbytes)."""
     from yai_spool.spool.schema import encode_stored
 
     return encode_stored(e)
-
-
-def test_lease_is_fifo_per_destination_of_the_oldest_ready(spool: Spool) -> None:
-    for i, dest in enumerate("abab ba".replace(" ", "")):
-        spool.append(entry(i), dest=dest)
-    first = lease_all(spool)
-    assert first.dest == "a"
-    assert [seq_of(e) for e in first.entries] == [0, 2, 5]
-    second = lease_all(spool)
-    assert second.dest == "b"
-    assert [seq_of(e) for e in second.entries] == [1, 3, 4]
-
-
-def test_lease_respects_count_and_bytes_but_returns_at_least_one(spool: Spool) -> None:
-    spool.append(entry(0, pad=5000), dest="d")
-    for i in range(1, 6):
-        spool.append(entry(i, pad=100), dest="d")
-    big = spool.lease(10, 1000, lease_seconds=30)
-    assert big is not None
-    assert [seq_of(e) for e in big.entries] == [0]  # alone larger than max_bytes: still leased
-    one_size = len(stored(entry(1, pad=100)))
-    by_bytes = spool.lease(10, 2 * one_size + 1, lease_seconds=30)
-    assert by_bytes is not None
-    assert [seq_of(e) for e in by_bytes.entries] == [1, 2]
-    by_count = spool.lease(2, 1 << 20, lease_seconds=30)
-    assert by_count is not None
-    assert [seq_of(e) for e in by_count.entries] == [3, 4]
-
-
-def test_release_keeps_position_and_counts_attempts(spool: Spool) -> None:
-    for i in range(3):
-        spool.append(entry(i), dest="d")
-    batch = lease_all(spool, n=2)
-    assert spool.release(batch, error_code="ServerBusy", message="busy", request_id="r9") == 2
-    again = lease_all(spool)
-    assert [seq_of(e) for e in again.entries] == [0, 1, 2]  # released rows are still the oldest
-    assert again.attempts == (1, 1, 0)
-    assert again.max_attempts == 1
-    stats = spool.stats()
-    assert stats.retried == 2
-    assert stats.last_error is not None
-    assert (stats.last_error.code, stats.last_error.request_id) == ("ServerBusy", "r9")
-
-
-def test_stale_owner_cannot_ack_rows_re_leased_after_expiry(spool: Spool, clock: FakeClock) -> None:
-    for i in range(3):
-        spool.append(entry(i), dest="d")
-    stale = lease_all(spool, ttl=10)
-    clock.advance(10)  # lease_until <= now: expired
-    fresh = lease_all(spool, ttl=10)
-    assert fresh.ids == stale.ids
-    assert fresh.attempts == (1, 1, 1)  # expiry counts as an attempt
-    assert spool.ack(stale) == 0
-    assert spool.release(stale) == 0
-    assert spool.dead_letter(stale, error_code="X", message="m", request_id=None) == 0
-    assert spool.stats().leased_records == 3
-    assert spool.ack(fresh) == 3
-    assert spool.stats().leases_recovered == 3
 
 
 def test_ack_by_plain_ids_only_touches_this_instances_leases(
@@ -404,41 +331,3 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="integrity_check"):
         SpoolConfig(integrity_check="full")
     assert SpoolConfig(synchronous="full").synchronous == "FULL"  # type: ignore[arg-type]
-
-
-def test_lease_argument_validation(spool: Spool) -> None:
-    with pytest.raises(ValueError, match="lease needs"):
-        spool.lease(0, 10, lease_seconds=1)
-    with pytest.raises(ValueError, match="lease needs"):
-        spool.lease(1, 10, lease_seconds=0)
-    assert spool.ack([]) == 0
-    assert spool.release([]) == 0
-
-
-def test_high_water_and_pending_through_track_what_was_appended_before(
-    spool: Spool, clock: FakeClock
-) -> None:
-    assert spool.high_water() == 0
-    assert spool.pending_through(0) == 0
-    for i in range(4):
-        spool.append(entry(i), dest="d")
-        clock.advance(1)
-    mark = spool.high_water()
-    spool.append(entry(4), dest="d")  # after the mark: not waited for
-    assert spool.pending_through(mark) == 4
-    batch = lease_all(spool, n=3)
-    assert batch.enqueued_at == (clock.now - 4, clock.now - 3, clock.now - 2)
-    assert spool.pending_through(mark) == 4  # leased is still pending
-    spool.dead_letter([batch.ids[0]], error_code="X", message="", request_id=None)
-    spool.ack(batch)
-    assert spool.pending_through(mark) == 1
-    rest = lease_all(spool)
-    spool.ack(rest)
-    assert spool.pending_through(mark) == 0
-    assert spool.high_water() == 0  # empty again
-
-
-def test_release_without_counting_an_attempt(spool: Spool) -> None:
-    spool.append(entry(0), dest="d")
-    assert spool.release(lease_all(spool), count_attempt=False) == 1
-    assert lease_all(spool).attempts == (0,)

@@ -1,4 +1,8 @@
-"""Bounds, when_full policies, drop accounting and storage failures (disk full, read-only)."""
+"""Bounds, when_full policies, drop accounting and storage failures (disk full, read-only).
+
+The bounds and ``when_full`` cases both backends share are in ``test_spool_contract.py``;
+here: the durable spool's own (several writers, append_many, eviction slack, storage errors).
+"""
 
 from __future__ import annotations
 
@@ -36,48 +40,6 @@ def seqs(spool: Spool) -> list[int]:
     return [seq_of(r["data"]) for r in store.queue()]
 
 
-def test_drop_newest_refuses_and_counts(tmp_path: Path) -> None:
-    with Spool(tmp_path / "s.db", cfg(max_records=3, when_full=WhenFull.DROP_NEWEST)) as s:
-        for i in range(3):
-            s.append(entry(i), dest="d")
-        with pytest.raises(SpoolFull) as full:
-            s.append(entry(3), dest="d")
-        assert full.value.reason == "drop_newest"
-        assert isinstance(full.value, SpoolDropped)
-        assert seqs(s) == [0, 1, 2]
-        batch = s.lease(1, 1 << 20, lease_seconds=30)
-        assert batch is not None
-        s.ack(batch)
-        s.append(entry(4), dest="d")  # room again
-        assert seqs(s) == [1, 2, 4]
-        stats = s.stats()
-        assert stats.dropped == {"drop_newest": 1}
-        assert stats.appended == 4
-
-
-def test_drop_oldest_evicts_dead_then_ready_never_leased(tmp_path: Path) -> None:
-    with Spool(tmp_path / "s.db", cfg(max_records=3)) as s:
-        for i in range(3):
-            s.append(entry(i), dest="d")
-        first = s.lease(1, 1 << 20, lease_seconds=30)
-        assert first is not None
-        s.dead_letter(first, error_code="X", message="", request_id=None)
-        s.append(entry(3), dest="d")  # evicts the DEAD record first
-        assert s.stats().dead_records == 0
-        assert seqs(s) == [1, 2, 3]
-        s.append(entry(4), dest="d")  # then the oldest READY
-        assert seqs(s) == [2, 3, 4]
-        held = s.lease(10, 1 << 20, lease_seconds=30)
-        assert held is not None
-        with pytest.raises(SpoolFull) as full:  # everything is in flight: nothing to evict
-            s.append(entry(5), dest="d")
-        assert full.value.reason == "drop_newest"
-        assert s.ack(held) == 3
-        stats = s.stats()
-        assert stats.dropped == {"drop_oldest": 2, "drop_newest": 1}
-        assert stats.total_records == 0
-
-
 def test_drop_oldest_by_bytes_keeps_the_bound_and_counts_everything(tmp_path: Path) -> None:
     limit = 20_000
     with Spool(tmp_path / "s.db", SpoolConfig(max_bytes=limit, evict_slack=0.05)) as s:
@@ -98,17 +60,6 @@ def test_append_many_stores_the_prefix_that_fits(tmp_path: Path) -> None:
         assert s.append_many([entry(i) for i in range(1, 7)], dest="d") == 3
         assert seqs(s) == [0, 1, 2, 3]
         assert s.stats().dropped == {"drop_newest": 3}
-
-
-def test_block_times_out_as_full_timeout(tmp_path: Path) -> None:
-    with Spool(
-        tmp_path / "s.db", cfg(max_records=1, when_full=WhenFull.BLOCK, block_timeout=0.05)
-    ) as s:
-        s.append(entry(0), dest="d")
-        with pytest.raises(SpoolFull) as full:
-            s.append(entry(1), dest="d")
-        assert full.value.reason == "full_timeout"
-        assert s.stats().dropped == {"full_timeout": 1}
 
 
 def test_block_is_woken_by_an_ack(tmp_path: Path) -> None:

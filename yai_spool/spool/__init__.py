@@ -3,7 +3,8 @@
 Owns one SQLite file per spool and everything stored in it: records, leases, dead letters, drop
 and delivery counters, last success/error, events (quarantine, repaired modes). No network, no
 ``logging``: the handler appends, the flusher (a thread, or a daemon in another process) leases,
-ships and acks on top of this API.
+ships and acks on top of this API. The part of it the flushers use is ``SpoolBackend``
+(``backend.py``: the contract, and where the in-memory ``MemorySpool`` legitimately differs).
 
 Record states (``RecordState``)::
 
@@ -112,6 +113,7 @@ Built on persist-queue (``persistqueue.SQLiteAckQueue``, 1.0 <= version < 1.2):
   ``NotImplementedError`` on ``SpoolQueue``.
 """
 
+from yai_spool.spool.backend import SpoolBackend
 from yai_spool.spool.core import Spool
 from yai_spool.spool.exceptions import (
     SpoolAppendStorageError,
@@ -158,6 +160,7 @@ __all__ = [
     "RecordState",
     "Spool",
     "SpoolAppendStorageError",
+    "SpoolBackend",
     "SpoolClosedError",
     "SpoolConfig",
     "SpoolCorruptError",
