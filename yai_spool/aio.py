@@ -46,12 +46,14 @@ import contextvars
 import functools
 import logging
 import random
+import sys
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from yai_spool.diagnostics import describe_exception, report_internal
 from yai_spool.errors import Outcome
 from yai_spool.flusher import FlusherConfig, FlusherStats, ShipCycle, ship_async
 from yai_spool.handler import SpoolHandler
@@ -347,8 +349,13 @@ class AsyncFlusher:
         except asyncio.CancelledError:
             await self._cancel_inflight()
             raise
-        except Exception:  # pragma: no cover - a bug; never take the application down
-            internal_log.exception("yai-spool asyncio flusher crashed; records stay queued")
+        except Exception as exc:  # pragma: no cover - a bug; never take the application down
+            report_internal(
+                "aio-flusher-crash",
+                logging.ERROR,
+                "yai-spool asyncio flusher crashed; records stay queued",
+                exc=exc,
+            )
         finally:
             self._lock_tried.set()
             await self._finish()
@@ -416,10 +423,12 @@ class AsyncFlusher:
                 with contextlib.suppress(Exception):
                     self.spool.release(batch, count_attempt=False)
                 raise
-            except Exception:
+            except Exception as exc:
                 # The spool failed while settling (disk full, read-only): release now or
                 # when it can be written; the records must not wait for their lease to expire.
-                internal_log.warning("yai-spool: settling a batch failed", exc_info=True)
+                report_internal(
+                    "aio-settle", logging.WARNING, "yai-spool: settling a batch failed", exc=exc
+                )
                 with contextlib.suppress(Exception):
                     await self._call(self.spool.release, batch)
                 outcome = Outcome.RETRY
@@ -468,10 +477,12 @@ class AsyncFlusher:
         self._failed_attempt = self._attempts
         self._notify_progress()
         if failures & (failures - 1) == 0:
+            error = sys.exc_info()[1]
             internal_log.warning(
-                "yai-spool asyncio flusher: spool error, %d consecutive failures; retrying",
+                "yai-spool asyncio flusher: spool error, %d consecutive failures; retrying (%s)",
                 failures,
-                exc_info=True,
+                describe_exception(error),
+                exc_info=error if internal_log.isEnabledFor(logging.DEBUG) else None,
             )
         await self._pause(max(delay, min(self.config.poll_interval, self.config.retry.cap)))
 

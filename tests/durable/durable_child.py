@@ -9,6 +9,10 @@ Modes:
 - ``write SPOOL START COUNT``: the same without per-record output (concurrent writers).
 - ``flusher SPOOL URL BATCH``: a ``ThreadFlusher`` over a real ``PutLogsClient`` that ships
   the spool until killed; prints ``flusher`` once it holds the flusher lock.
+- ``shutdown SPOOL URL CLOSE_TIMEOUT COUNT``: a ``SpoolHandler`` on the root logger logs COUNT
+  records, waits until a batch is leased (a request is in flight), then times
+  ``logging.shutdown()`` and prints one JSON line: the seconds it took and the names of the
+  threads still alive after it. stderr is left to the parent (it must stay free of tracebacks).
 
 Constants shared with the tests live here so the child imports only what it runs.
 """
@@ -78,12 +82,53 @@ def flusher(spool_path: str, url: str, batch: int) -> None:
     threading.Event().wait(60)  # until the parent kills us (bounded if it never does)
 
 
+def shutdown(spool: str, url: str, close_timeout: float, count: int) -> None:
+    import json
+
+    from yai_spool.handler import SpoolHandler
+    from yai_spool.spool import Spool
+
+    handler = SpoolHandler(
+        project=PROJECT,
+        logstore=LOGSTORE,
+        spool_path=spool,
+        endpoint=url,
+        access_key_id=AK_ID,
+        access_key_secret=AK_SECRET,
+        batch_size=max(1, count // 4),
+        linger=0.01,
+        close_timeout=close_timeout,
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    log = logging.getLogger("durable.shutdown")
+    for seq in range(count):
+        log.info("record %d", seq, extra={"seq": seq})
+    deadline = time.monotonic() + 30
+    while True:  # poll with a deadline until the flusher has a request on the wire
+        with Spool.open_readonly(spool) as ro:
+            if ro.stats().leased_records:
+                break
+        if time.monotonic() > deadline:
+            _say(json.dumps({"error": "nothing was leased"}))
+            return
+        time.sleep(0.01)
+    started = time.monotonic()
+    logging.shutdown()
+    took = time.monotonic() - started
+    alive = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    _say(json.dumps({"seconds": took, "alive": alive}))
+
+
 def main(argv: list[str]) -> None:
     mode = argv[0]
     if mode in ("produce", "write"):
         produce(argv[1], int(argv[2]), int(argv[3]), report=mode == "produce")
     elif mode == "flusher":
         flusher(argv[1], argv[2], int(argv[3]))
+    elif mode == "shutdown":
+        shutdown(argv[1], argv[2], float(argv[3]), int(argv[4]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 
