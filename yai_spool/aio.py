@@ -434,7 +434,7 @@ class AsyncFlusher:
                 outcome = Outcome.RETRY
         finally:
             self._sem.release()
-        delay = self._backoff.next_delay(outcome)
+        delay = self._backoff.next_delay(outcome, self._cycle.take_retry_after())
         self.stats.consecutive_failures = self._backoff.failures
         if outcome is not Outcome.DELIVERED:
             self._failed_attempt = max(self._failed_attempt, attempt)

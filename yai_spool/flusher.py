@@ -189,13 +189,22 @@ class FlusherConfig:
 
 @dataclass(slots=True)
 class FlusherStats:
-    """In-process counters of one flusher (the spool keeps the durable ones)."""
+    """In-process counters of one flusher (the spool keeps the durable ones).
+
+    Same names and units as the spool's counters (``SpoolStats``): ``delivered``,
+    ``retried`` (records given back after a failed attempt, whatever the failure), ``dead``,
+    ``expired`` count **records**; ``requests`` (PutLogs requests sent), ``retry_requests``
+    (requests that failed and gave their records back), ``throttled_requests`` and
+    ``credential_error_requests`` (subsets of ``retry_requests``) and ``bisections`` count
+    **requests**.
+    """
 
     requests: int = 0
     delivered: int = 0
     retried: int = 0
-    throttled: int = 0
-    credential_errors: int = 0
+    retry_requests: int = 0
+    throttled_requests: int = 0
+    credential_error_requests: int = 0
     dead: int = 0
     expired: int = 0
     bisections: int = 0
@@ -241,6 +250,14 @@ class ShipCycle:
     config: FlusherConfig
     stats: FlusherStats = field(default_factory=FlusherStats)
     wall_clock: Callable[[], float] = time.time
+    #: The server's ``Retry-After`` of the latest failed request (None without one); the
+    #: driver hands it to its ``Backoff`` (``take_retry_after``).
+    retry_after: float | None = None
+
+    def take_retry_after(self) -> float | None:
+        """The latest failure's retry hint, once."""
+        hint, self.retry_after = self.retry_after, None
+        return hint
 
     def ship(self, batch: Batch) -> Outcome:
         """Run the cycle with ``self.sender`` (blocking)."""
@@ -328,6 +345,7 @@ class ShipCycle:
             return outcome
         code, message, request_id = _describe(exc)
         status = exc.status if isinstance(exc, SLSError) else None
+        self.retry_after = exc.retry_after if isinstance(exc, SLSError) else None
         self.stats.last_error_code = code
         if outcome is Outcome.REJECTED:
             if len(part) == 1:
@@ -352,12 +370,12 @@ class ShipCycle:
             throttled=throttled,
             status=status,
         )
+        self.stats.retried += len(part)
+        self.stats.retry_requests += 1
         if throttled:
-            self.stats.throttled += 1
+            self.stats.throttled_requests += 1
         elif outcome is Outcome.CREDENTIALS:
-            self.stats.credential_errors += 1
-        else:
-            self.stats.retried += len(part)
+            self.stats.credential_error_requests += 1
         return outcome
 
     def _dead(
@@ -737,8 +755,9 @@ class ThreadFlusher:
         failed = [o for o in outcomes if o is not Outcome.DELIVERED]
         outcome = failed[0] if failed else Outcome.DELIVERED
         delay = 0.0
+        hint = self._cycle.take_retry_after()
         for each in outcomes:  # the backoff counts every batch's outcome, as one by one
-            delay = self._backoff.next_delay(each)
+            delay = self._backoff.next_delay(each, hint if each is not Outcome.DELIVERED else None)
         self.stats.consecutive_failures = self._backoff.failures
         with self._progress:
             self._settled += len(outcomes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -131,13 +133,23 @@ def test_daemon_prometheus_metrics(rig: Rig) -> None:
     assert rig.notify.wait_key("READY") is not None, daemon.stderr
     spool_records(spool, [f"m-{i}" for i in range(25)])
     assert rig.emu.wait_for_count("proj", "metrics-store", 25, timeout=15), daemon.stderr
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    samples = {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+
+    def scrape() -> tuple[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        return text, {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    # The emulator counts a batch when it receives it; the daemon acks it a moment later.
+    deadline = time.monotonic() + 15
+    text, samples = scrape()
+    while samples.get(("yai_spool_daemon_delivered_records_total", ())) != 25:
+        assert time.monotonic() < deadline, "the daemon never acked what the emulator stored"
+        threading.Event().wait(0.05)  # a poll interval
+        text, samples = scrape()
     labels = {
         "spool": str(spool),
         "endpoint": rig.emu.url,
@@ -164,7 +176,7 @@ def test_daemon_prometheus_metrics(rig: Rig) -> None:
         "yai_spool_oldest_ready_age_seconds",
         "yai_spool_dead_lettered_records_total",
         "yai_spool_retried_records_total",
-        "yai_spool_throttled_total",
+        "yai_spool_throttled_requests_total",
     ):
         assert any(key[0] == name for key in samples), name
     assert samples[("yai_spool_daemon_delivered_records_total", ())] == 25

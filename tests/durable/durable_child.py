@@ -9,6 +9,16 @@ Modes:
 - ``write SPOOL START COUNT``: the same without per-record output (concurrent writers).
 - ``flusher SPOOL URL BATCH``: a ``ThreadFlusher`` over a real ``PutLogsClient`` that ships
   the spool until killed; prints ``flusher`` once it holds the flusher lock.
+- ``hold SPOOL COUNT``: a ``SpoolHandler(flusher="none")`` logs COUNT records, prints
+  ``appended`` and waits to be killed (its WAL stays as the crash leaves it).
+- ``stages SPOOL A B``: logs A records, prints ``stage``, and after a line on stdin logs B
+  more and prints ``stage`` again; then waits to be killed.
+- ``pin SPOOL``: opens a plain SQLite read transaction on the spool (a snapshot that holds
+  back checkpoints), prints ``pinned`` and waits to be killed.
+- ``fill SPOOL``: a ``SpoolHandler(flusher="none")`` logs ~450-byte records until at least
+  100 were dropped (the disk is full), prints ``{"emitted": N}``; after a line on stdin
+  logs 20 more and prints the new total; after another line closes the handler, prints
+  ``closed`` and waits to be killed.
 - ``shutdown SPOOL URL CLOSE_TIMEOUT COUNT``: a ``SpoolHandler`` on the root logger logs COUNT
   records, waits until a batch is leased (a request is in flight), then times
   ``logging.shutdown()`` and prints one JSON line: the seconds it took and the names of the
@@ -82,6 +92,73 @@ def flusher(spool_path: str, url: str, batch: int) -> None:
     threading.Event().wait(60)  # until the parent kills us (bounded if it never does)
 
 
+def hold(spool: str, count: int) -> None:
+    handler = _handler(spool)
+    logger = logging.getLogger("durable.child")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for seq in range(count):
+        logger.info("record %d from pid %d", seq, os.getpid(), extra={"seq": seq})
+    _say("appended")
+    threading.Event().wait(60)  # until the parent kills us (bounded if it never does)
+
+
+def stages(spool: str, first: int, second: int) -> None:
+    handler = _handler(spool)
+    logger = logging.getLogger("durable.child")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for seq in range(first):
+        logger.info("record %d", seq, extra={"seq": seq})
+    _say("stage")
+    sys.stdin.readline()
+    for seq in range(first, first + second):
+        logger.info("record %d", seq, extra={"seq": seq})
+    _say("stage")
+    threading.Event().wait(60)
+
+
+def pin(spool: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(spool, isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM ack_queue_spool").fetchone()
+    _say("pinned")
+    threading.Event().wait(60)
+
+
+def fill(spool: str) -> None:
+    import json
+
+    handler = _handler(spool)
+    logger = logging.getLogger("durable.child")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    pad = "x" * 300  # with the mapped fields: ~450 bytes per stored record
+    emitted = 0
+
+    def log(n: int) -> None:
+        nonlocal emitted
+        for _ in range(n):
+            logger.info("record %d %s", emitted, pad, extra={"seq": emitted})
+            emitted += 1
+
+    while handler.stats()["spool"].dropped_total < 100 and emitted < 1_000_000:
+        log(10)
+    _say(json.dumps({"emitted": emitted}))
+    sys.stdin.readline()
+    log(20)
+    _say(json.dumps({"emitted": emitted}))
+    sys.stdin.readline()
+    handler.close()
+    _say("closed")
+    threading.Event().wait(60)
+
+
 def shutdown(spool: str, url: str, close_timeout: float, count: int) -> None:
     import json
 
@@ -127,6 +204,14 @@ def main(argv: list[str]) -> None:
         produce(argv[1], int(argv[2]), int(argv[3]), report=mode == "produce")
     elif mode == "flusher":
         flusher(argv[1], argv[2], int(argv[3]))
+    elif mode == "stages":
+        stages(argv[1], int(argv[2]), int(argv[3]))
+    elif mode == "pin":
+        pin(argv[1])
+    elif mode == "fill":
+        fill(argv[1])
+    elif mode == "hold":
+        hold(argv[1], int(argv[2]))
     elif mode == "shutdown":
         shutdown(argv[1], argv[2], float(argv[3]), int(argv[4]))
     else:

@@ -12,7 +12,8 @@ Metrics (``yai_spool_`` prefix):
 - ``records{state=ready|leased|dead}``, ``bytes{state=...}``, ``file_bytes`` (db + WAL),
   ``oldest_ready_age_seconds``                                               gauges
 - ``appended_records_total``, ``delivered_records_total``, ``retried_records_total``,
-  ``throttled_total``, ``dead_lettered_records_total``, ``dropped_records_total{reason}``
+  ``retry_requests_total``, ``throttled_requests_total`` (requests, not records),
+  ``dead_lettered_records_total``, ``dropped_records_total{reason}``
   (the spool's durable counters: they include deliveries by in-process flushers)  counters
 - ``last_success_timestamp_seconds``, ``flusher_pid`` (holder, 0 = none), ``flusher_held``
   (1 when this daemon holds the lock), ``spool_readable``                   gauges
@@ -87,8 +88,9 @@ class _Collector:
             for name, metric, text in (
                 ("appended", "appended_records", "Records appended (all processes)"),
                 ("delivered", "delivered_records", "Records acknowledged by SLS"),
-                ("retried", "retried_records", "Records released for a retry"),
-                ("throttled", "throttled", "Quota (throttling) answers from SLS"),
+                ("retried", "retried_records", "Records given back for a retry"),
+                ("retry_requests", "retry_requests", "PutLogs requests that failed, retried"),
+                ("throttled_requests", "throttled_requests", "PutLogs quota answers"),
                 ("dead_lettered", "dead_lettered_records", "Records moved to the dead letters"),
             )
         }
