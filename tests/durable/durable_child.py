@@ -19,6 +19,11 @@ Modes:
   100 were dropped (the disk is full), prints ``{"emitted": N}``; after a line on stdin
   logs 20 more and prints the new total; after another line closes the handler, prints
   ``closed`` and waits to be killed.
+- ``full-flusher SPOOL URL``: a ``SpoolHandler`` with its flusher thread logs 200 records,
+  prints ``logged``; after a line on stdin waits (30 s at most) until its flusher failed on
+  the spool 3 times in a row, prints ``{"failures": N}`` and exits through
+  ``logging.shutdown()``. Logging is left unconfigured: what reaches stderr is what an
+  application that never configured ``yai_spool.internal`` would see.
 - ``shutdown SPOOL URL CLOSE_TIMEOUT COUNT``: a ``SpoolHandler`` on the root logger logs COUNT
   records, waits until a batch is leased (a request is in flight), then times
   ``logging.shutdown()`` and prints one JSON line: the seconds it took and the names of the
@@ -159,6 +164,43 @@ def fill(spool: str) -> None:
     threading.Event().wait(60)
 
 
+def full_flusher(spool: str, url: str) -> None:
+    import json
+
+    from yai_spool.handler import SpoolHandler
+    from yai_spool.retry import RetryPolicy
+
+    fast = RetryPolicy(base=0.01, cap=0.05, max_age=None)
+    handler = SpoolHandler(
+        project=PROJECT,
+        logstore=LOGSTORE,
+        spool_path=spool,
+        endpoint=url,
+        access_key_id=AK_ID,
+        access_key_secret=AK_SECRET,
+        batch_size=50,
+        linger=0.01,
+        retry=fast,
+        close_timeout=1.0,
+    )
+    logger = logging.getLogger("durable.child")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for seq in range(200):
+        logger.info("record %d", seq, extra={"seq": seq})
+    _say("logged")
+    sys.stdin.readline()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stats = handler.stats()["flusher"] or {}
+        if stats.get("last_outcome") == "spool_error" and stats["consecutive_failures"] >= 3:
+            break
+        time.sleep(0.01)
+    _say(json.dumps({"failures": (handler.stats()["flusher"] or {}).get("consecutive_failures")}))
+    logging.shutdown()
+
+
 def shutdown(spool: str, url: str, close_timeout: float, count: int) -> None:
     import json
 
@@ -212,6 +254,8 @@ def main(argv: list[str]) -> None:
         fill(argv[1])
     elif mode == "hold":
         hold(argv[1], int(argv[2]))
+    elif mode == "full-flusher":
+        full_flusher(argv[1], argv[2])
     elif mode == "shutdown":
         shutdown(argv[1], argv[2], float(argv[3]), int(argv[4]))
     else:

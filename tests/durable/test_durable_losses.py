@@ -8,6 +8,7 @@ exit code (README, "Guarantees, per failure mode").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 from durable_support import CHILD, REPO_ROOT, child_env, read_line, reap, spawn_child, wait_until
 
+from yai_spool.emulator import Emulator
 from yai_spool.spool import Spool
-from yai_spool.spool.ledger import read as read_ledger
 
 PAGE = 4096
 FRAME = 24 + PAGE
@@ -91,6 +92,8 @@ def test_a_damaged_wal_is_reported_not_silently_dropped(spool_path: Path, where:
 def test_a_lost_wal_is_caught_by_the_ledger_high_water_mark(spool_path: Path) -> None:
     """A reader pins the WAL (no checkpoint can copy the second stage into the database);
     the WAL is then lost with the processes: the ledger's mark says how many records went."""
+    from yai_spool.spool.ledger import read as read_ledger
+
     producer = subprocess.Popen(
         [sys.executable, str(CHILD), "stages", str(spool_path), "100", "50"],
         stdin=subprocess.PIPE,
@@ -177,6 +180,50 @@ def test_status_says_dropping_on_a_full_disk_and_counts_every_record(
         assert code != 14
     finally:
         reap(producer)
+
+
+def test_internal_warnings_are_one_line_without_a_traceback(emu: Emulator, tiny_disk: Path) -> None:
+    """An application that never configured logging: a flusher failing on a full disk says so
+    in one line per event on stderr (logging's last resort), never with a traceback."""
+    spool_path = tiny_disk / "spool" / "app.spool"
+    emu.down()  # records wait in the spool while the disk still has room
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), "full-flusher", str(spool_path), emu.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+        cwd=str(REPO_ROOT),
+    )
+    try:
+        assert read_line(child) == "logged"
+        (tiny_disk / "filler").unlink()
+        fill_disk(tiny_disk / "filler")  # now nothing can be written, not even an ack
+        emu.up()
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+        assert json.loads(read_line(child))["failures"] >= 3
+        child.wait(30)
+        assert child.stderr is not None
+        stderr = child.stderr.read().decode()
+    finally:
+        reap(child)
+    assert "spool error" in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+    assert all(line.startswith("yai-spool") for line in stderr.splitlines()), stderr
+
+
+def fill_disk(path: Path) -> None:
+    """Write ``path`` until the filesystem is full (unbuffered, down to 512-byte pieces)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (65536, 4096, 512):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture
