@@ -276,7 +276,11 @@ class Spool:
     # --- opening, integrity, quarantine ---------------------------------------------------------
 
     def _connect_store(
-        self, *, readonly: bool, check: bool = False, wal_probe: bool = False
+        self,
+        *,
+        readonly: bool,
+        check: bool = False,
+        wal_probe: Callable[[int | None], None] | None = None,
     ) -> SpoolQueue:
         return SpoolQueue(
             str(self.path),
@@ -300,11 +304,15 @@ class Spool:
         ino = os.stat(self.path).st_ino
         wal = Path(f"{self.path}-wal")
         before = scan_wal(wal) if events is not None else None
+        probe = None
+        if before is not None and events is not None:
+            found, into = before, events
+
+            def probe(accepted: int | None) -> None:
+                self._audit_wal(wal, found, accepted, into)
+
         try:
-            store = self._connect_store(readonly=False, check=check, wal_probe=before is not None)
-            if before is not None and events is not None:
-                self._audit_wal(wal, before, store, events)
-            return store, ino, None
+            return self._connect_store(readonly=False, check=check, wal_probe=probe), ino, None
         except CorruptFileError as exc:
             return None, ino, f"quick_check: {exc}"
         except sqlite3.DatabaseError as exc:
@@ -316,14 +324,14 @@ class Spool:
         self,
         wal: Path,
         before: WalScan,
-        store: SpoolQueue,
+        accepted: int | None,
         events: list[tuple[str, dict[str, Any]]],
     ) -> None:
         """Compare the WAL as found with what SQLite accepted; keep the evidence if it lost any.
 
-        Runs before anything of ours writes to the WAL, so the damaged file is still as found.
+        Runs inside the store's open, before anything writes to the WAL, so the damaged file
+        is still as found. Never raises (a failed audit must not fail the open).
         """
-        accepted = store.wal_frames_accepted
         damage = judge(before, accepted) if accepted is not None else None
         if damage is None or not same_generation(wal, before):
             return  # intact, or another process restarted the WAL meanwhile: inconclusive

@@ -261,14 +261,14 @@ class SpoolQueue(SQLiteAckQueue):
         wal_max_bytes: int,
         now: float,
         check: bool = False,
-        wal_probe: bool = False,
+        wal_probe: Callable[[int | None], None] | None = None,
     ) -> None:
         self.file = file
         self._check = check
+        # Called with the number of WAL frames SQLite accepted at open (its mxFrame; None if
+        # unknown), before anything of ours writes: core.Spool compares it with what the file
+        # holds (walcheck.judge), while the damaged WAL is still as found.
         self._wal_probe = wal_probe
-        # Frames SQLite accepted from the WAL at open (its mxFrame), when probed: compared with
-        # what the file holds by walcheck.judge (a damaged WAL is skipped silently otherwise).
-        self.wal_frames_accepted: int | None = None
         self.readonly = readonly
         self._synchronous = synchronous
         self._wal_max_bytes = wal_max_bytes
@@ -312,11 +312,12 @@ class SpoolQueue(SQLiteAckQueue):
                 problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
                 if problems != ["ok"]:
                     raise CorruptFileError("; ".join(problems[:5]))
-            if self._wal_probe and not self.readonly:
+            if self._wal_probe is not None and not self.readonly:
                 # Recovery ran at the first read above; a PASSIVE checkpoint reports how many
-                # WAL frames it accepted, before anything of ours writes to the WAL.
+                # WAL frames it accepted. Before ensure_schema: a damaged WAL may have lost the
+                # very transaction that created the schema, which would then be written anew.
                 busy, log, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self.wal_frames_accepted = None if busy else int(log)
+                self._wal_probe(None if busy else int(log))
             if not self.readonly:
                 configure(conn, synchronous=self._synchronous, wal_max_bytes=self._wal_max_bytes)
                 # Writes wait for other processes' locks in busy_retry (see there).
