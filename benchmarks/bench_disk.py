@@ -47,7 +47,9 @@ def _sizes(path: Path) -> tuple[int, int]:
 
 def burst(directory: Path, records: int, *, until_drop: bool = False) -> dict[str, Any]:
     path = directory / "burst.spool"
-    handler = SpoolHandler(project="p", logstore="l", spool_path=path, flusher="none")
+    handler = SpoolHandler(
+        project="bench-disk", logstore="disk-store", spool_path=path, flusher="none"
+    )
     logger = logging.getLogger("bench.disk")
     logger.handlers[:] = [handler]
     logger.propagate = False
@@ -76,6 +78,7 @@ def burst(directory: Path, records: int, *, until_drop: bool = False) -> dict[st
     return {
         "stored": stored,
         "dropped": stats.dropped_total,
+        "record_bytes": stats.ready_bytes / stats.ready_records if stats.ready_records else 0.0,
         "rate": stored / elapsed if elapsed else 0.0,
         "db_per_record": db / stored if stored else 0.0,
         "peak_wal": peak_wal,
@@ -114,6 +117,7 @@ def main() -> None:
         [
             f"burst of {args.records:,} (no flusher)",
             f"{big['stored']:,}",
+            f"{big['record_bytes']:.0f} B",
             f"{big['rate']:,.0f}",
             f"{big['db_per_record']:.0f} B",
             f"{big['peak_wal'] / 1e6:.1f} MB",
@@ -126,6 +130,7 @@ def main() -> None:
             [
                 "3 MiB tmpfs, until the first drop",
                 f"{small['stored']:,}",
+                f"{small['record_bytes']:.0f} B",
                 f"{small['rate']:,.0f}",
                 f"{small['db_per_record']:.0f} B",
                 f"{small['peak_wal'] / 1e6:.2f} MB",
@@ -138,6 +143,7 @@ def main() -> None:
             [
                 "run",
                 "records stored",
+                "record size",
                 "records/s",
                 "db bytes/record",
                 "largest WAL",

@@ -41,9 +41,9 @@ _CHILD = textwrap.dedent(
     from yai_spool.spool import Spool
 
     url, spool, how = sys.argv[1], sys.argv[2], sys.argv[3]
-    handler = SpoolHandler(project="p", logstore="l", spool_path=spool, endpoint=url,
-                           access_key_id="AK", access_key_secret="SK", batch_size=100,
-                           linger=0.01)
+    handler = SpoolHandler(project="bench-exit", logstore="exit-store", spool_path=spool,
+                           endpoint=url, access_key_id="AK", access_key_secret="SK",
+                           batch_size=100, linger=0.01)
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -125,14 +125,16 @@ def main() -> None:
         try:
             for how in ("shutdown", "close"):
                 r = run(hole.url, how, directory)
-                rows.append(["black hole", how, f"{r['seconds']:.2f} s", r["alive"], r["traceback"]])
+                took = f"{r['seconds']:.2f} s"
+                rows.append(["black hole", how, took, r["alive"], r["traceback"]])
         finally:
             hole.close()
         with Emulator(EmulatorConfig(access_keys={"AK": "SK"})) as emu:
             emu.faults.latency(2.0)
             for how in ("shutdown", "close"):
                 r = run(emu.url, how, directory)
-                rows.append(["2 s latency", how, f"{r['seconds']:.2f} s", r["alive"], r["traceback"]])
+                took = f"{r['seconds']:.2f} s"
+                rows.append(["2 s latency", how, took, r["alive"], r["traceback"]])
     print(
         benchlib.table(
             ["endpoint", "timed call", "took", "handler threads alive after", "traceback"],

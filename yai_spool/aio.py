@@ -53,7 +53,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from yai_spool.diagnostics import describe_exception, report_internal
+from yai_spool.diagnostics import report_internal
 from yai_spool.errors import Outcome
 from yai_spool.flusher import FlusherConfig, FlusherStats, ShipCycle, ship_async
 from yai_spool.handler import SpoolHandler
@@ -476,14 +476,13 @@ class AsyncFlusher:
         self.stats.last_outcome = "spool_error"
         self._failed_attempt = self._attempts
         self._notify_progress()
-        if failures & (failures - 1) == 0:
-            error = sys.exc_info()[1]
-            internal_log.warning(
-                "yai-spool asyncio flusher: spool error, %d consecutive failures; retrying (%s)",
-                failures,
-                describe_exception(error),
-                exc_info=error if internal_log.isEnabledFor(logging.DEBUG) else None,
-            )
+        report_internal(  # one line per minute at most, the traceback only at DEBUG
+            f"aio-spool-error:{id(self)}",
+            logging.WARNING,
+            "yai-spool asyncio flusher: spool error, %d consecutive failures; retrying",
+            failures,
+            exc=sys.exc_info()[1],
+        )
         await self._pause(max(delay, min(self.config.poll_interval, self.config.retry.cap)))
 
     async def _drain(self) -> None:

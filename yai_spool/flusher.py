@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from yai_spool.destination import DestKey, decode_dest
-from yai_spool.diagnostics import describe_exception, report_internal
+from yai_spool.diagnostics import report_internal
 from yai_spool.encoding import join_logs
 from yai_spool.errors import (
     EncodeError,
@@ -667,7 +667,15 @@ class ThreadFlusher:
                         self._linger()
                     self._work.clear()
             if not self._abandoned.is_set():
-                self._drain()
+                try:
+                    self._drain()
+                except Exception as exc:  # the spool cannot be written at exit: keep the rest
+                    report_internal(
+                        "flusher-drain",
+                        logging.WARNING,
+                        "yai-spool flusher: could not drain at stop; records stay in the spool",
+                        exc=exc,
+                    )
         except Exception:  # a bug, or the spool closed under an abandoned flusher
             if not self._abandoned.is_set():  # pragma: no cover - a bug
                 report_internal(
@@ -711,16 +719,15 @@ class ThreadFlusher:
         with self._progress:
             self._failed_attempt = self._attempts
             self._progress.notify_all()
-        if failures & (failures - 1) == 0:  # rate-limited like _log_failure
-            # One line (the traceback only at DEBUG): a full disk retried for hours must not
-            # fill the application's stderr through logging's last-resort handler.
-            error = sys.exc_info()[1]
-            internal_log.warning(
-                "yai-spool flusher: spool error, %d consecutive failures; retrying (%s)",
-                failures,
-                describe_exception(error),
-                exc_info=error if internal_log.isEnabledFor(logging.DEBUG) else None,
-            )
+        # One line per minute at most (the traceback only at DEBUG): a full disk retried for
+        # hours must not fill the application's stderr through logging's last resort.
+        report_internal(
+            f"flusher-spool-error:{self._name}",
+            logging.WARNING,
+            "yai-spool flusher: spool error, %d consecutive failures; retrying",
+            failures,
+            exc=sys.exc_info()[1],
+        )
         self._pause(max(delay, min(self.config.poll_interval, self.config.retry.cap)))
 
     def _pause(self, delay: float) -> None:

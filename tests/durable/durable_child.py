@@ -13,15 +13,16 @@ Modes:
   ``appended`` and waits to be killed (its WAL stays as the crash leaves it).
 - ``stages SPOOL A B``: logs A records, prints ``stage``, and after a line on stdin logs B
   more and prints ``stage`` again; then waits to be killed.
-- ``pin SPOOL``: opens a plain SQLite read transaction on the spool (a snapshot that holds
-  back checkpoints), prints ``pinned`` and waits to be killed.
+- ``pin SPOOL [exclusive]``: opens a plain SQLite read transaction on the spool (a snapshot
+  that holds back checkpoints), or with ``exclusive`` the write lock (every writer waits,
+  then fails as busy), prints ``pinned`` and waits to be killed.
 - ``fill SPOOL``: a ``SpoolHandler(flusher="none")`` logs ~450-byte records until at least
   100 were dropped (the disk is full), prints ``{"emitted": N}``; after a line on stdin
   logs 20 more and prints the new total; after another line closes the handler, prints
   ``closed`` and waits to be killed.
-- ``full-flusher SPOOL URL``: a ``SpoolHandler`` with its flusher thread logs 200 records,
+- ``failing-flusher SPOOL URL``: a ``SpoolHandler`` with its flusher thread logs 200 records,
   prints ``logged``; after a line on stdin waits (30 s at most) until its flusher failed on
-  the spool 3 times in a row, prints ``{"failures": N}`` and exits through
+  the spool, prints ``{"failures": N}``, and after another line exits through
   ``logging.shutdown()``. Logging is left unconfigured: what reaches stderr is what an
   application that never configured ``yai_spool.internal`` would see.
 - ``shutdown SPOOL URL CLOSE_TIMEOUT COUNT``: a ``SpoolHandler`` on the root logger logs COUNT
@@ -125,11 +126,11 @@ def stages(spool: str, first: int, second: int) -> None:
     threading.Event().wait(60)
 
 
-def pin(spool: str) -> None:
+def pin(spool: str, how: str = "") -> None:
     import sqlite3
 
     conn = sqlite3.connect(spool, isolation_level=None)
-    conn.execute("BEGIN")
+    conn.execute("BEGIN EXCLUSIVE" if how == "exclusive" else "BEGIN")
     conn.execute("SELECT count(*) FROM ack_queue_spool").fetchone()
     _say("pinned")
     threading.Event().wait(60)
@@ -164,7 +165,7 @@ def fill(spool: str) -> None:
     threading.Event().wait(60)
 
 
-def full_flusher(spool: str, url: str) -> None:
+def failing_flusher(spool: str, url: str) -> None:
     import json
 
     from yai_spool.handler import SpoolHandler
@@ -194,10 +195,11 @@ def full_flusher(spool: str, url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         stats = handler.stats()["flusher"] or {}
-        if stats.get("last_outcome") == "spool_error" and stats["consecutive_failures"] >= 3:
+        if stats.get("last_outcome") == "spool_error":
             break
         time.sleep(0.01)
     _say(json.dumps({"failures": (handler.stats()["flusher"] or {}).get("consecutive_failures")}))
+    sys.stdin.readline()
     logging.shutdown()
 
 
@@ -249,13 +251,13 @@ def main(argv: list[str]) -> None:
     elif mode == "stages":
         stages(argv[1], int(argv[2]), int(argv[3]))
     elif mode == "pin":
-        pin(argv[1])
+        pin(argv[1], *argv[2:])
     elif mode == "fill":
         fill(argv[1])
     elif mode == "hold":
         hold(argv[1], int(argv[2]))
-    elif mode == "full-flusher":
-        full_flusher(argv[1], argv[2])
+    elif mode == "failing-flusher":
+        failing_flusher(argv[1], argv[2])
     elif mode == "shutdown":
         shutdown(argv[1], argv[2], float(argv[3]), int(argv[4]))
     else:

@@ -8,7 +8,6 @@ exit code (README, "Guarantees, per failure mode").
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -182,48 +181,45 @@ def test_status_says_dropping_on_a_full_disk_and_counts_every_record(
         reap(producer)
 
 
-def test_internal_warnings_are_one_line_without_a_traceback(emu: Emulator, tiny_disk: Path) -> None:
-    """An application that never configured logging: a flusher failing on a full disk says so
-    in one line per event on stderr (logging's last resort), never with a traceback."""
-    spool_path = tiny_disk / "spool" / "app.spool"
-    emu.down()  # records wait in the spool while the disk still has room
+def test_internal_warnings_are_one_line_without_a_traceback(
+    emu: Emulator, spool_path: Path
+) -> None:
+    """An application that never configured logging: a flusher failing on its spool (another
+    process holds the database's write lock) says so in one line per event on stderr
+    (logging's last resort), never with a traceback."""
+    emu.down()  # records wait in the spool; the flusher keeps leasing and releasing them
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), "full-flusher", str(spool_path), emu.url],
+        [sys.executable, str(CHILD), "failing-flusher", str(spool_path), emu.url],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=child_env(),
         cwd=str(REPO_ROOT),
     )
+    pinner = None
     try:
         assert read_line(child) == "logged"
-        (tiny_disk / "filler").unlink()
-        fill_disk(tiny_disk / "filler")  # now nothing can be written, not even an ack
-        emu.up()
+        pinner = spawn_child("pin", spool_path, "exclusive")
+        assert read_line(pinner) == "pinned"
         assert child.stdin is not None
         child.stdin.write(b"go\n")
         child.stdin.flush()
-        assert json.loads(read_line(child))["failures"] >= 3
+        assert json.loads(read_line(child, timeout=60))["failures"] >= 1
+        pinner.kill()
+        pinner.wait(30)
+        emu.up()
+        child.stdin.write(b"exit\n")
+        child.stdin.flush()
         child.wait(30)
         assert child.stderr is not None
         stderr = child.stderr.read().decode()
     finally:
         reap(child)
+        if pinner is not None:
+            reap(pinner)
     assert "spool error" in stderr, stderr
     assert "Traceback" not in stderr, stderr
     assert all(line.startswith("yai-spool") for line in stderr.splitlines()), stderr
-
-
-def fill_disk(path: Path) -> None:
-    """Write ``path`` until the filesystem is full (unbuffered, down to 512-byte pieces)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for size in (65536, 4096, 512):
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * size)
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture

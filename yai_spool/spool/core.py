@@ -95,9 +95,13 @@ _allocate_lock: Final = threading.Lock
 # must not cost a size query and a transaction each time (issue: 63 us vs 24 us per record).
 # Another process's acks are therefore noticed up to this late; drops stay exact and counted.
 _FULL_RECHECK: Final = 0.05
-# A WAL that writers keep from restarting is made to restart once it is this large (or
-# wal_max_bytes, if smaller): on a small disk the WAL, not the records, would fill it.
-_RESTART_BYTES: Final = 1024 * 1024
+# Nearly full disk ("tight": less free than _TIGHT_FREE, or than 4 WALs): producers refresh
+# every _TIGHT_REFRESH appends, wake the housekeeper without its minimum gap, and restart the
+# WAL past _TIGHT_RESTART_BYTES. A 3 MiB disk filled after ~550 records otherwise: their WAL
+# frames (one page per commit) took it all, leaving no room for the checkpoint itself.
+_TIGHT_FREE: Final = 16 * 1024 * 1024
+_TIGHT_REFRESH: Final = 32
+_TIGHT_RESTART_BYTES: Final = 128 * 1024
 
 
 # --- fork safety ------------------------------------------------------------------------------
@@ -248,6 +252,7 @@ class Spool:
         self._published_at = 0.0
         self._wal_seen: tuple[int, int] | None = None  # WAL (size, mtime) at the last checkpoint
         self._wal_idle = False  # one quiet tick passed since the last complete checkpoint
+        self._tight = False  # the disk is nearly full (see _TIGHT_FREE)
         self._mark_tail: tuple[int, int, int, int] | None = None  # (gen, acct_id, upto, rows)
         self._created_at: float | None = None
         # The drop_newest fast path: (monotonic deadline, rows left, bytes left) of the last
@@ -548,15 +553,18 @@ class Spool:
         if start and (keeper is None or not keeper.alive):
             keeper = self._start_housekeeper()
         if keeper is not None:
-            keeper.wake()  # refresh_every appends since the last one: the WAL grew
-            return acct
+            keeper.wake(urgent=self._tight)  # refresh_every appends since the last one
         try:
             wal = os.stat(f"{self.path}-wal").st_size
         except FileNotFoundError:
             wal = 0
-        if wal > self.config.wal_max_bytes:
-            # No housekeeper (a thread could not be started): bound the WAL ourselves. PASSIVE
-            # never waits; journal_size_limit truncates the file when the WAL next restarts.
+        if wal > (_TIGHT_RESTART_BYTES if self._tight else self.config.wal_max_bytes):
+            # Writers that never pause keep the housekeeper's checkpoints from catching up, so
+            # the WAL never restarts and grows for as long as they write. Catch up here, with
+            # this process's writers held by our lock: the housekeeper copied all but the last
+            # moment's frames already, so this is short; the next append restarts the WAL and
+            # journal_size_limit cuts the file back to wal_max_bytes. (Measured: a growing WAL
+            # costs every append more than these rare catch-ups cost the one that runs them.)
             with contextlib.suppress(sqlite3.Error):
                 store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         return acct
@@ -1643,9 +1651,25 @@ class Spool:
                 self._pending_at = now
                 self._update_fast()
         self._settle_pending(now)
+        self._watch_free_space()
         self._checkpoint_if_grown()
         self._raise_mark(now)
         return not self._closed
+
+    def _watch_free_space(self) -> None:
+        """Switch the WAL upkeep to its small-disk mode and back (see _TIGHT_FREE)."""
+        try:
+            fs = os.statvfs(self.path.parent)
+            wal = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return
+        free = fs.f_bavail * fs.f_frsize
+        tight = free < max(_TIGHT_FREE, 4 * wal)
+        if tight != self._tight:
+            self._tight = tight
+            # Producers refresh (and wake us) every this many appends; read on their fast path.
+            every = self.config.refresh_every
+            self._refresh_every = min(every, _TIGHT_REFRESH) if tight else every
 
     def _settle_pending(self, now: float) -> None:
         """Persist drops counted in memory; publish in the ledger what is still pending."""
@@ -1677,12 +1701,12 @@ class Spool:
         1. A PASSIVE checkpoint on the side connection whenever the WAL changed: copies the
            frames into the database file without blocking anybody. After it, a damaged WAL can
            only lose what was written since (at most about one tick).
-        2. When writers kept the WAL from restarting (a sustained burst appends during every
-           checkpoint, so it never catches up, and the file passes 1 MiB): catch up
-           with every writer paused for a moment (``_catch_up``); the next write then starts
-           the WAL over, and ``journal_size_limit`` cuts the file back to ``wal_max_bytes``.
-           Without restarts the file would grow for as long as the burst lasts, and a damaged
-           old frame would make SQLite recover older page versions over newer ones.
+        2. (On the producers' side, ``_refresh``.) When writers keep the WAL from restarting
+           (a sustained burst appends during every checkpoint, so it never catches up) and the
+           file passes ``wal_max_bytes``, the producer that notices catches up under its lock;
+           the next write starts the WAL over. Without restarts the file would grow for as
+           long as the burst lasts, and a damaged old frame would make SQLite recover older
+           page versions over newer ones.
         3. When nothing was written for a whole tick after a complete checkpoint: TRUNCATE, so
            an idle spool has an empty WAL (nothing a damaged ``-wal`` could take).
         """
@@ -1708,28 +1732,9 @@ class Spool:
         except FileNotFoundError:
             return
         if (after.st_size, after.st_mtime_ns) != seen:
-            # Written to during the checkpoint: those frames wait for the next tick, and the
-            # WAL could not restart. Past the restart size, make it restart now.
-            if after.st_size > min(self.config.wal_max_bytes, _RESTART_BYTES):
-                self._catch_up()
-            return
+            return  # written to meanwhile: those frames are copied at the next tick
         if result.checkpointed_frames >= result.wal_frames:
             self._wal_seen = seen
-
-    def _catch_up(self) -> None:
-        """Checkpoint the last frames with every writer paused, so the WAL can restart.
-
-        Our writer connection takes the write lock (``BEGIN IMMEDIATE``; writers of this
-        process wait on ``_lock``, other processes' on the database lock) while the side
-        connection checkpoints the few frames written since the last checkpoint. Rare (once
-        per ``wal_max_bytes`` of WAL during a sustained burst) and short (those frames only).
-        """
-        with self._lock:
-            store = self._store
-            if self._closed or store is None:
-                return
-            with store.write_txn(), self._ckpt_lock:
-                self._side_conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def _truncate_idle_wal(self) -> None:
         """TRUNCATE an idle WAL to 0 bytes, waiting for nobody (a short busy timeout)."""

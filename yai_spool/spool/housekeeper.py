@@ -9,7 +9,9 @@ checkpoint inside ``emit`` put milliseconds into its p99.9), and the flusher can
 on for it (there may be none in this process, or it may sit in a request or a backoff for a
 minute). Records that live only in the WAL are the ones a damaged ``-wal`` file loses, so the
 WAL is checkpointed at most ``TICK`` seconds after a write, and sooner (``MIN_GAP``) when
-producers say it grew (``wake``, every ``SpoolConfig.refresh_every`` appends).
+producers say it grew (``wake``, every ``SpoolConfig.refresh_every`` appends). When the disk
+is nearly full the spool asks for urgent ticks (``wake(urgent=True)``, no ``MIN_GAP``): a WAL
+that fills a small disk before it can restart would leave no room for its own checkpoint.
 
 Invariants:
 
@@ -47,6 +49,7 @@ class Housekeeper:
     def __init__(self, spool: Spool) -> None:
         self._ref = weakref.ref(spool)
         self._wake = threading.Event()
+        self._urgent = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"yai-spool-housekeeper[{spool.path.name}]", daemon=True
@@ -59,15 +62,18 @@ class Housekeeper:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def wake(self) -> None:
-        """Producers: the WAL grew; tick soon (at most every ``MIN_GAP``)."""
+    def wake(self, *, urgent: bool = False) -> None:
+        """Producers: the WAL grew; tick soon (at most every ``MIN_GAP``, unless ``urgent``)."""
         if not self._wake.is_set():
             self._wake.set()
+        if urgent and not self._urgent.is_set():
+            self._urgent.set()
 
     def stop(self, timeout: float | None = None) -> None:
         """End the thread and wait for it (a tick in progress finishes first)."""
         self._stop.set()
         self._wake.set()
+        self._urgent.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -77,6 +83,7 @@ class Housekeeper:
             if self._stop.is_set():
                 return
             self._wake.clear()
+            self._urgent.clear()
             spool = self._ref()
             if spool is None:
                 return
@@ -86,5 +93,5 @@ class Housekeeper:
             except Exception:  # the disk may be full: retried at the next tick
                 _log.debug("yai-spool housekeeping failed for %s", spool.path, exc_info=True)
             del spool  # no strong reference while waiting
-            self._stop.wait(MIN_GAP)
+            self._urgent.wait(MIN_GAP)  # an urgent wake (or stop) ends the gap at once
 

@@ -85,10 +85,9 @@ class SpoolConfig:
         max_record_bytes: one encoded record above this is dropped as ``too_large``.
         synchronous: ``NORMAL`` (default) or ``FULL``; see the durability statement.
         busy_timeout: seconds SQLite waits for another process's write lock before failing.
-        wal_max_bytes: the WAL file size kept after a restart (``journal_size_limit``); past
-            it, the housekeeper pauses writers for a moment so the WAL can restart (see
-            ``Spool._checkpoint_if_grown``). A producer checkpoints itself only when no
-            housekeeper thread could be started.
+        wal_max_bytes: the WAL file size kept after a restart (``journal_size_limit``); a
+            producer that sees the WAL larger than this (the housekeeper's checkpoints could
+            not catch up with a sustained burst) catches up itself, so the WAL restarts.
         integrity_check: ``"quick"`` runs ``PRAGMA quick_check`` at open (reads every page:
             cost grows with the file); ``"none"`` only detects a broken header/schema.
         refresh_every: appends between two refreshes of the in-memory size estimate.
@@ -106,7 +105,7 @@ class SpoolConfig:
     max_record_bytes: int = 2 * 1024 * 1024
     synchronous: Synchronous = Synchronous.NORMAL
     busy_timeout: float = 5.0
-    wal_max_bytes: int = 4 * 1024 * 1024
+    wal_max_bytes: int = 8 * 1024 * 1024
     integrity_check: str = "quick"
     refresh_every: int = 256
     evict_slack: float = 0.01
