@@ -661,7 +661,8 @@ class AsyncSpoolHandler(SpoolHandler):
         link, self._link = self._link, None
         if link is not None and not self._closed:
             try:
-                link.stop(self.close_timeout)
+                # logging.shutdown(): what is left of the deadline its flush() started.
+                link.stop(self._bound.close_budget(self.close_timeout))
             except Exception:
                 internal_log.debug("stopping the asyncio flusher failed", exc_info=True)
         super().close()

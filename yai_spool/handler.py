@@ -232,6 +232,9 @@ class SpoolHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # The shipping path's own records were dropped by handle() (logging calls it).
         try:
+            # A full drop_newest spool refuses this record whatever it holds: count it before
+            # paying for the mapping (a refusal must not cost more than an acceptance).
+            self.spool.refuse_if_full()
             encoded = self._mapper.encode(record, self.formatter)
             if encoded.topic is None and encoded.source is None and encoded.tags is None:
                 dest = self._dest

@@ -259,6 +259,7 @@ class Spool:
         # exact "full" decision (see _FULL_RECHECK).
         self._full_until = 0.0
         self._room = (0, 0)
+        self._full_message: str | None = None
 
     def _update_fast(self) -> None:
         self._fast_ok = (
@@ -691,16 +692,34 @@ class Spool:
             self._update_fast()
         return True
 
+    def refuse_if_full(self) -> None:
+        """Raise ``SpoolFull`` (the drop counted) if the spool refuses any record right now.
+
+        For callers that can skip work for a record that would be refused anyway: the handler
+        calls it before mapping a record, so that a full ``drop_newest`` spool costs less per
+        refused record than an accepted one. Only answers "full" when the last exact check
+        (under ``_FULL_RECHECK`` ago) found no row left; otherwise returns and ``append_log``
+        decides as usual. Cheap when not full: one attribute read.
+        """
+        if not self._full_until:
+            return
+        with self._lock:
+            if self._full_until and self._room[0] < 1 and self._drop_fast(1, 0):
+                raise self._full_error()
+
     def _full_error(self) -> SpoolFull:
+        message = self._full_message
+        if message is None:  # built once: a refusal must stay cheap
+            message = self._full_message = (
+                f"spool {self.path} is full ({self._max_records} records / "
+                f"{self._max_bytes} bytes)"
+            )
         reason = (
             DropReason.FULL_TIMEOUT
             if self.config.when_full is WhenFull.BLOCK
             else DropReason.DROP_NEWEST
         )
-        return SpoolFull(
-            f"spool {self.path} is full ({self._max_records} records / {self._max_bytes} bytes)",
-            reason=reason,
-        )
+        return SpoolFull(message, reason=reason)
 
     def _group_commit(self, row: Row) -> int:
         """Commit ``row`` in the next group; returns as ``_append_slow`` does for it alone.
