@@ -121,8 +121,15 @@ ABANDON_GRACE = 0.15
 
 
 def abort_sender(sender: object) -> bool:
-    """Call ``sender.abort()`` if it has one; True if it did (never raises)."""
+    """Call ``sender.abort()`` if it has one; True if it did (never raises).
+
+    A wrapper without ``abort`` that exposes the client it built as ``.built`` (a sender
+    built lazily on the first send) is looked through.
+    """
     abort = getattr(sender, "abort", None)
+    if abort is None:
+        built = getattr(sender, "built", None)
+        abort = getattr(built, "abort", None) if built is not None else None
     if abort is None:
         return False
     try:
