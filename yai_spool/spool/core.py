@@ -701,7 +701,7 @@ class Spool:
         (under ``_FULL_RECHECK`` ago) found no row left; otherwise returns and ``append_log``
         decides as usual. Cheap when not full: one attribute read.
         """
-        if not self._full_until:
+        if not self._full_until or self._pid != _PID:  # a forked child reopens in append_log
             return
         with self._lock:
             if self._full_until and self._room[0] < 1 and self._drop_fast(1, 0):

@@ -467,3 +467,8 @@ class SpoolStats:
     def dropped_total(self) -> int:
         """All drops, whatever the reason."""
         return sum(self.dropped.values())
+
+    @property
+    def throttled(self) -> int:
+        """Deprecated alias of ``throttled_requests`` (it always counted requests)."""
+        return self.throttled_requests

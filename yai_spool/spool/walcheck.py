@@ -10,9 +10,12 @@ Owns: reading the WAL header and frame headers (never page data: 24 bytes per fr
 judging them against the number of frames SQLite accepted.
 
 The judgement (``judge``): the frames that carry the current WAL's salts and a commit marker
-are this WAL's committed transactions (a crash can only leave an *uncommitted* torn tail,
-which has no commit marker after it). If SQLite accepted fewer frames than the last such
-commit frame, it skipped committed transactions: the WAL is damaged, and whatever those
+are this WAL's transactions. SQLite writes a frame's header and its page in two ``write``
+calls, so a process killed between them leaves the *last* transaction with a commit marker
+and a stale page: SQLite rightly skips it (that append never returned). Nothing can be
+written after such a torn transaction in the same WAL generation (the next writer starts
+over from the last transaction SQLite accepted), so two or more skipped transactions, or a
+damaged WAL header (written in one call, it cannot be torn), mean damage: whatever those
 transactions wrote is gone or, worse, older page versions were recovered over newer ones.
 
 Invariants:
@@ -23,10 +26,11 @@ Invariants:
 - Never a false alarm from a live WAL: frames appended while we read are at the tail (they
   only raise what SQLite accepts); a restart by another process changes the header salts,
   which ``same_generation`` detects, and the finding is then dropped as inconclusive.
-- Not detected (README, "Corrupt spool file"): damage confined to the frame headers of the
-  last transaction (its commit marker or salts), and a WAL deleted or truncated outright;
-  the ledger's high-water mark (``ledger.Mark``) covers those for records older than one
-  housekeeping tick.
+- Not detected (README, "Corrupt spool file"): damage confined to the last transaction of
+  the WAL (it looks exactly like a crash in the middle of writing it), damage to frame
+  headers that removes their salts or commit markers, and a WAL deleted or truncated
+  outright; the ledger's high-water mark (``ledger.Mark``) covers those for records older
+  than one housekeeping tick.
 """
 
 from __future__ import annotations
@@ -153,10 +157,16 @@ def same_generation(wal: Path, before: WalScan) -> bool:
 
 
 def judge(before: WalScan, frames_accepted: int) -> WalDamage | None:
-    """Committed frames SQLite did not accept (``frames_accepted``: its mxFrame), or None."""
+    """Committed frames SQLite did not accept (``frames_accepted``: its mxFrame), or None.
+
+    One skipped transaction behind an intact header is a crash mid-write (see the module
+    docstring), not damage: None.
+    """
     if frames_accepted < 0 or before.last_commit <= frames_accepted:
         return None
     skipped = [c for c in before.commits if c > frames_accepted]
+    if len(skipped) < 2 and before.header_ok:
+        return None
     return WalDamage(
         frames_accepted=frames_accepted,
         transactions_skipped=len(skipped),
