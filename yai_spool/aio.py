@@ -47,12 +47,14 @@ import dataclasses
 import functools
 import logging
 import random
+import sys
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from yai_spool.diagnostics import report_internal
 from yai_spool.errors import Outcome
 from yai_spool.flusher import FlusherConfig, FlusherStats, ShipCycle, ship_async
 from yai_spool.handler import SpoolHandler
@@ -353,8 +355,13 @@ class AsyncFlusher:
         except asyncio.CancelledError:
             await self._cancel_inflight()
             raise
-        except Exception:  # pragma: no cover - a bug; never take the application down
-            internal_log.exception("yai-spool asyncio flusher crashed; records stay queued")
+        except Exception as exc:  # pragma: no cover - a bug; never take the application down
+            report_internal(
+                "aio-flusher-crash",
+                logging.ERROR,
+                "yai-spool asyncio flusher crashed; records stay queued",
+                exc=exc,
+            )
         finally:
             self._lock_tried.set()
             await self._finish()
@@ -422,16 +429,18 @@ class AsyncFlusher:
                 with contextlib.suppress(Exception):
                     self.spool.release(batch, count_attempt=False)
                 raise
-            except Exception:
+            except Exception as exc:
                 # The spool failed while settling (disk full, read-only): release now or
                 # when it can be written; the records must not wait for their lease to expire.
-                internal_log.warning("yai-spool: settling a batch failed", exc_info=True)
+                report_internal(
+                    "aio-settle", logging.WARNING, "yai-spool: settling a batch failed", exc=exc
+                )
                 with contextlib.suppress(Exception):
                     await self._call(self.spool.release, batch)
                 outcome = Outcome.RETRY
         finally:
             self._sem.release()
-        delay = self._backoff.next_delay(outcome)
+        delay = self._backoff.next_delay(outcome, self._cycle.take_retry_after())
         self.stats.consecutive_failures = self._backoff.failures
         if outcome is not Outcome.DELIVERED:
             self._failed_attempt = max(self._failed_attempt, attempt)
@@ -473,12 +482,13 @@ class AsyncFlusher:
         self.stats.last_outcome = "spool_error"
         self._failed_attempt = self._attempts
         self._notify_progress()
-        if failures & (failures - 1) == 0:
-            internal_log.warning(
-                "yai-spool asyncio flusher: spool error, %d consecutive failures; retrying",
-                failures,
-                exc_info=True,
-            )
+        report_internal(  # one line per minute at most, the traceback only at DEBUG
+            f"aio-spool-error:{id(self)}",
+            logging.WARNING,
+            "yai-spool asyncio flusher: spool error, %d consecutive failures; retrying",
+            failures,
+            exc=sys.exc_info()[1],
+        )
         await self._pause(max(delay, min(self.config.poll_interval, self.config.retry.cap)))
 
     async def _drain(self) -> None:
@@ -658,7 +668,8 @@ class AsyncSpoolHandler(SpoolHandler):
         link, self._link = self._link, None
         if link is not None and not self._closed:
             try:
-                link.stop(self.close_timeout)
+                # logging.shutdown(): what is left of the deadline its flush() started.
+                link.stop(self._bound.close_budget(self.close_timeout))
             except Exception:
                 internal_log.debug("stopping the asyncio flusher failed", exc_info=True)
         super().close()

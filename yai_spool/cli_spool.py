@@ -14,7 +14,8 @@ Exit codes (``ExitCode``; stable, scripts may rely on them; with several spools 
 4     stalled                a flusher runs but deliveries keep failing or nothing ships
 5     no-flusher             records wait and no process ships them
 6     blocked-credentials    SLS refuses the credentials/destination; a human must fix it
-7     corrupt                not a readable spool, or an unacknowledged quarantine
+7     corrupt                not a readable spool, or an unacknowledged quarantine or
+                             data-loss event (a damaged WAL, records missing)
 8     permission-denied      the spool exists but this user cannot read it
 9     missing                no spool at that path (or no ``*.spool`` file in a directory)
 10    refused                a confirmation is needed (--yes / --force) or another flusher
@@ -22,6 +23,8 @@ Exit codes (``ExitCode``; stable, scripts may rely on them; with several spools 
 11    checks-failed          ``doctor``: at least one check failed
 12    send-failed            ``replay --send-now``: SLS did not accept everything (kept)
 13    not-configured         credentials, endpoint or --config file missing or invalid
+14    dropping               a record was dropped within --drop-window (spool or disk full,
+                             read-only disk ...): records are being lost now
 ====  =====================  ==================================================================
 
 Invariants:
@@ -82,6 +85,7 @@ from yai_spool.credentials import CredentialsProvider, mask_key_id
 from yai_spool.destination import decode_dest
 from yai_spool.errors import ConfigError, Outcome, SLSError, TransportError, YaiSpoolError
 from yai_spool.health import (
+    LOSS_ACK_WINDOW,
     QUARANTINE_EVENT,
     Health,
     Thresholds,
@@ -128,6 +132,7 @@ class ExitCode(IntEnum):
     CHECKS_FAILED = 11
     SEND_FAILED = 12
     NOT_CONFIGURED = 13
+    DROPPING = 14
 
 
 #: The verdict -> exit code mapping of ``status`` (and of any command that meets the verdict).
@@ -137,6 +142,7 @@ VERDICT_EXIT: Final[dict[Verdict, ExitCode]] = {
     Verdict.STALLED: ExitCode.STALLED,
     Verdict.NO_FLUSHER: ExitCode.NO_FLUSHER,
     Verdict.BLOCKED_CREDENTIALS: ExitCode.BLOCKED_CREDENTIALS,
+    Verdict.DROPPING: ExitCode.DROPPING,
     Verdict.CORRUPT: ExitCode.CORRUPT,
     Verdict.PERMISSION_DENIED: ExitCode.PERMISSION_DENIED,
     Verdict.MISSING: ExitCode.MISSING,
@@ -158,6 +164,7 @@ EXIT_CODES: Final[tuple[tuple[ExitCode, str], ...]] = (
     (ExitCode.CHECKS_FAILED, "doctor: a check failed"),
     (ExitCode.SEND_FAILED, "replay --send-now: SLS did not accept everything (records kept)"),
     (ExitCode.NOT_CONFIGURED, "credentials, endpoint or --config missing or invalid"),
+    (ExitCode.DROPPING, "dropping: a record was dropped within --drop-window"),
 )
 
 # Keys the record mapper writes by default (yai_spool.mapping: LogFields.level / record_name).
@@ -419,12 +426,26 @@ def _discover(paths: Sequence[Path]) -> list[tuple[Path, _Unavailable | None]]:
     return out
 
 
-def _unacknowledged(stats: SpoolStats) -> list[SpoolEvent]:
-    """Quarantine events whose moved-aside file is still there (deleting it acknowledges)."""
+def _unacknowledged(stats: SpoolStats, now: float | None = None) -> list[SpoolEvent]:
+    """Quarantine / data-loss events not acknowledged yet.
+
+    Deleting (or moving) the file the event left acknowledges it: the quarantined spool, or
+    the saved copy of a damaged WAL. A loss event that could not save a copy (a full disk)
+    stays unacknowledged for ``LOSS_ACK_WINDOW``.
+    """
+    now = time.time() if now is None else now
     out = []
     for event in quarantine_events(stats):
-        moved = event.detail.get("moved_to")
-        if not isinstance(moved, str) or os.path.lexists(moved):
+        if event.kind == QUARANTINE_EVENT:
+            moved = event.detail.get("moved_to")
+            if not isinstance(moved, str) or os.path.lexists(moved):
+                out.append(event)
+            continue
+        saved = event.detail.get("saved_to")
+        if isinstance(saved, str):
+            if os.path.lexists(saved):
+                out.append(event)
+        elif now - event.at < LOSS_ACK_WINDOW:
             out.append(event)
     return out
 
@@ -698,6 +719,7 @@ def _status_json(path: Path, stats: SpoolStats, health: Health, now: float) -> d
         "dead": {"records": stats.dead_records, "bytes": stats.dead_bytes},
         "dropped": dict(stats.dropped),
         "dropped_total": stats.dropped_total,
+        "last_drop_at": stats.last_drop_at,
         "disk": {
             "file_bytes": stats.file_bytes,
             "wal_bytes": stats.wal_bytes,
@@ -709,7 +731,8 @@ def _status_json(path: Path, stats: SpoolStats, health: Health, now: float) -> d
             "appended": stats.appended,
             "delivered": stats.delivered,
             "retried": stats.retried,
-            "throttled": stats.throttled,
+            "retry_requests": stats.retry_requests,
+            "throttled_requests": stats.throttled_requests,
             "dead_lettered": stats.dead_lettered,
             "replayed": stats.replayed,
             "purged": stats.purged,
@@ -738,7 +761,7 @@ def _status_json(path: Path, stats: SpoolStats, health: Health, now: float) -> d
                 "at": e.at,
                 "kind": e.kind,
                 "detail": dict(e.detail),
-                "acknowledged": e.kind != QUARANTINE_EVENT or e not in unacked,
+                "acknowledged": e not in unacked,
             }
             for e in stats.events
         ],
@@ -779,7 +802,12 @@ def _status_table(doc: dict[str, Any], now: float) -> Table:
         "none"
         if not dropped
         else ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items()))
-        + f" (total {doc['dropped_total']:,})",
+        + f" (total {doc['dropped_total']:,}"
+        + (
+            f", newest {format_age(now - doc['last_drop_at'])} ago)"
+            if doc.get("last_drop_at") is not None
+            else ")"
+        ),
     )
     disk = doc["disk"]
     table.add_row(
@@ -790,10 +818,11 @@ def _status_table(doc: dict[str, Any], now: float) -> Table:
     c = doc["counters"]
     table.add_row(
         "counters",
-        f"delivered {c['delivered']:,} · retried {c['retried']:,} · throttled "
-        f"{c['throttled']:,} · dead-lettered {c['dead_lettered']:,} · replayed "
+        f"records: delivered {c['delivered']:,} · retried {c['retried']:,} · "
+        f"dead-lettered {c['dead_lettered']:,} · replayed "
         f"{c['replayed']:,} · purged {c['purged']:,} · leases recovered "
-        f"{c['leases_recovered']:,}",
+        f"{c['leases_recovered']:,}; requests: failed and retried {c['retry_requests']:,} "
+        f"· throttled {c['throttled_requests']:,}",
     )
     success = doc["last_success"]
     table.add_row(
@@ -871,6 +900,10 @@ def status(  # keyword-only: typer passes every parameter by name
         str,
         typer.Option(help="A flusher that delivered nothing for this long = stalled."),
     ] = "5m",
+    drop_window: Annotated[
+        str,
+        typer.Option(help="A record dropped less than this long ago = dropping (exit 14)."),
+    ] = "5m",
     config: Annotated[
         Path | None,
         typer.Option(
@@ -884,17 +917,26 @@ def status(  # keyword-only: typer passes every parameter by name
     """Health of spools: what waits, what failed, who ships, and one verdict per spool.
 
     The first line says what is wrong in plain words (or OK). Verdicts: ok, lagging,
-    stalled, no-flusher, blocked-credentials, corrupt, permission-denied, missing; the exit
-    code is the worst spool's. A quarantine is acknowledged by removing the
-    <spool>.corrupt-* file it left (after salvaging what you need).
+    stalled, no-flusher, blocked-credentials, dropping, corrupt, permission-denied, missing;
+    the exit code is the worst spool's. A quarantine is acknowledged by removing the
+    <spool>.corrupt-* file it left (after salvaging what you need), a damaged WAL by
+    removing its <spool>.wal-damaged-* copy.
     """
     limits: dict[str, float] = {}
-    for hint, text in (("--lag-threshold", lag_threshold), ("--stall-threshold", stall_threshold)):
+    for hint, text in (
+        ("--lag-threshold", lag_threshold),
+        ("--stall-threshold", stall_threshold),
+        ("--drop-window", drop_window),
+    ):
         try:
             limits[hint] = parse_duration(text)
         except typer.BadParameter as exc:
             raise typer.BadParameter(exc.message, param_hint=hint) from None
-    thresholds = Thresholds(lag=limits["--lag-threshold"], stall=limits["--stall-threshold"])
+    thresholds = Thresholds(
+        lag=limits["--lag-threshold"],
+        stall=limits["--stall-threshold"],
+        drop_window=limits["--drop-window"],
+    )
     docs: list[dict[str, Any]] = []
     paths = list(spools or [])
     if not paths:

@@ -49,19 +49,26 @@ docstring), so the flusher classifies every client's failures with one function.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import math
+import os
+import selectors
+import socket
+import threading
 import time
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
 import httpx
+from httpcore._backends.sync import SyncStream as _SyncStream  # see _DeadlineBackend
 
 from yai_spool.compression import Compression
 from yai_spool.credentials import Credentials, CredentialsProvider, resolve_credentials
@@ -174,6 +181,8 @@ class PutLogsResult:
 
 _DEADLINE: ContextVar[float | None] = ContextVar("yai_spool_client_deadline", default=None)
 
+_ABORTED: Final = "request aborted: the client was aborted (shutdown deadline)"
+
 
 def _budget(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
     """The timeout to give one socket operation: the phase timeout capped by time left."""
@@ -187,22 +196,43 @@ def _budget(timeout: float | None, expired: type[httpcore.TimeoutException]) -> 
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
+    def __init__(
+        self,
+        stream: httpcore.NetworkStream,
+        backend: _DeadlineBackend | None = None,
+        handle: socket.socket | None = None,
+    ) -> None:
         self._stream = stream
+        self._backend = backend
+        self._handle = handle  # the backend's abort handle of this connection (see there)
+
+    def _check(self, error: type[httpcore.NetworkError]) -> None:
+        if self._backend is not None and self._backend.aborted:
+            raise error(_ABORTED)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _budget(timeout, httpcore.ReadTimeout))
+        self._check(httpcore.ReadError)
+        data = self._stream.read(max_bytes, _budget(timeout, httpcore.ReadTimeout))
+        # An aborted socket reads as EOF; say why instead of "server disconnected".
+        self._check(httpcore.ReadError)
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         # httpcore's sync write loops send() with one timeout for the whole buffer; split it
         # so the budget is re-read per piece and a large body cannot outlive the deadline.
         view = memoryview(buffer)
         for start in range(0, len(view), _WRITE_PIECE):
+            self._check(httpcore.WriteError)
             piece = bytes(view[start : start + _WRITE_PIECE])
             self._stream.write(piece, _budget(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
-        self._stream.close()
+        try:
+            self._stream.close()
+        finally:
+            if self._backend is not None:
+                self._backend.forget(self._handle)
+                self._handle = None
 
     def start_tls(
         self,
@@ -210,16 +240,59 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
+        self._check(httpcore.ConnectError)
         budget = _budget(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, budget))
+        try:
+            tls = self._stream.start_tls(ssl_context, server_hostname, budget)
+        except BaseException:
+            if self._backend is not None:  # httpcore closed the socket; drop our handle too
+                self._backend.forget(self._handle)
+                self._handle = None
+            raise
+        # The handle moves to the TLS stream: the plain one is never used (or closed) again.
+        handle, self._handle = self._handle, None
+        return _DeadlineStream(tls, self._backend, handle)
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend, plus the total deadline and :meth:`abort`.
+
+    ``abort()`` must end every blocking socket operation of the client *now*, from another
+    thread: ``close()`` on a socket does not wake a thread blocked in ``recv`` on it (Linux
+    keeps the file open until that call returns), but ``shutdown(SHUT_RDWR)`` does, and on a
+    socket still in SYN_SENT it aborts the connect as well. So every TCP socket is created
+    here, not in ``socket.create_connection``, and a ``dup()`` of it (the *handle*) is kept
+    until its stream closes: the handle outlives the TLS wrap, which detaches the original
+    socket object before the handshake, so a hung TLS handshake can be aborted too. The
+    connect is started non-blocking under the lock that ``abort`` takes, so a socket is either
+    refused before it connects or registered before ``abort`` looks: no window where a
+    connect starts unseen. What cannot be aborted: the DNS lookup (``getaddrinfo``).
+    """
+
     def __init__(self, backend: httpcore.NetworkBackend) -> None:
         self._backend = backend
+        self._lock = threading.Lock()
+        self._handles: set[socket.socket] = set()
+        self.aborted = False
+
+    def abort(self) -> None:
+        """Fail every socket operation in flight at once and refuse new ones (idempotent)."""
+        with self._lock:
+            self.aborted = True
+            handles = list(self._handles)
+        for handle in handles:
+            with contextlib.suppress(OSError):
+                handle.shutdown(socket.SHUT_RDWR)
+
+    def forget(self, handle: socket.socket | None) -> None:
+        if handle is None:
+            return
+        with self._lock:
+            self._handles.discard(handle)
+        handle.close()
 
     def connect_tcp(
         self,
@@ -229,9 +302,77 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
+        if self.aborted:
+            raise httpcore.ConnectError(_ABORTED)
         budget = _budget(timeout, httpcore.ConnectTimeout)
-        stream = self._backend.connect_tcp(host, port, budget, local_address, socket_options)
-        return _DeadlineStream(stream)
+        # Mirrors httpcore's SyncBackend.connect_tcp (socket.create_connection: every address
+        # in turn, the last error raised; TCP_NODELAY), with an abortable connect.
+        source = None if local_address is None else (local_address, 0)
+        error: OSError | None = None
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                handle = self._connect(sock, address, source, budget)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                if self.aborted:
+                    break
+                continue
+            try:
+                for option in socket_options or ():
+                    sock.setsockopt(*option)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as exc:
+                self.forget(handle)
+                sock.close()
+                raise httpcore.ConnectError(str(exc)) from exc
+            return _DeadlineStream(_SyncStream(sock), self, handle)
+        if self.aborted:
+            raise httpcore.ConnectError(_ABORTED) from error
+        if isinstance(error, TimeoutError):
+            raise httpcore.ConnectTimeout(str(error) or "connect timed out") from error
+        raise httpcore.ConnectError(str(error or "getaddrinfo returned no address")) from error
+
+    def _connect(
+        self,
+        sock: socket.socket,
+        address: Any,
+        source: tuple[str, int] | None,
+        timeout: float | None,
+    ) -> socket.socket:
+        """Connect ``sock`` (blocking, bounded by ``timeout``); returns its abort handle."""
+        if source is not None:
+            sock.bind(source)
+        sock.setblocking(False)
+        with self._lock:
+            if self.aborted:
+                raise ConnectionAbortedError(_ABORTED)
+            code = sock.connect_ex(address)  # non-blocking: returns at once
+            handle = sock.dup()
+            self._handles.add(handle)
+        try:
+            if code not in (0, errno.EINPROGRESS):
+                raise OSError(code, os.strerror(code))
+            if code:
+                with selectors.DefaultSelector() as selector:
+                    selector.register(sock, selectors.EVENT_WRITE)
+                    if not selector.select(timeout) and not self.aborted:
+                        raise TimeoutError("connect timed out")
+                if self.aborted:
+                    raise ConnectionAbortedError(_ABORTED)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, os.strerror(code))
+            sock.setblocking(True)  # httpcore sets a timeout per operation
+        except BaseException:
+            self.forget(handle)
+            raise
+        return handle
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
@@ -298,10 +439,13 @@ class _AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
+_B = TypeVar("_B", _DeadlineBackend, _AsyncDeadlineBackend)
+
+
 def _install_deadline_backend(
     transport: httpx.HTTPTransport | httpx.AsyncHTTPTransport,
-    wrapper: type[_DeadlineBackend] | type[_AsyncDeadlineBackend],
-) -> None:
+    wrapper: type[_B],
+) -> _B:
     """Wrap the network backend of an httpx transport's httpcore pool.
 
     httpx exposes no public hook for the backend, so this reaches into ``transport._pool``
@@ -316,7 +460,9 @@ def _install_deadline_backend(
             "cannot install the total-deadline backend: httpx/httpcore internals changed "
             f"(httpx {httpx.__version__}, httpcore {httpcore.__version__})"
         )
-    pool._network_backend = wrapper(backend)  # type: ignore[union-attr]
+    installed = wrapper(backend)
+    pool._network_backend = installed  # type: ignore[union-attr]
+    return installed
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -578,10 +724,11 @@ class PutLogsClient(_ClientBase):
     """
 
     _http: httpx.Client
+    _backend: _DeadlineBackend
 
     def _open_http(self) -> httpx.Client:
         transport = httpx.HTTPTransport(**self._transport_kwargs())
-        _install_deadline_backend(transport, _DeadlineBackend)
+        self._backend = _install_deadline_backend(transport, _DeadlineBackend)
         return httpx.Client(transport=transport, **self._client_kwargs())
 
     def put_logs(
@@ -606,6 +753,17 @@ class PutLogsClient(_ClientBase):
         except httpx.HTTPError as exc:
             raise _transport_error(exc, _where(project, logstore)) from exc
         return self._result(response, project, logstore)
+
+    def abort(self) -> None:
+        """Cancel every call in flight, from any thread; later calls fail at once.
+
+        Each call blocked in connect, TLS handshake, send or receive raises
+        :class:`~yai_spool.errors.ConnectError` / :class:`~yai_spool.errors.ConnectionLost`
+        within microseconds (whether the server got the request is unknown, as for any lost
+        connection). Idempotent; :meth:`close` is still needed to release the pool. This is
+        how a flusher keeps its shutdown deadline against an endpoint that never answers.
+        """
+        self._backend.abort()
 
     def close(self) -> None:
         """Close the connection pool. Idempotent."""

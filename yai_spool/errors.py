@@ -69,8 +69,10 @@ Emulator choices (codes the docs do not pin down; see ``DEFAULT_STATUS``):
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
+import time
 from collections.abc import Mapping
 from enum import Enum, StrEnum
 from types import MappingProxyType
@@ -167,6 +169,8 @@ class SLSError(ShipError):
         request_id: ``x-log-requestid`` response header, ``""`` when absent.
         project, logstore: the destination, when the raiser knows it (``""`` otherwise); shown
             in ``str()`` as a ``PutLogs {project}/{logstore}:`` prefix.
+        retry_after: seconds from a ``Retry-After`` response header (SLS documents none; a
+            proxy or gateway in front of it may send one), ``None`` without one.
     """
 
     def __init__(
@@ -178,6 +182,7 @@ class SLSError(ShipError):
         *,
         project: str = "",
         logstore: str = "",
+        retry_after: float | None = None,
     ) -> None:
         self.status = status
         self.error_code = error_code
@@ -185,6 +190,7 @@ class SLSError(ShipError):
         self.request_id = request_id
         self.project = project
         self.logstore = logstore
+        self.retry_after = retry_after
         super().__init__(status, error_code, self.message, request_id)
 
     def __str__(self) -> str:
@@ -483,4 +489,29 @@ def parse_error_response(
     else:
         excerpt = body[:200].decode("utf-8", "replace").strip()
         message = f"unexpected response body: {excerpt!r}" if excerpt else "empty response body"
-    return SLSError(status, code, message, request_id, project=project, logstore=logstore)
+    return SLSError(
+        status,
+        code,
+        message,
+        request_id,
+        project=project,
+        logstore=logstore,
+        retry_after=parse_retry_after(_header(headers, "retry-after")),
+    )
+
+
+def parse_retry_after(value: str, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date); None if
+    absent or unreadable. Negative values and dates in the past read as 0."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))

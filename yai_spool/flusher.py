@@ -34,6 +34,14 @@ Invariants:
 - A spool error (disk full, read-only file, busy) never ends the flusher thread: it backs
   off like a failed send and tries again; a batch whose ack/release could not be written
   is released as soon as the spool can be written (not left leased until lease expiry).
+- ``stop(drain_timeout)`` is bounded by its deadline whatever the network does: at the
+  deadline the requests still in flight are cancelled (``Sender.abort``, optional) and the
+  flusher is *abandoned*: from then on its threads never touch the spool again (no ack, no
+  release, no lease, no checkpoint), so the caller may close the spool once ``stop``
+  returns. The cancelled batches stay LEASED; the next flusher recovers them when it takes
+  the flusher lock (at least once: SLS may have stored them). ``stop`` returns True when
+  every thread of the flusher has ended, which it does within ``ABANDON_GRACE`` of the
+  deadline whenever the sender can abort.
 - The flusher thread marks itself (``in_flusher_thread``) so records logged *by* the
   shipping path (httpx debug logs, our own diagnostics) are not fed back into the spool.
 """
@@ -45,6 +53,7 @@ import contextlib
 import functools
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -52,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from yai_spool.destination import DestKey, decode_dest
+from yai_spool.diagnostics import report_internal
 from yai_spool.encoding import join_logs
 from yai_spool.errors import (
     EncodeError,
@@ -92,11 +102,42 @@ def mark_flusher_thread() -> None:
 
 
 class Sender(Protocol):
-    """What the flusher needs from a PutLogs client (``PutLogsClient`` and its adapter)."""
+    """What the flusher needs from a PutLogs client (``PutLogsClient`` and its adapter).
+
+    A sender may also have ``abort()``: cancel every call in flight from another thread
+    (``PutLogsClient.abort``). Without it, ``ThreadFlusher.stop`` cannot end a request that
+    never answers; the thread is then left behind, abandoned (it never touches the spool).
+    """
 
     def put_raw(self, project: str, logstore: str, raw: bytes) -> Any: ...
 
     def close(self) -> None: ...
+
+
+#: How long ``ThreadFlusher.stop`` waits, after cancelling the requests in flight at its
+#: deadline, for the flusher's threads to end (an aborted socket fails in microseconds; this
+#: only covers the thread switches). Part of the documented shutdown bound.
+ABANDON_GRACE = 0.15
+
+
+def abort_sender(sender: object) -> bool:
+    """Call ``sender.abort()`` if it has one; True if it did (never raises).
+
+    A wrapper without ``abort`` that exposes the client it built as ``.built`` (a sender
+    built lazily on the first send) is looked through.
+    """
+    abort = getattr(sender, "abort", None)
+    if abort is None:
+        built = getattr(sender, "built", None)
+        abort = getattr(built, "abort", None) if built is not None else None
+    if abort is None:
+        return False
+    try:
+        abort()
+    except Exception:
+        internal_log.debug("aborting the sender failed", exc_info=True)
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +198,13 @@ class FlusherConfig:
 class FlusherStats:
     """In-process counters of one flusher (the spool keeps the durable ones).
 
+    Same names and units as the spool's counters (``SpoolStats``): ``delivered``,
+    ``retried`` (records given back after a failed attempt, whatever the failure), ``dead``,
+    ``expired`` count **records**; ``requests`` (PutLogs requests sent), ``retry_requests``
+    (requests that failed and gave their records back), ``throttled_requests`` and
+    ``credential_error_requests`` (subsets of ``retry_requests``) and ``bisections`` count
+    **requests**.
+
     ``in_flight`` is a gauge: PutLogs requests sent and not answered yet (a plan suspended
     at its ``yield``), maintained by ``ShipCycle`` for every driver.
     """
@@ -165,8 +213,9 @@ class FlusherStats:
     in_flight: int = 0
     delivered: int = 0
     retried: int = 0
-    throttled: int = 0
-    credential_errors: int = 0
+    retry_requests: int = 0
+    throttled_requests: int = 0
+    credential_error_requests: int = 0
     dead: int = 0
     expired: int = 0
     bisections: int = 0
@@ -212,6 +261,14 @@ class ShipCycle:
     config: FlusherConfig
     stats: FlusherStats = field(default_factory=FlusherStats)
     wall_clock: Callable[[], float] = time.time
+    #: The server's ``Retry-After`` of the latest failed request (None without one); the
+    #: driver hands it to its ``Backoff`` (``take_retry_after``).
+    retry_after: float | None = None
+
+    def take_retry_after(self) -> float | None:
+        """The latest failure's retry hint, once."""
+        hint, self.retry_after = self.retry_after, None
+        return hint
 
     def ship(self, batch: Batch) -> Outcome:
         """Run the cycle with ``self.sender`` (blocking)."""
@@ -303,6 +360,7 @@ class ShipCycle:
             return outcome
         code, message, request_id = _describe(exc)
         status = exc.status if isinstance(exc, SLSError) else None
+        self.retry_after = exc.retry_after if isinstance(exc, SLSError) else None
         self.stats.last_error_code = code
         if outcome is Outcome.REJECTED:
             if len(part) == 1:
@@ -327,12 +385,12 @@ class ShipCycle:
             throttled=throttled,
             status=status,
         )
+        self.stats.retried += len(part)
+        self.stats.retry_requests += 1
         if throttled:
-            self.stats.throttled += 1
+            self.stats.throttled_requests += 1
         elif outcome is Outcome.CREDENTIALS:
-            self.stats.credential_errors += 1
-        else:
-            self.stats.retried += len(part)
+            self.stats.credential_error_requests += 1
         return outcome
 
     def _dead(
@@ -463,6 +521,10 @@ class ThreadFlusher:
         self._failed_attempt = 0
         self._pending_wakes = 0
         self._drain_deadline: float | None = None
+        # Set by stop() at its deadline: the requests in flight were cancelled and nothing of
+        # this flusher may touch the spool any more (the caller closes it next).
+        self._abandoned = threading.Event()
+        self._senders: set[threading.Thread] = set()  # request threads still running
         # Batches whose settle (ack/release) failed on a spool error: still LEASED by us, so no
         # lease() returns them and no new flusher lock recovers them. Released (i.e. retried)
         # before anything new is leased, as soon as the spool is writable again.
@@ -535,21 +597,61 @@ class ThreadFlusher:
                 self._progress.wait(min(left, self.config.poll_interval))
                 self._hurry.set()
 
-    def stop(self, drain_timeout: float = 5.0) -> None:
-        """Drain until ``drain_timeout`` passes, then stop; the rest stays in the spool."""
+    def stop(self, drain_timeout: float = 5.0) -> bool:
+        """Drain until ``drain_timeout`` passes, then stop; the rest stays in the spool.
+
+        At the deadline the requests still in flight are cancelled and the flusher is
+        abandoned (see the module invariants): their batches stay leased for the next flusher.
+        Returns True when the flusher's threads have all ended (the caller may close the
+        spool either way: an abandoned flusher never touches it again).
+        """
         thread = self._thread
         if thread is None:
-            return
-        self._drain_deadline = self._monotonic() + max(drain_timeout, 0.0)
+            return True
+        deadline = self._monotonic() + max(drain_timeout, 0.0)
+        self._drain_deadline = deadline
         self._stop.set()
         self._retry_now.set()
         self._hurry.set()
         self._work.set()
-        if thread is not threading.current_thread():
-            # The thread honours the deadline itself; the margin covers one in-flight request
-            # whose own timeout is bounded by the client's total deadline.
-            thread.join(drain_timeout + 1.0)
         self._thread = None
+        if thread is threading.current_thread():
+            return False
+        thread.join(max(0.0, deadline - self._monotonic()))
+        if thread.is_alive():
+            self.abandon()
+            thread.join(ABANDON_GRACE)
+        if thread.is_alive():
+            internal_log.warning(
+                "yai-spool flusher %s: a request is still running after the stop deadline "
+                "and its sender cannot be cancelled; the thread is left behind and will not "
+                "touch the spool (its batch stays leased for the next flusher)",
+                self._name,
+            )
+            return False
+        return True
+
+    def abandon(self) -> None:
+        """Cancel the requests in flight; from now on nothing of this flusher touches the spool.
+
+        Idempotent, any thread. The batches in flight stay leased (recovered by the next
+        flusher that takes the lock).
+        """
+        if self._abandoned.is_set():
+            return
+        self._abandoned.set()
+        self._stop.set()
+        self._retry_now.set()
+        self._hurry.set()
+        self._work.set()
+        abort_sender(self.sender)
+        with self._progress:
+            self._progress.notify_all()
+
+    @property
+    def abandoned(self) -> bool:
+        """True once :meth:`abandon` ran (at the stop deadline, or explicitly)."""
+        return self._abandoned.is_set()
 
     # -- the loop (flusher thread) --------------------------------------------------------
 
@@ -564,6 +666,8 @@ class ThreadFlusher:
                         continue
                     shipped = self._one_batch()
                 except Exception:
+                    if self._abandoned.is_set():
+                        break  # the spool may be closed under us: nothing to report
                     # A spool that cannot be written right now (disk full, read-only, busy)
                     # must not end the thread: the condition clears and records keep coming.
                     self._spool_failed()
@@ -577,12 +681,31 @@ class ThreadFlusher:
                     if self._work.is_set() and not self._stop.is_set():
                         self._linger()
                     self._work.clear()
-            self._drain()
-        except Exception:  # pragma: no cover - a bug; never take the application down
-            internal_log.exception("yai-spool flusher crashed; records stay in the spool")
+            if not self._abandoned.is_set():
+                try:
+                    self._drain()
+                except Exception as exc:  # the spool cannot be written at exit: keep the rest
+                    report_internal(
+                        "flusher-drain",
+                        logging.WARNING,
+                        "yai-spool flusher: could not drain at stop; records stay in the spool",
+                        exc=exc,
+                    )
+        except Exception:  # a bug, or the spool closed under an abandoned flusher
+            if not self._abandoned.is_set():  # pragma: no cover - a bug
+                report_internal(
+                    "flusher-crash",
+                    logging.ERROR,
+                    "yai-spool flusher crashed; records stay in the spool",
+                    exc=sys.exc_info()[1],
+                )
         finally:
             self._lock_tried.set()
-            self._checkpoint()
+            self._join_senders()
+            if not self._abandoned.is_set():
+                self._checkpoint()
+            # A file lock, not SQLite: safe even once the spool is closed. Leases we leave
+            # behind are recovered by whoever takes the lock next.
             self.spool.release_flusher()
             self.stats.is_flusher = False
             if self._close_sender:
@@ -611,12 +734,15 @@ class ThreadFlusher:
         with self._progress:
             self._failed_attempt = self._attempts
             self._progress.notify_all()
-        if failures & (failures - 1) == 0:  # rate-limited like _log_failure
-            internal_log.warning(
-                "yai-spool flusher: spool error, %d consecutive failures; retrying",
-                failures,
-                exc_info=True,
-            )
+        # One line per minute at most (the traceback only at DEBUG): a full disk retried for
+        # hours must not fill the application's stderr through logging's last resort.
+        report_internal(
+            f"flusher-spool-error:{self._name}",
+            logging.WARNING,
+            "yai-spool flusher: spool error, %d consecutive failures; retrying",
+            failures,
+            exc=sys.exc_info()[1],
+        )
         self._pause(max(delay, min(self.config.poll_interval, self.config.retry.cap)))
 
     def _pause(self, delay: float) -> None:
@@ -639,16 +765,21 @@ class ThreadFlusher:
         self._pending_wakes = 0
         with self._progress:
             self._attempts += 1
+        if self._abandoned.is_set():
+            return None
         self._release_orphans()  # raises while the spool is still unwritable
         outcomes, last_full = self._ship_window(deadline=None)
+        if self._abandoned.is_set():
+            return None  # the window was cancelled: its outcomes no longer pace anything
         if not outcomes:
             self._hurry.clear()
             return None
         failed = [o for o in outcomes if o is not Outcome.DELIVERED]
         outcome = failed[0] if failed else Outcome.DELIVERED
         delay = 0.0
+        hint = self._cycle.take_retry_after()
         for each in outcomes:  # the backoff counts every batch's outcome, as one by one
-            delay = self._backoff.next_delay(each)
+            delay = self._backoff.next_delay(each, hint if each is not Outcome.DELIVERED else None)
         self.stats.consecutive_failures = self._backoff.failures
         with self._progress:
             self._settled += len(outcomes)
@@ -679,6 +810,9 @@ class ThreadFlusher:
         while True:
             while leasing and len(active) < config.max_in_flight:
                 if deadline is not None and self._monotonic() >= deadline:
+                    leasing = False
+                    break
+                if self._abandoned.is_set():
                     leasing = False
                     break
                 if not self.spool.is_flusher:
@@ -713,6 +847,10 @@ class ThreadFlusher:
             )
             for future in done:
                 plan, batch = active.pop(future)
+                if self._abandoned.is_set():
+                    # Cancelled at the stop deadline: settle nothing, the batch stays leased.
+                    plan.close()
+                    continue
                 error = future.exception()
                 self._advance(plan, batch, error if error is not None else future.result(),
                               active, outcomes)  # fmt: skip
@@ -739,12 +877,17 @@ class ThreadFlusher:
                         result = self.sender.put_raw(request.project, request.logstore, request.raw)
                     except Exception as exc:  # the plan classifies it
                         result = exc
+                    if self._abandoned.is_set():
+                        plan.close()  # cancelled at the stop deadline: the batch stays leased
+                        return
                     continue
                 active[self._send_in_background(request)] = (plan, batch)
                 return
         except StopIteration as done:
             outcomes.append(done.value)
         except Exception:
+            if self._abandoned.is_set():
+                return  # the spool may be closed under us; the batch stays leased
             # At least once: a batch SLS accepted is sent again after the release.
             self._orphans.append(batch)
             with contextlib.suppress(Exception):
@@ -772,9 +915,29 @@ class ThreadFlusher:
                 )
             except BaseException as exc:  # handed to the plan, which classifies it
                 future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._senders.discard(threading.current_thread())
 
-        threading.Thread(target=send, name=f"{self._name}-send", daemon=True).start()
+        thread = threading.Thread(target=send, name=f"{self._name}-send", daemon=True)
+        with self._lock:
+            self._senders.add(thread)
+        thread.start()
         return future
+
+    def _join_senders(self) -> None:
+        """Wait for request threads that are still finishing (their futures are already set,
+        or they were aborted): when the flusher thread ends, none of its threads is left."""
+        deadline = self._monotonic() + ABANDON_GRACE
+        while True:
+            with self._lock:
+                pending = [t for t in self._senders if t.is_alive()]
+            if not pending:
+                return
+            left = deadline - self._monotonic()
+            if left <= 0:
+                return  # a sender that cannot abort: left behind, it never touches the spool
+            pending[0].join(left)
 
     def _release_orphans(self) -> None:
         while self._orphans:
@@ -790,6 +953,8 @@ class ThreadFlusher:
             return  # stopped before this thread ever took the lock: take it now, or give up
         while self._monotonic() < deadline and self.spool.is_flusher:
             outcomes, _ = self._ship_window(deadline=deadline)
+            if self._abandoned.is_set():
+                return
             with self._progress:
                 self._progress.notify_all()
             if not outcomes or any(o is not Outcome.DELIVERED for o in outcomes):

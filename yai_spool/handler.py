@@ -19,6 +19,15 @@ Invariants:
   stops the flusher (the official handler's ``flush()`` does, aliyun-log-python-sdk #203).
 - ``close()`` is idempotent: it drains until ``close_timeout`` and leaves the rest on disk
   for the next start or the daemon. ``flush()`` after ``close()`` returns at once.
+- ``logging.shutdown()`` (flush, then close) returns within ``close_timeout`` plus
+  ``flusher.ABANDON_GRACE``, whatever the network does: the flush it calls waits at most
+  ``close_timeout`` and close only gets what is left of that same deadline
+  (``modes.core.ShutdownBound``). At the deadline the requests in flight are cancelled; their
+  records stay leased and are shipped by the next flusher (at least once).
+- After ``close()`` returns no thread of the handler runs (flusher, request threads, the
+  spool's housekeeper), and none touches the spool again. (Only a custom ``sender_factory``
+  whose client has no ``abort()`` can leave a request thread behind; it never touches the
+  spool.)
 - Records logged by the shipping path itself (the flusher thread: httpx/httpcore debug
   logs) and by ``yai_spool.*`` loggers are not spooled: they would feed back into the
   spool forever (watchtower #93, #115). They still reach the application's other handlers.
@@ -42,7 +51,7 @@ from yai_spool.credentials import CredentialsProvider
 from yai_spool.destination import encode_dest
 from yai_spool.flusher import FlusherConfig, Sender, ThreadFlusher, in_flusher_thread
 from yai_spool.mapping import RecordMapper
-from yai_spool.modes.core import ClientOptions, LazySender, handle_unlocked
+from yai_spool.modes.core import ClientOptions, LazySender, ShutdownBound, handle_unlocked
 from yai_spool.retry import DEFAULT_RETRY, RetryPolicy
 from yai_spool.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod
 from yai_spool.spool import Spool, SpoolConfig, SpoolDropped
@@ -175,6 +184,7 @@ class SpoolHandler(logging.Handler):
         self.project, self.logstore, self.endpoint = project, logstore, endpoint
         self.flusher_mode: FlusherMode = flusher
         self.flush_timeout, self.close_timeout = flush_timeout, close_timeout
+        self._bound = ShutdownBound()
         source = socket.gethostname() if source is None else source
         self._mapper = RecordMapper(
             fields=fields,
@@ -248,6 +258,9 @@ class SpoolHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # The shipping path's own records were dropped by handle() (logging calls it).
         try:
+            # A full drop_newest spool refuses this record whatever it holds: count it before
+            # paying for the mapping (a refusal must not cost more than an acceptance).
+            self.spool.refuse_if_full()
             encoded = self._mapper.encode(record, self.formatter)
             if encoded.topic is None and encoded.source is None and encoded.tags is None:
                 dest = self._dest
@@ -294,8 +307,12 @@ class SpoolHandler(logging.Handler):
         flusher.wake()
 
     def flush(self) -> None:
-        """Wait (at most ``flush_timeout``) until records emitted so far are delivered."""
-        self.flush_until(self.flush_timeout)
+        """Wait (at most ``flush_timeout``) until records emitted so far are delivered.
+
+        Called by ``logging.shutdown()``, it waits at most ``close_timeout`` and the
+        ``close()`` that follows gets only what is left of that deadline.
+        """
+        self.flush_until(self._bound.flush_timeout(self.flush_timeout, self.close_timeout))
 
     def flush_until(self, timeout: float) -> bool:
         """Like :meth:`flush`, with an explicit bound; True if everything was delivered."""
@@ -313,7 +330,11 @@ class SpoolHandler(logging.Handler):
             return False
 
     def close(self) -> None:
-        """Drain until ``close_timeout``, stop the flusher, close the spool (idempotent)."""
+        """Drain until ``close_timeout``, stop the flusher, close the spool (idempotent).
+
+        At the deadline the requests still in flight are cancelled; their records stay leased
+        in the spool for the next flusher. When this returns, no thread of the handler runs.
+        """
         with self._start_lock:
             if self._closed:
                 return
@@ -321,7 +342,7 @@ class SpoolHandler(logging.Handler):
             flusher, self._flusher = self._flusher, None
         try:
             if flusher is not None:
-                flusher.stop(self.close_timeout)
+                flusher.stop(self._bound.close_budget(self.close_timeout))
             self.spool.close()
         except Exception:
             internal_log.debug("close failed", exc_info=True)

@@ -17,8 +17,14 @@ Verdicts, from best to worst (``Verdict.severity``; with several spools the wors
 ``no-flusher``             records wait and no process holds the flusher lock: nobody ships them
 ``blocked-credentials``    the current error is a credentials/configuration class: only a human
                            fixes it (wrong key, expired token, unknown project/logstore)
-``corrupt``                the file cannot be opened as a spool, or a quarantine event is not
-                           acknowledged yet (the quarantined file still sits next to the spool)
+``dropping``               a record was dropped less than ``Thresholds.drop_window`` ago (default
+                           300 s): the spool is full, the disk is full or read-only, ...; records
+                           are being lost now. Drops a live process could not write to the
+                           database count too (the spool's ledger)
+``corrupt``                the file cannot be opened as a spool, or a quarantine or data-loss
+                           event is not acknowledged yet: the quarantined file, or the copy of a
+                           damaged WAL, still sits next to the spool (a loss event without a copy
+                           stays unacknowledged for ``LOSS_ACK_WINDOW``)
 ``permission-denied``      the spool exists but this user cannot read it
 ``missing``                no spool at that path
 =========================  ======================================================================
@@ -54,6 +60,8 @@ from yai_spool.errors import (
 from yai_spool.spool.types import LastError, SpoolEvent, SpoolStats
 
 __all__ = [
+    "LOSS_ACK_WINDOW",
+    "LOSS_EVENTS",
     "QUARANTINE_EVENT",
     "Finding",
     "Health",
@@ -69,6 +77,12 @@ __all__ = [
 
 #: ``SpoolEvent.kind`` of a corrupt file moved aside (``yai_spool.spool`` invariant 9).
 QUARANTINE_EVENT: Final = "quarantined"
+#: ``SpoolEvent.kind`` of committed records lost at open: SQLite skipped committed
+#: transactions of a damaged WAL (``spool.walcheck``; ``saved_to`` is a copy of that WAL) or
+#: the spool holds fewer records than its ledger's high-water mark (``spool.ledger``).
+LOSS_EVENTS: Final = ("wal_damaged", "records_missing")
+#: How long a loss event with no saved copy to delete stays unacknowledged (seconds).
+LOSS_ACK_WINDOW: Final = 24 * 3600.0
 
 
 class Verdict(StrEnum):
@@ -79,6 +93,7 @@ class Verdict(StrEnum):
     STALLED = "stalled"
     NO_FLUSHER = "no-flusher"
     BLOCKED_CREDENTIALS = "blocked-credentials"
+    DROPPING = "dropping"
     CORRUPT = "corrupt"
     PERMISSION_DENIED = "permission-denied"
     MISSING = "missing"
@@ -105,13 +120,15 @@ class Thresholds:
         lag: the oldest READY record older than this makes the spool ``lagging``.
         stall: a flusher holding the lock that delivered nothing for this long while the
             oldest record waited this long makes the spool ``stalled``.
+        drop_window: a record dropped less than this long ago makes the spool ``dropping``.
     """
 
     lag: float = 60.0
     stall: float = 300.0
+    drop_window: float = 300.0
 
     def __post_init__(self) -> None:
-        for name in ("lag", "stall"):
+        for name in ("lag", "stall", "drop_window"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"Thresholds.{name} must be a number, got {type(value).__name__}")
@@ -192,8 +209,43 @@ def _exception_outcome(name: str) -> Outcome | None:
 
 
 def quarantine_events(stats: SpoolStats) -> tuple[SpoolEvent, ...]:
-    """The quarantine events in ``stats`` (newest first, as ``SpoolStats.events`` lists them)."""
-    return tuple(e for e in stats.events if e.kind == QUARANTINE_EVENT)
+    """The quarantine and data-loss events in ``stats`` (newest first, as listed there)."""
+    return tuple(e for e in stats.events if e.kind == QUARANTINE_EVENT or e.kind in LOSS_EVENTS)
+
+
+def _attention(event: SpoolEvent, now: float) -> str:
+    """The operator's sentence for an unacknowledged quarantine or data-loss event."""
+    ago = format_age(now - event.at)
+    detail = event.detail
+    if event.kind == QUARANTINE_EVENT:
+        moved = detail.get("moved_to", "?")
+        reason = detail.get("reason", "unknown reason")
+        return (
+            f"the spool file was corrupt ({reason}) and was moved aside to {moved} "
+            f"{ago} ago; records in it are not shipped. Salvage what you need, then delete "
+            "or move that file to acknowledge"
+        )
+    missing = detail.get("records_missing")
+    lost = f"{missing:,} committed records are missing" if isinstance(missing, int) else ""
+    saved = detail.get("saved_to")
+    ack = (
+        f"; the damaged WAL was saved to {saved}: delete or move it to acknowledge"
+        if saved
+        else ""
+    )
+    if event.kind == "wal_damaged":
+        skipped = detail.get("transactions_skipped", "?")
+        what = (lost + " and ") if lost else ""
+        return (
+            f"the spool's WAL was damaged ({ago} ago): SQLite skipped {skipped} committed "
+            f"transaction(s) when it opened the file, so {what}records written in them were "
+            f"lost or rolled back{ack}. Check the disk"
+        )
+    return (
+        f"{lost or 'committed records are missing'} ({ago} ago): the spool holds fewer records "
+        "than it had accepted (its ledger's high-water mark); the WAL or the file was lost or "
+        "replaced by an older copy. Check the disk"
+    )
 
 
 def _current_error(stats: SpoolStats) -> LastError | None:
@@ -250,14 +302,18 @@ def assess(
 
     quarantines = quarantine_events(stats) if unacknowledged is None else tuple(unacknowledged)
     for event in quarantines:
-        moved = event.detail.get("moved_to", "?")
-        reason = event.detail.get("reason", "unknown reason")
+        findings.append(Finding(Verdict.CORRUPT, _attention(event, now)))
+
+    last_drop = stats.last_drop_at
+    if last_drop is not None and now - last_drop <= limits.drop_window:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.dropped.items()))
         findings.append(
             Finding(
-                Verdict.CORRUPT,
-                f"the spool file was corrupt ({reason}) and was moved aside to {moved} "
-                f"{format_age(now - event.at)} ago; records in it are not shipped. Salvage "
-                "what you need, then delete or move that file to acknowledge",
+                Verdict.DROPPING,
+                f"records are being dropped: the newest drop was {format_age(now - last_drop)} "
+                f"ago ({_records(stats.dropped_total)} dropped in all: {reasons or 'see counters'})"
+                ". Free disk space, raise max_spool_records/max_spool_bytes, or get the "
+                "flusher shipping",
             )
         )
 

@@ -124,6 +124,20 @@ _ID, _DATA, _NBYTES, _AT, _ATTEMPTS = range(5)
 _Rec = list
 
 
+class _Drops(Counter[str]):
+    """Drop counts by reason that also remember when the newest drop happened."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self.clock = clock
+        self.last_at: float | None = None
+
+    def __setitem__(self, key: str, value: int) -> None:
+        if value > self.get(key, 0):
+            self.last_at = self.clock()
+        super().__setitem__(key, value)
+
+
 @dataclass(slots=True)
 class _Lease:
     dest: str
@@ -172,7 +186,7 @@ class MemorySpool:
         self._closed = False
         self._flusher = False
         self._counts: Counter[str] = Counter()
-        self._dropped: Counter[str] = Counter()
+        self._dropped = _Drops(self._clock)
         self._last_success: tuple[float, str | None] | None = None
         self._last_error: LastError | None = None
 
@@ -420,8 +434,10 @@ class MemorySpool:
             for token, ids in self._take(named):
                 n += self._release_locked(token, ids, count_attempt=count_attempt)
             self._counts["retried"] += n
-            if throttled:
-                self._counts["throttled"] += 1
+            if error_code is not None:  # one failed request gave these records back
+                self._counts["retry_requests"] += 1
+                if throttled:
+                    self._counts["throttled_requests"] += 1
             if error_code is not None:
                 self._last_error = LastError(
                     error_code, message or "", request_id, self._clock(), status
@@ -551,7 +567,7 @@ class MemorySpool:
         with self._lock:
             self._last_error = LastError(code, message, request_id, self._clock(), status)
             if throttled:
-                self._counts["throttled"] += 1
+                self._counts["throttled_requests"] += 1
 
     # --- reading --------------------------------------------------------------------------
 
@@ -638,9 +654,11 @@ class MemorySpool:
                 dead_lettered=counts["dead_lettered"],
                 replayed=counts["replayed"],
                 purged=counts["purged"],
-                throttled=counts["throttled"],
+                throttled_requests=counts["throttled_requests"],
+                retry_requests=counts["retry_requests"],
                 leases_recovered=counts["leases_recovered"],
                 dropped=MappingProxyType({k: v for k, v in self._dropped.items() if v}),
+                last_drop_at=self._dropped.last_at,
                 last_success_at=success[0] if success else None,
                 last_success_request_id=success[1] if success else None,
                 last_error=self._last_error,

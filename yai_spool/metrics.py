@@ -115,9 +115,18 @@ def spool_families(samples: Iterable[SpoolSample]) -> list[Any]:
         for source, name, text in (
             ("appended", "yai_spool_appended_records", "Records appended (every process)"),
             ("delivered", "yai_spool_delivered_records", "Records acknowledged by SLS"),
-            ("retried", "yai_spool_retried_records", "Records released for another attempt"),
             (
-                "throttled",
+                "retried",
+                "yai_spool_retried_records",
+                "Records given back for another attempt (any cause)",
+            ),
+            (
+                "retry_requests",
+                "yai_spool_retry_requests",
+                "PutLogs requests that failed and gave their records back (any cause)",
+            ),
+            (
+                "throttled_requests",
                 "yai_spool_throttled_requests",
                 "Requests SLS answered with a quota (throttling) error",
             ),

@@ -15,11 +15,19 @@ Invariants:
 - There are no attempt limits: a record leaves the spool by delivery, by dead-lettering
   when SLS rejects it, or by exceeding ``max_age`` (dead-lettered too). Counting attempts
   to give up is how the peers lose data during long outages (anchors.md §1).
+- Quota errors (THROTTLED) probe soon, then politely: for the first ``throttle_patience``
+  seconds of a run of failures the waits are capped at ``throttle_cap`` (1 s), so delivery
+  resumes within about a second of a short quota window ending; after that the cap is
+  ``throttle_long_cap`` (10 s), so an hour of quota costs a few hundred requests, not
+  thousands (each one carries a whole batch). A server's ``Retry-After`` hint replaces the
+  computed wait (clamped to ``retry_after_max``).
 """
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from yai_spool.errors import Outcome
@@ -41,7 +49,13 @@ class RetryPolicy:
         cap: largest delay for transient failures.
         throttle_base: first delay after a quota error (WriteQuotaExceed, ...). Quota
             errors slow the send rate; they are not failures of the data.
-        throttle_cap: largest delay after quota errors.
+        throttle_cap: largest delay after quota errors during the first
+            ``throttle_patience`` seconds of a run of failures (quota windows are often
+            seconds: probe soon).
+        throttle_patience: seconds of failures after which quota errors wait up to
+            ``throttle_long_cap`` instead.
+        throttle_long_cap: largest delay after that (a long quota: do not hammer it).
+        retry_after_max: the longest server ``Retry-After`` hint honoured.
         credentials_base: first delay after a credentials/config error (bad key,
             missing logstore). The data is kept; someone has to fix the configuration.
         credentials_cap: largest delay after credentials/config errors.
@@ -52,32 +66,44 @@ class RetryPolicy:
 
     base: float = 0.2
     cap: float = 30.0
-    throttle_base: float = 0.5
-    throttle_cap: float = 10.0
+    throttle_base: float = 0.25
+    throttle_cap: float = 1.0
+    throttle_patience: float = 60.0
+    throttle_long_cap: float = 10.0
+    retry_after_max: float = 60.0
     credentials_base: float = 5.0
     credentials_cap: float = 300.0
     max_age: float | None = 6 * 3600.0
 
     def __post_init__(self) -> None:
-        for name in ("base", "cap", "throttle_base", "throttle_cap"):
+        for name in ("base", "cap", "throttle_base", "throttle_cap", "throttle_long_cap"):
             _positive(name, getattr(self, name))
+        if not self.throttle_patience >= 0:
+            raise ValueError("RetryPolicy.throttle_patience must be >= 0")
+        if not self.retry_after_max >= 0:
+            raise ValueError("RetryPolicy.retry_after_max must be >= 0")
         _positive("credentials_base", self.credentials_base)
         _positive("credentials_cap", self.credentials_cap)
         if self.cap < self.base:
             raise ValueError("RetryPolicy.cap must be >= base")
         if self.throttle_cap < self.throttle_base:
             raise ValueError("RetryPolicy.throttle_cap must be >= throttle_base")
+        if self.throttle_long_cap < self.throttle_cap:
+            raise ValueError("RetryPolicy.throttle_long_cap must be >= throttle_cap")
         if self.credentials_cap < self.credentials_base:
             raise ValueError("RetryPolicy.credentials_cap must be >= credentials_base")
         if self.max_age is not None:
             _positive("max_age", self.max_age)
 
-    def ceiling(self, outcome: Outcome, failures: int) -> float:
-        """Upper bound of the jittered delay after ``failures`` consecutive failures."""
+    def ceiling(self, outcome: Outcome, failures: int, elapsed: float = 0.0) -> float:
+        """Upper bound of the jittered delay after ``failures`` consecutive failures that
+        started ``elapsed`` seconds ago."""
         if failures <= 0 or outcome is Outcome.DELIVERED:
             return 0.0
         if outcome is Outcome.THROTTLED:
-            base, cap = self.throttle_base, self.throttle_cap
+            base = self.throttle_base
+            patient = elapsed < self.throttle_patience
+            cap = self.throttle_cap if patient else self.throttle_long_cap
         elif outcome is Outcome.CREDENTIALS:
             base, cap = self.credentials_base, self.credentials_cap
         else:
@@ -85,9 +111,11 @@ class RetryPolicy:
         # Cap the exponent first: 2**failures overflows floats after ~1000 failures.
         return min(cap, base * 2.0 ** min(failures - 1, 64))
 
-    def delay(self, outcome: Outcome, failures: int, rng: random.Random) -> float:
+    def delay(
+        self, outcome: Outcome, failures: int, rng: random.Random, elapsed: float = 0.0
+    ) -> float:
         """Full-jitter delay before the next attempt (0 after a delivery)."""
-        ceiling = self.ceiling(outcome, failures)
+        ceiling = self.ceiling(outcome, failures, elapsed)
         return rng.uniform(0.0, ceiling) if ceiling else 0.0
 
     def is_expired(self, enqueued_at: float, now: float) -> bool:
@@ -111,15 +139,27 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
     failures: int = 0
     last_outcome: Outcome = Outcome.DELIVERED
+    clock: Callable[[], float] = time.monotonic
+    failing_since: float | None = None  # clock() at the first failure of the current run
 
-    def next_delay(self, outcome: Outcome) -> float:
-        """Record ``outcome`` and return how long to wait before trying again."""
+    def next_delay(self, outcome: Outcome, retry_after: float | None = None) -> float:
+        """Record ``outcome`` and return how long to wait before trying again.
+
+        ``retry_after``: the server's hint for this failure, used instead of the computed
+        delay (clamped to ``policy.retry_after_max``).
+        """
         self.last_outcome = outcome
         if outcome is Outcome.DELIVERED:
             self.failures = 0
+            self.failing_since = None
             return 0.0
         if outcome is Outcome.REJECTED:
             # Rejected data is dead-lettered right away; the link itself is fine.
             return 0.0
+        now = self.clock()
+        if self.failing_since is None:
+            self.failing_since = now
         self.failures += 1
-        return self.policy.delay(outcome, self.failures, self.rng)
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.policy.retry_after_max)
+        return self.policy.delay(outcome, self.failures, self.rng, now - self.failing_since)

@@ -42,7 +42,7 @@ def snapshot(**changes: Any) -> SpoolStats:
         dead_lettered=0,
         replayed=0,
         purged=0,
-        throttled=0,
+        throttled_requests=0,
         leases_recovered=0,
     )
     return replace(base, **changes)

@@ -173,6 +173,7 @@ def test_daemon_prometheus_metrics(rig: Rig) -> None:
         "yai_spool_oldest_ready_age_seconds",
         "yai_spool_dead_lettered_records_total",
         "yai_spool_retried_records_total",
+        "yai_spool_retry_requests_total",
         "yai_spool_throttled_requests_total",
     ):
         assert any(key[0] == name for key in samples), name

@@ -205,6 +205,65 @@ def reap(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait(timeout=DEADLINE)
-    for pipe in (proc.stdout, proc.stderr):
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+class BlackHole:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers.
+
+    What a firewall that drops replies or an overloaded load balancer looks like from the
+    client: the connect succeeds, the request is written, no byte ever comes back. Reads
+    and discards what clients send (so their writes never block) until closed.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="black-hole", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self._sock, selectors.EVENT_READ)
+        while not self._closed:
+            for key, _ in sel.select(0.05):
+                if key.fileobj is self._sock:
+                    try:
+                        conn, _ = self._sock.accept()
+                    except OSError:
+                        continue
+                    self._conns.append(conn)
+                    sel.register(conn, selectors.EVENT_READ)
+                    self.accepted.set()
+                else:
+                    try:
+                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(key.fileobj)
+        sel.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(5)
+        for conn in self._conns:
+            conn.close()
+        self._sock.close()
+
+    def __enter__(self) -> BlackHole:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -183,7 +183,7 @@ def test_throttling_and_credentials_keep_the_data(
     assert stats.last_error.code == error.error_code
     assert stats.last_error.request_id == error.request_id
     if expected is Outcome.THROTTLED:
-        assert stats.throttled == 1
+        assert stats.throttled_requests == 1
     # The same records ship untouched once the condition clears.
     assert cycle(spool, FakeSender()).ship(lease_all(spool)) is Outcome.DELIVERED
     assert spool.stats().delivered == 64

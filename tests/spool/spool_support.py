@@ -44,6 +44,12 @@ def crash(spool: Spool) -> None:
     Closing the SQLite connection drops no committed data (that is WAL's job); leases stay in
     the file with the dead owner's tokens, exactly as after a real crash.
     """
+    # kill -9 ends every thread of the process first: the housekeeper too (it would
+    # otherwise go on using the connections closed below).
+    keeper = spool._housekeeper
+    if keeper is not None:
+        keeper.stop()
+    spool._housekeeper = None
     store = spool._store
     if store is not None:
         store._conn.close()

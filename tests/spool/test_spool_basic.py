@@ -166,7 +166,7 @@ def test_counters_survive_reopen(tmp_path: Path, clock: FakeClock) -> None:
             s.append({"time": 1, "contents": [["k", {1, 2}]]}, dest="d")
     with Spool(path, clock=clock) as s:
         stats = s.stats()
-        assert (stats.appended, stats.delivered, stats.throttled) == (3, 1, 1)
+        assert (stats.appended, stats.delivered, stats.throttled_requests) == (3, 1, 1)
         assert stats.ready_records == 2
         assert stats.dropped == {"encode_error": 1}
         assert stats.last_error is not None

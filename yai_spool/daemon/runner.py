@@ -311,9 +311,10 @@ class Daemon:
     def _stop_all(self, managed: list[_Managed], drain: float) -> None:
         """Stop flushers *in parallel* against one deadline and retire their spools.
 
-        ``ThreadFlusher.stop`` returns by ``drain`` + ~1 s even with a request in flight, so
-        N spools cost one deadline, not N (a reload during an SLS hang must not outlast the
-        watchdog).
+        ``ThreadFlusher.stop`` returns by ``drain`` + ``flusher.ABANDON_GRACE`` even with a
+        request in flight (it is cancelled at the deadline; its batch stays leased for the
+        next flusher), so N spools cost one deadline, not N (a reload during an SLS hang must
+        not outlast the watchdog).
         """
         stoppers = [
             threading.Thread(target=m.flusher.stop, args=(drain,), name="yai-spool-stop")

@@ -326,7 +326,9 @@ class Emulator:
             return self._drop(ex, "dropped")
         if decision.fail is not None:
             status, code, message = decision.fail
-            return self._finish(ex, code, message, "fault", status=status)
+            return self._finish(
+                ex, code, message, "fault", status=status, retry_after=decision.retry_after
+            )
 
         try:
             auth, accepted = check_put_logs(self.config, request, dest)
@@ -428,9 +430,18 @@ class Emulator:
             self._progress.notify_all()
 
     def _finish(
-        self, ex: _Exchange, code: str, message: str, outcome: str, *, status: int | None = None
+        self,
+        ex: _Exchange,
+        code: str,
+        message: str,
+        outcome: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> HttpResponse:
         response = self._error(code, message, ex.request_id, status)
+        if retry_after is not None:
+            response.headers.append(("Retry-After", f"{retry_after:g}"))
         self._record(self._summary(ex, response.status, code, outcome))
         return response
 

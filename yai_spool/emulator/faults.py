@@ -94,6 +94,7 @@ class _Rule:
     error_code: str = ""
     message: str = ""
     seconds: float = 0.0
+    retry_after: float | None = None  # fail rules: a Retry-After header on the answer
     predicate: Predicate | None = None
     fired: int = 0
 
@@ -120,6 +121,8 @@ class _Rule:
             out["probability"] = self.probability
         if self.kind in ("fail", "poison"):
             out.update(status=self.status, error_code=self.error_code)
+        if self.retry_after is not None:
+            out["retry_after"] = self.retry_after
         if self.kind == "latency":
             out["seconds"] = self.seconds
         if isinstance(self.predicate, PoisonSpec):
@@ -135,6 +138,7 @@ class FaultDecision:
     hang: threading.Event | None = None  # set when the hang is released
     drop: bool = False
     fail: tuple[int, str, str] | None = None  # (status, errorCode, errorMessage)
+    retry_after: float | None = None  # with fail: the Retry-After header to send
     fired: list[str] = field(default_factory=list)
 
 
@@ -208,11 +212,13 @@ class Faults:
         error_code: str = "ServerBusy",
         status: int | None = None,
         message: str | None = None,
+        retry_after: float | None = None,
         project: str | None = None,
         logstore: str | None = None,
     ) -> int:
         """Answer the next ``n`` matching requests (``None``: all, until cleared) with an
-        SLS error. ``status`` defaults to ``errors.DEFAULT_STATUS[error_code]``."""
+        SLS error. ``status`` defaults to ``errors.DEFAULT_STATUS[error_code]``;
+        ``retry_after`` adds a ``Retry-After`` header (seconds) to the answer."""
         return self._add(
             "fail",
             n=n,
@@ -220,6 +226,7 @@ class Faults:
             seed=None,
             project=project,
             logstore=logstore,
+            retry_after=retry_after,
             **self._error(error_code, status, message),
         )
 
@@ -333,6 +340,7 @@ class Faults:
                 error_code=spec.pop("error_code", "ServerBusy"),
                 status=spec.pop("status", None),
                 message=spec.pop("message", None),
+                retry_after=spec.pop("retry_after", None),
                 **scope,
                 **_no_more(spec),
             )
@@ -496,6 +504,7 @@ class Faults:
                     decision.drop = True
                 else:
                     decision.fail = (rule.status, rule.error_code, rule.message)
+                    decision.retry_after = rule.retry_after
                 self._fire(rule, decision, spent)
             if spent:
                 # By identity: two rules may compare equal field by field.

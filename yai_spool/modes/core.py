@@ -33,7 +33,9 @@ import contextvars
 import logging
 import os
 import socket
+import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,9 +60,11 @@ __all__ = [
     "DropReporter",
     "LazySender",
     "Router",
+    "ShutdownBound",
     "as_retry",
     "as_timeouts",
     "asyncio_handlers",
+    "called_by_logging_shutdown",
     "handle_unlocked",
     "is_shipping_path",
     "shipping_task",
@@ -114,6 +118,57 @@ def handle_unlocked(handler: logging.Handler, record: logging.LogRecord) -> Any:
     if rv:
         handler.emit(record)
     return rv
+
+
+# logging.shutdown() calls flush() and then close() on every handler. Both drain the same
+# spool toward the same SLS, so they share ONE bound, close_timeout: flush() called by
+# shutdown notes the deadline and close() only uses what is left of it. Recognised by code
+# object (a few frames up, for subclasses that wrap flush), because logging offers no hook.
+_SHUTDOWN_CODE: Final = logging.shutdown.__code__
+_SHUTDOWN_DEPTH: Final = 4
+
+
+def called_by_logging_shutdown() -> bool:
+    """True when ``logging.shutdown`` is among the few callers above the calling ``flush``."""
+    try:
+        frame = sys._getframe(2)  # 0: here, 1: flush(), 2: its caller
+    except ValueError:  # pragma: no cover - a shallow stack
+        return False
+    for _ in range(_SHUTDOWN_DEPTH):
+        if frame is None:
+            return False
+        if frame.f_code is _SHUTDOWN_CODE:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+class ShutdownBound:
+    """The one deadline ``flush()`` and ``close()`` share during ``logging.shutdown()``.
+
+    ``flush_timeout(...)`` is the bound ``flush()`` should wait; ``close_budget(...)`` what is
+    left for ``close()``: ``close_timeout`` from the start of a flush that ``logging.shutdown``
+    called, else ``close_timeout`` from now. The handler passes its current timeouts in.
+    """
+
+    __slots__ = ("_deadline",)
+
+    def __init__(self) -> None:
+        self._deadline: float | None = None
+
+    def flush_timeout(self, flush_timeout: float, close_timeout: float) -> float:
+        """Call from ``flush()``: its bound (``close_timeout`` at most during shutdown)."""
+        if not called_by_logging_shutdown():
+            return flush_timeout
+        self._deadline = time.monotonic() + close_timeout
+        return min(flush_timeout, close_timeout)
+
+    def close_budget(self, close_timeout: float) -> float:
+        """Call from ``close()``: seconds left for the drain, never negative."""
+        deadline, self._deadline = self._deadline, None
+        if deadline is None:
+            return close_timeout
+        return max(0.0, min(close_timeout, deadline - time.monotonic()))
 
 
 def is_shipping_path(record: logging.LogRecord) -> bool:

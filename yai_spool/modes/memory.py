@@ -40,6 +40,7 @@ from yai_spool.modes.core import (
     DropReporter,
     LazySender,
     Router,
+    ShutdownBound,
     as_retry,
     asyncio_handlers,
     handle_unlocked,
@@ -171,6 +172,7 @@ class MemoryQueueHandler(logging.Handler):
         self.project, self.logstore, self.endpoint = project, logstore, endpoint
         self.flusher_mode: QueueFlusher = flusher
         self.flush_timeout, self.close_timeout = flush_timeout, close_timeout
+        self._bound = ShutdownBound()  # logging.shutdown(): flush + close share close_timeout
         self.max_in_flight = max_in_flight
         self._router = Router(
             project,
@@ -276,8 +278,12 @@ class MemoryQueueHandler(logging.Handler):
         flusher.wake()
 
     def flush(self) -> None:
-        """Wait (at most ``flush_timeout``) until records emitted so far are delivered."""
-        self.flush_until(self.flush_timeout)
+        """Wait (at most ``flush_timeout``) until records emitted so far are delivered.
+
+        Called by ``logging.shutdown()``, it waits at most ``close_timeout`` and the
+        ``close()`` that follows gets only what is left of that deadline.
+        """
+        self.flush_until(self._bound.flush_timeout(self.flush_timeout, self.close_timeout))
 
     def flush_until(self, timeout: float) -> bool:
         """Like :meth:`flush` with an explicit bound; True if everything was delivered.
@@ -311,7 +317,7 @@ class MemoryQueueHandler(logging.Handler):
             flusher, self._flusher = self._flusher, None
         try:
             if flusher is not None:
-                flusher.stop(self.close_timeout)
+                flusher.stop(self._bound.close_budget(self.close_timeout))
             lost = self.spool.close()
             if lost:
                 internal_log.warning(

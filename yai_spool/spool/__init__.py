@@ -75,8 +75,13 @@ be retried):
    twice (inode check under ``<spool>.open.lock``); processes still writing the old file follow
    the path at their next size refresh (records they appended meanwhile stay in the quarantined
    file, not shipped).
-10. Files are 0600 (database, -wal, -shm, lock files; looser ones are repaired and reported); the
-    directory is created 0700; a directory writable by others without the sticky bit is refused.
+10. Files are 0600 (database, -wal, -shm, lock files, the ledger; looser ones are repaired and
+    reported); the directory is created 0700; a directory writable by others without the sticky
+    bit is refused.
+11. A full ``drop_newest`` spool refuses a record with one statement (the drop counter), like
+    an accepted append (the INSERT): the exact size is read again at most every 50 ms while it
+    stays full, at once after this instance's own ack or purge (``Spool.refuse_if_full`` lets
+    the handler skip mapping a record that would be refused).
 
 Durability:
 
@@ -90,10 +95,24 @@ Durability:
   already committed records are never lost by such failures (SQLite rolls the failed
   transaction back).
 
-WAL and checkpoints: every connection sets ``wal_autocheckpoint=0`` so no append ever pays for a
-checkpoint; the flusher calls ``checkpoint()`` (PASSIVE, now and then TRUNCATE) on its own
-connection. If no flusher ever runs, a producer checkpoints (PASSIVE) itself whenever it sees
-the WAL file above ``wal_max_bytes`` at a size refresh, so the WAL stays bounded.
+WAL and checkpoints: every connection sets ``wal_autocheckpoint=0`` so no append pays for a
+checkpoint in the common case. A housekeeper thread per write-mode ``Spool`` (``housekeeper.py``,
+started by the first append or by taking the flusher lock, joined by ``close()``) runs a PASSIVE
+checkpoint on the side connection whenever the WAL changed (every ``housekeeper.TICK``, sooner
+when producers say it grew) and TRUNCATEs an idle WAL to 0 bytes, so records live only in the
+``-wal`` file for a fraction of a second. Producers that write without pause keep any checkpoint
+from catching up (the WAL then never restarts); the producer that sees the WAL past
+``wal_max_bytes`` at a size refresh copies the last frames itself, under its lock, and the WAL
+restarts at the next append. With less than 16 MiB free on the disk this happens past 128 KiB.
+
+Losses SQLite would hide, found at the first open in a process: ``walcheck`` compares the WAL's
+committed frames with what SQLite's recovery accepted (a ``wal_damaged`` event, the damaged WAL
+copied to ``<spool>.wal-damaged-<timestamp>``), and the ledger's appended high-water mark
+(``ledger.py``, outside SQLite) with what the file holds (``records_missing``).
+
+Drops while the file cannot be written are kept in memory and in the process's slot of
+``<spool>.ledger`` (a preallocated side file), so other processes' ``stats()`` (``yai-spool
+status``) count them; ``SpoolStats.last_drop_at`` is the newest drop of any kind.
 
 Built on persist-queue (``persistqueue.SQLiteAckQueue``, 1.0 <= version < 1.2):
 

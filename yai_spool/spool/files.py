@@ -91,7 +91,7 @@ def prepare_files(db: Path) -> list[tuple[str, dict[str, Any]]]:
         _create_private(db)
     except OSError as exc:
         raise SpoolPermissionError(f"cannot create spool file {db}: {exc}") from exc
-    for path in (db, *(Path(f"{db}{s}") for s in SIDE_FILES)):
+    for path in (db, *(Path(f"{db}{s}") for s in (*SIDE_FILES, ".ledger"))):
         try:
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except FileNotFoundError:

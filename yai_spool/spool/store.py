@@ -46,6 +46,7 @@ from yai_spool.spool.schema import (
 
 __all__ = [
     "GROUP_ROWS",
+    "LAST_DROP",
     "Acct",
     "CorruptFileError",
     "Row",
@@ -74,6 +75,14 @@ _INSERT_ROWS: Final = tuple(
     for n in range(GROUP_ROWS + 1)
 )
 _IDS: Final = "_id IN (SELECT value FROM json_each(?))"
+#: The counter holding the unix milliseconds of the most recent drop (a max, not a sum).
+LAST_DROP: Final = "last_drop_ms"
+_UPSERT_DROP: Final = (
+    "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = "
+    f"CASE WHEN name = '{LAST_DROP}' THEN max(value, excluded.value) "
+    "ELSE value + excluded.value END"
+)
+_UPSERT_DROPS_2: Final = _UPSERT_DROP.replace("VALUES (?, ?)", "VALUES (?, ?), (?, ?)")
 
 
 # Objects holding SQLite connections that must never be closed by this process: connections
@@ -252,9 +261,14 @@ class SpoolQueue(SQLiteAckQueue):
         wal_max_bytes: int,
         now: float,
         check: bool = False,
+        wal_probe: Callable[[int | None], None] | None = None,
     ) -> None:
         self.file = file
         self._check = check
+        # Called with the number of WAL frames SQLite accepted at open (its mxFrame; None if
+        # unknown), before anything of ours writes: core.Spool compares it with what the file
+        # holds (walcheck.judge), while the damaged WAL is still as found.
+        self._wal_probe = wal_probe
         self.readonly = readonly
         self._synchronous = synchronous
         self._wal_max_bytes = wal_max_bytes
@@ -298,6 +312,12 @@ class SpoolQueue(SQLiteAckQueue):
                 problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
                 if problems != ["ok"]:
                     raise CorruptFileError("; ".join(problems[:5]))
+            if self._wal_probe is not None and not self.readonly:
+                # Recovery ran at the first read above; a PASSIVE checkpoint reports how many
+                # WAL frames it accepted. Before ensure_schema: a damaged WAL may have lost the
+                # very transaction that created the schema, which would then be written anew.
+                busy, log, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self._wal_probe(None if busy else int(log))
             if not self.readonly:
                 configure(conn, synchronous=self._synchronous, wal_max_bytes=self._wal_max_bytes)
                 # Writes wait for other processes' locks in busy_retry (see there).
@@ -501,6 +521,31 @@ class SpoolQueue(SQLiteAckQueue):
                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 items,
             )
+
+    @staticmethod
+    def add_drops(conn: sqlite3.Connection, deltas: dict[str, int], at: float) -> None:
+        """``add_counters`` for ``drop.<reason>`` deltas, also keeping the last drop's time.
+
+        The time is the ``last_drop_ms`` counter (a max, in unix milliseconds): one more row
+        of the same small page, so ``status`` can say "dropping" for a recent window.
+        """
+        items = [(k, v) for k, v in deltas.items() if v]
+        if not items:
+            return
+        items.append((LAST_DROP, int(at * 1000)))
+        conn.executemany(_UPSERT_DROP, items)
+
+    def count_drops_now(self, reason: str, n: int, at: float) -> None:
+        """Count ``n`` drops in ONE autocommit statement (the hot path of a full spool).
+
+        One statement touching one page, like an accepted append: refusing a record must not
+        cost more than storing one (no transaction, no size query).
+        """
+        params = (f"drop.{reason}", n, LAST_DROP, int(at * 1000))
+        try:
+            self._cursor.execute(_UPSERT_DROPS_2, params)
+        except sqlite3.OperationalError as exc:
+            busy_retry(lambda: self._cursor.execute(_UPSERT_DROPS_2, params), exc, self.timeout)
 
     @staticmethod
     def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:

@@ -85,8 +85,9 @@ class SpoolConfig:
         max_record_bytes: one encoded record above this is dropped as ``too_large``.
         synchronous: ``NORMAL`` (default) or ``FULL``; see the durability statement.
         busy_timeout: seconds SQLite waits for another process's write lock before failing.
-        wal_max_bytes: a producer checkpoints (PASSIVE) itself only when the WAL file is larger
-            than this, i.e. when no flusher checkpoints; also the WAL size kept after a reset.
+        wal_max_bytes: the WAL file size kept after a restart (``journal_size_limit``); a
+            producer that sees the WAL larger than this (the housekeeper's checkpoints could
+            not catch up with a sustained burst) catches up itself, so the WAL restarts.
         integrity_check: ``"quick"`` runs ``PRAGMA quick_check`` at open (reads every page:
             cost grows with the file); ``"none"`` only detects a broken header/schema.
         refresh_every: appends between two refreshes of the in-memory size estimate.
@@ -104,7 +105,7 @@ class SpoolConfig:
     max_record_bytes: int = 2 * 1024 * 1024
     synchronous: Synchronous = Synchronous.NORMAL
     busy_timeout: float = 5.0
-    wal_max_bytes: int = 64 * 1024 * 1024
+    wal_max_bytes: int = 8 * 1024 * 1024
     integrity_check: str = "quick"
     refresh_every: int = 256
     evict_slack: float = 0.01
@@ -412,7 +413,14 @@ class SpoolStats:
 
     Record counts/bytes are exact. ``appended`` counts records accepted by ``append`` since the
     file was created (replays excluded). ``dropped`` maps drop reason -> count, including drops
-    this process has counted in memory but not yet persisted (disk full, read-only).
+    counted in memory but not yet persisted (disk full, read-only), by this process and, via
+    the ledger, by other processes writing the spool; ``last_drop_at`` is the newest of them.
+
+    Units: ``appended``, ``delivered``, ``retried`` (records given back to READY after a
+    failed attempt, whatever the failure), ``dead_lettered``, ``replayed``, ``purged``,
+    ``leases_recovered`` and ``dropped`` count **records**; ``retry_requests`` (PutLogs requests
+    that failed and gave their records back: transient, throttled or credentials errors) and
+    ``throttled_requests`` (the subset answered with a quota error) count **requests**.
     """
 
     path: str
@@ -432,9 +440,11 @@ class SpoolStats:
     dead_lettered: int
     replayed: int
     purged: int
-    throttled: int
+    throttled_requests: int
     leases_recovered: int
     dropped: Mapping[str, int] = field(default_factory=_frozen_map)
+    last_drop_at: float | None = None
+    retry_requests: int = 0
     last_success_at: float | None = None
     last_success_request_id: str | None = None
     last_error: LastError | None = None
@@ -457,3 +467,8 @@ class SpoolStats:
     def dropped_total(self) -> int:
         """All drops, whatever the reason."""
         return sum(self.dropped.values())
+
+    @property
+    def throttled(self) -> int:
+        """Deprecated alias of ``throttled_requests`` (it always counted requests)."""
+        return self.throttled_requests
