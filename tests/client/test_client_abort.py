@@ -21,6 +21,7 @@ from client_support import KEY_ID, LOGSTORE, PROJECT, SECRET
 
 from yai_spool.client import ClientTimeouts, PutLogsClient
 from yai_spool.errors import ConnectError, ConnectionLost, TransportError
+from yai_spool.modes.core import LazySender
 
 DEADLINE = 30.0
 #: Far longer than the test deadline: only abort() can end the call in time.
@@ -165,3 +166,34 @@ def test_calls_after_abort_fail_at_once_without_touching_the_network() -> None:
             client.put_raw(PROJECT, LOGSTORE, b"")
         assert accepted == []
         client.close()
+
+
+def test_a_lazy_sender_passes_abort_to_the_client_it_built() -> None:
+    """The handlers' ``LazySender`` builds the client on the first send; abort reaches it."""
+    with silent_listener() as (port, accepted):
+        lazy = LazySender(lambda: _client(f"http://127.0.0.1:{port}"))
+        thread, outcome = _call_in_thread(lazy)  # type: ignore[arg-type]
+        waiter = threading.Event()
+        for _ in range(int(DEADLINE / 0.05)):
+            if accepted:
+                break
+            waiter.wait(0.05)
+        assert accepted
+        lazy.abort()
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+        assert isinstance(outcome[0], ConnectionLost), outcome
+        lazy.close()
+
+
+def test_an_abort_before_the_first_send_is_kept_by_a_lazy_sender() -> None:
+    """abort() then the first send: the client is built aborted and never dials out."""
+    with silent_listener() as (port, accepted):
+        lazy = LazySender(lambda: _client(f"http://127.0.0.1:{port}"))
+        lazy.abort()
+        thread, outcome = _call_in_thread(lazy)  # type: ignore[arg-type]
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+        assert isinstance(outcome[0], ConnectError), outcome
+        assert accepted == []
+        lazy.close()

@@ -380,11 +380,12 @@ class LazySender:
     built; a send after ``close()`` builds a new one (the flusher never does that).
     """
 
-    __slots__ = ("_factory", "_lock", "_sender")
+    __slots__ = ("_aborted", "_factory", "_lock", "_sender")
 
     def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
         self._sender: Any = None
+        self._aborted = False
         self._lock = threading.Lock()
 
     @property
@@ -399,8 +400,22 @@ class LazySender:
             with self._lock:
                 if self._sender is None:
                     self._sender = self._factory()
+                    if self._aborted:  # abort() came first: the new client starts aborted
+                        _abort_built(self._sender)
                 sender = self._sender
         return sender.put_raw(project, logstore, raw)
+
+    def abort(self) -> None:
+        """Cancel the built client's calls in flight, from any thread (idempotent).
+
+        An abort before the first send is kept: the client built afterwards starts aborted,
+        so its calls fail at once (as the client's own calls after ``abort()`` do).
+        """
+        with self._lock:
+            self._aborted = True
+            sender = self._sender
+        if sender is not None:
+            _abort_built(sender)
 
     def close(self) -> None:
         """Close the real sender if one was built (idempotent)."""
@@ -408,6 +423,12 @@ class LazySender:
             sender, self._sender = self._sender, None
         if sender is not None:
             sender.close()
+
+
+def _abort_built(sender: Any) -> None:
+    abort = getattr(sender, "abort", None)  # a custom sender_factory's sender may have none
+    if abort is not None:
+        abort()
 
 
 class DropReporter:
