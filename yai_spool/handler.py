@@ -177,6 +177,10 @@ class SpoolHandler(logging.Handler):
         level: int | str = logging.NOTSET,
     ) -> None:
         super().__init__(level)
+        # Closed until the constructor completes: logging.shutdown() still reaches a handler
+        # whose constructor raised (Handler.__init__ registered it), and it owns nothing.
+        self._closed = True
+        self._start_lock = threading.Lock()
         if flusher not in ("thread", "none"):
             raise ValueError(f"flusher must be 'thread' or 'none', got {flusher!r}")
         if flusher == "thread" and endpoint is None and sender_factory is None:
@@ -238,11 +242,10 @@ class SpoolHandler(logging.Handler):
         self._sender_factory = sender_factory
         self.spool = Spool(self.spool_path, self._spool_config)
         self._flusher: ThreadFlusher | None = None
-        self._closed = False
         self._start_error = False
-        self._start_lock = threading.Lock()
         self._drops_reported = 0
         _register_fork_handler(self)
+        self._closed = False
 
     # -- logging.Handler -----------------------------------------------------------------
 
@@ -312,6 +315,8 @@ class SpoolHandler(logging.Handler):
         Called by ``logging.shutdown()``, it waits at most ``close_timeout`` and the
         ``close()`` that follows gets only what is left of that deadline.
         """
+        if self._closed:
+            return
         self.flush_until(self._bound.flush_timeout(self.flush_timeout, self.close_timeout))
 
     def flush_until(self, timeout: float) -> bool:

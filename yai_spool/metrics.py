@@ -18,7 +18,8 @@ rows pick the destination):
 ``yai_spool_oldest_ready_age_seconds``      gauge    age of the oldest record waiting to ship
 ``yai_spool_appended_records_total``        counter  records appended (every process)
 ``yai_spool_delivered_records_total``       counter  records SLS acknowledged
-``yai_spool_retried_records_total``         counter  records released for another attempt
+``yai_spool_retried_records_total``         counter  records given back for another attempt
+``yai_spool_retry_requests_total``          counter  requests that failed and gave them back
 ``yai_spool_throttled_requests_total``      counter  requests SLS answered with a quota error
 ``yai_spool_dead_lettered_records_total``   counter  records moved to the dead letters
 ``yai_spool_dropped_records_total{reason}`` counter  records dropped before the spool kept them

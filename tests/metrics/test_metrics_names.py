@@ -123,6 +123,8 @@ def test_handler_metrics_follow_conventions_and_count_what_happened(
     assert value(families, "yai_spool_appended_records", **spool_label) == 5
     assert value(families, "yai_spool_retried_records", **spool_label) >= 1
     assert value(families, "yai_spool_throttled_requests", **spool_label) == 1
+    # Requests, not records: the 503 and the quota answer, one request each.
+    assert value(families, "yai_spool_retry_requests", **spool_label) == 2
     assert value(families, "yai_spool_dead_lettered_records", **spool_label) == 1
     assert value(families, "yai_spool_records", state="dead", **spool_label) == 1
     assert value(families, "yai_spool_records", state="ready", **spool_label) == 0
@@ -146,6 +148,7 @@ def test_handler_metrics_follow_conventions_and_count_what_happened(
         "yai_spool_delivered_records",
         "yai_spool_retried_records",
         "yai_spool_throttled_requests",
+        "yai_spool_retry_requests",
         "yai_spool_dead_lettered_records",
         "yai_spool_dropped_records",
         "yai_spool_last_success_timestamp_seconds",

@@ -172,3 +172,31 @@ def test_toml_refuses_secrets_unknown_keys_and_missing_tables(tmp_path: Path) ->
     empty.write_text("drain_timeout = 3\n")
     with pytest.raises(ConfigError, match=r"no \[handler\] table"):
         yai_spool.from_toml(empty)
+
+
+def test_a_handler_whose_constructor_raised_is_quiet_at_exit(tmp_path: Path) -> None:
+    """Handler.__init__ registers the handler with logging before our checks run, so
+    logging.shutdown() at exit reaches the half-built handler: it must own nothing and say
+    nothing (no AttributeError traceback on the way out)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys
+        from yai_spool import ConfigError, SpoolHandler
+        try:
+            SpoolHandler(project="p", logstore="l", endpoint="not a url",
+                         spool_path={str(tmp_path / "a.spool")!r})
+        except ConfigError as exc:
+            kept = exc  # its traceback keeps the half-built handler alive until exit
+            print("refused")
+        else:
+            sys.exit("a bad endpoint was accepted")
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused"
+    assert done.stderr == ""
