@@ -100,6 +100,16 @@ def _call_in_thread(client: PutLogsClient) -> tuple[threading.Thread, list[Any]]
     return thread, outcome
 
 
+def _wait_until_on_the_wire(accepted: list[socket.socket]) -> None:
+    """Poll (with the test deadline) until the silent listener accepted the connection."""
+    waiter = threading.Event()
+    for _ in range(int(DEADLINE / 0.05)):
+        if accepted:
+            return
+        waiter.wait(0.05)
+    raise AssertionError("the request never reached the listener")
+
+
 def _client(url: str) -> PutLogsClient:
     return PutLogsClient(
         url, access_key_id=KEY_ID, access_key_secret=SECRET, timeouts=SLOW, verify=False
@@ -110,12 +120,7 @@ def test_abort_ends_a_call_waiting_for_a_response() -> None:
     with silent_listener() as (port, accepted):
         client = _client(f"http://127.0.0.1:{port}")
         thread, outcome = _call_in_thread(client)
-        deadline = threading.Event()
-        for _ in range(int(DEADLINE / 0.05)):  # until the request is on the wire
-            if accepted:
-                break
-            deadline.wait(0.05)
-        assert accepted
+        _wait_until_on_the_wire(accepted)
         thread.join(0.2)
         assert thread.is_alive()  # really blocked: nothing answers
         client.abort()
@@ -143,12 +148,7 @@ def test_abort_ends_a_tls_handshake_that_never_completes() -> None:
     with silent_listener() as (port, accepted):
         client = _client(f"https://127.0.0.1:{port}")
         thread, outcome = _call_in_thread(client)
-        waiter = threading.Event()
-        for _ in range(int(DEADLINE / 0.05)):
-            if accepted:
-                break
-            waiter.wait(0.05)
-        assert accepted
+        _wait_until_on_the_wire(accepted)
         thread.join(0.2)
         assert thread.is_alive()  # inside the handshake: the server never answers ClientHello
         client.abort()
@@ -173,12 +173,7 @@ def test_a_lazy_sender_passes_abort_to_the_client_it_built() -> None:
     with silent_listener() as (port, accepted):
         lazy = LazySender(lambda: _client(f"http://127.0.0.1:{port}"))
         thread, outcome = _call_in_thread(lazy)  # type: ignore[arg-type]
-        waiter = threading.Event()
-        for _ in range(int(DEADLINE / 0.05)):
-            if accepted:
-                break
-            waiter.wait(0.05)
-        assert accepted
+        _wait_until_on_the_wire(accepted)
         lazy.abort()
         thread.join(DEADLINE)
         assert not thread.is_alive()
