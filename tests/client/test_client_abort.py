@@ -177,7 +177,10 @@ def test_a_lazy_sender_passes_abort_to_the_client_it_built() -> None:
         lazy.abort()
         thread.join(DEADLINE)
         assert not thread.is_alive()
-        assert isinstance(outcome[0], ConnectionLost), outcome
+        # Aborted in connect or in the response read (the listener accepts first): either way
+        # the call ended now, not after the client's 120 s timeouts.
+        assert isinstance(outcome[0], (ConnectError, ConnectionLost)), outcome
+        assert "aborted" in str(outcome[0])
         lazy.close()
 
 
