@@ -763,6 +763,13 @@ class ThreadFlusher:
         DELIVERED.
         """
         self._pending_wakes = 0
+        if not self._stop.is_set():
+            # Consumed: this window ships everything ready. Left set, one full batch would
+            # keep the loop in a hurry for good, shipping each handful of records that
+            # arrived during the last request in a request of its own (138 requests for 10k
+            # records, at 2x the CPU per record). wake() sets it again once a full batch
+            # waits; flush() sets it again after every window it waits for.
+            self._hurry.clear()
         with self._progress:
             self._attempts += 1
         if self._abandoned.is_set():
