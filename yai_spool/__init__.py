@@ -5,9 +5,10 @@ Public API re-exports only; each name lives in the module that owns it.
 
 Invariants:
 
-- ``import yai_spool`` imports nothing but this module: every public name is resolved on
-  first access (PEP 562 module ``__getattr__``) from the module that owns it, then cached in
-  this module's namespace, so the second access is a plain attribute read. A process that
+- ``import yai_spool`` imports nothing but this module and :mod:`yai_spool.lazy`: every
+  public name is resolved on first access (PEP 562 module ``__getattr__``) from the module
+  that owns it, then cached in this module's namespace, so the second access is a plain
+  attribute read. A process that
   only logs never imports httpx, rich, typer or watchdog (``tests/test_imports.py``).
 - ``from yai_spool import X`` works for every name in ``__all__``; type checkers and IDEs
   see the real objects through the ``TYPE_CHECKING`` imports below.
@@ -17,8 +18,9 @@ Invariants:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from yai_spool.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
     from yai_spool.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient, PutLogsResult
@@ -92,17 +94,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Resolve a public name on first use and cache it here (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'yai_spool' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's own attributes plus the lazy public names."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -15,8 +15,9 @@ them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from yai_spool.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from yai_spool.modes.memory import MemoryQueueHandler
@@ -30,17 +31,4 @@ _LAZY = {
 __all__ = ["MemoryQueueHandler", "SyncSLSHandler"]
 
 
-def __getattr__(name: str) -> Any:
-    """Resolve a handler class on first use and cache it here (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's own attributes plus the lazy handler classes."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
