@@ -10,7 +10,9 @@ Modes:
 - ``flusher SPOOL URL BATCH``: a ``ThreadFlusher`` over a real ``PutLogsClient`` that ships
   the spool until killed; prints ``flusher`` once it holds the flusher lock.
 - ``hold SPOOL COUNT``: a ``SpoolHandler(flusher="none")`` logs COUNT records, prints
-  ``appended`` and waits to be killed (its WAL stays as the crash leaves it).
+  ``appended`` and waits to be killed (its WAL stays as the crash leaves it). A read
+  transaction opened before the first record keeps the housekeeper from copying any of them
+  into the database file first: every record lives only in the WAL when the kill comes.
 - ``stages SPOOL A B``: logs A records, prints ``stage``, and after a line on stdin logs B
   more and prints ``stage`` again; then waits to be killed.
 - ``pin SPOOL [exclusive]``: opens a plain SQLite read transaction on the spool (a snapshot
@@ -99,7 +101,16 @@ def flusher(spool_path: str, url: str, batch: int) -> None:
 
 
 def hold(spool: str, count: int) -> None:
+    import sqlite3
+
     handler = _handler(spool)
+    handler.spool.checkpoint("TRUNCATE")  # the schema in the database file, the WAL empty
+    # A checkpoint copies WAL frames into the database only up to the oldest reader's
+    # snapshot: this one predates every record, so none is copied before the kill (else a
+    # damaged frame would contradict pages already in the database: "malformed", not a loss).
+    reader = sqlite3.connect(spool, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM ack_queue_spool").fetchone()
     logger = logging.getLogger("durable.child")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
