@@ -37,8 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from yai_spool.client import AsyncPutLogsClient, PutLogsClient, SdkPutLogsClient
-from yai_spool.model import Log, LogGroup
+from yai_spool.sls.client import AsyncPutLogsClient, PutLogsClient, SdkPutLogsClient
+from yai_spool.sls.model import Log, LogGroup
 
 AK, SK = "bench-key", "bench-secret"
 PROJECT, LOGSTORE = "bench", "store"

@@ -32,7 +32,7 @@ from typing import Any
 import benchlib
 
 import yai_spool
-from yai_spool.handler import SpoolHandler
+from yai_spool.handlers.durable import SpoolHandler
 
 
 def _sizes(path: Path) -> tuple[int, int]:

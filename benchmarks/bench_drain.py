@@ -46,9 +46,9 @@ from typing import Any
 import benchlib
 from benchlib import AK, PROJECT, SK, EmulatorProcess, ratio
 
-from yai_spool.destination import decode_dest, encode_dest
-from yai_spool.mapping import RecordMapper
+from yai_spool.handlers.mapping import RecordMapper
 from yai_spool.spool import Spool, SpoolConfig
+from yai_spool.spool.destination import decode_dest, encode_dest
 
 LOGSTORE = "drain"
 SOURCE = "bench-host"
@@ -112,8 +112,8 @@ def child_flusher(path: str, url: str, n: int, in_flight: int, sink: str) -> dic
     Progress is read from the server (accepted logs, or the null sink's request count), never
     from the spool: polling the spool would take its lock beside the flusher.
     """
-    from yai_spool.client import PutLogsClient
-    from yai_spool.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.shipping.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.sls.client import PutLogsClient
 
     server = benchlib.EmulatorClient(url)
     before = server.stats()["requests" if sink == "sink" else "accepted_logs"]
@@ -165,8 +165,8 @@ def child_spool_floor(path: str, n: int) -> dict[str, Any]:
 
 
 def child_sender_floor(url: str, n: int, expect: int) -> dict[str, Any]:
-    from yai_spool.client import PutLogsClient
-    from yai_spool.encoding import encode_entries
+    from yai_spool.sls.client import PutLogsClient
+    from yai_spool.sls.encoding import encode_entries
 
     emu = benchlib.EmulatorClient(url)
     template = _template()
@@ -192,7 +192,7 @@ def child_sender_floor(url: str, n: int, expect: int) -> dict[str, Any]:
 
 
 def child_hold(path: str) -> dict[str, Any]:
-    from yai_spool.handler import SpoolHandler
+    from yai_spool.handlers.durable import SpoolHandler
 
     t0 = time.perf_counter()
     handler = SpoolHandler(
@@ -224,8 +224,8 @@ def child_hold(path: str) -> dict[str, Any]:
 
 def stage_profile(path: Path, url: str) -> tuple[list[list[str]], int]:
     """Per-stage µs/record of one batch at a time through the drain loop (no pipelining)."""
-    from yai_spool.client import PutLogsClient
-    from yai_spool.encoding import join_logs
+    from yai_spool.sls.client import PutLogsClient
+    from yai_spool.sls.encoding import join_logs
 
     dest = decode_dest(DEST)
     client = PutLogsClient(url, access_key_id=AK, access_key_secret=SK)

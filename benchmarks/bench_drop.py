@@ -26,7 +26,7 @@ import benchlib
 from benchlib import fmt_us, make_records, percentile
 
 import yai_spool
-from yai_spool.handler import SpoolHandler
+from yai_spool.handlers.durable import SpoolHandler
 
 
 def _handler(path: Path, max_records: int) -> SpoolHandler:

@@ -72,8 +72,8 @@ class _BatchShipper(logging.Handler):
 
     def __init__(self, url: str, logstore: str) -> None:
         super().__init__()
-        from yai_spool.client import PutLogsClient
-        from yai_spool.mapping import RecordMapper
+        from yai_spool.handlers.mapping import RecordMapper
+        from yai_spool.sls.client import PutLogsClient
 
         self.client = PutLogsClient(url, access_key_id=AK, access_key_secret=SK)
         self.mapper = RecordMapper()
@@ -86,7 +86,7 @@ class _BatchShipper(logging.Handler):
             self.ship()
 
     def ship(self) -> None:
-        from yai_spool.model import Log, LogGroup
+        from yai_spool.sls.model import Log, LogGroup
 
         if not self.pending:
             return
@@ -117,7 +117,7 @@ def child(config: str, url: str, logstore: str, *, n: int, expect: int, director
     listener = None
     drainer = None
     if config in ("SpoolHandler thread", DRAINED):
-        from yai_spool.handler import SpoolHandler
+        from yai_spool.handlers.durable import SpoolHandler
 
         spool_path = Path(directory) / f"{logstore}.spool"
         thread = config == "SpoolHandler thread"

@@ -62,10 +62,10 @@ from benchlib import (
     ratio,
 )
 
-from yai_spool.destination import encode_dest
-from yai_spool.handler import SpoolHandler
-from yai_spool.mapping import RecordMapper
+from yai_spool.handlers.durable import SpoolHandler
+from yai_spool.handlers.mapping import RecordMapper
 from yai_spool.spool import Spool, SpoolConfig
+from yai_spool.spool.destination import encode_dest
 
 SOURCE = "bench-host"
 BASELINE = "QueueHandler+QueueListener"

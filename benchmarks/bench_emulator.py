@@ -27,13 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from yai_spool.compression import Compression, compress
-from yai_spool.credentials import Credentials
 from yai_spool.emulator import Emulator, EmulatorConfig
 from yai_spool.emulator.scan import FAST_SCAN
-from yai_spool.encoding import encode_log_group
-from yai_spool.model import Log, LogGroup
-from yai_spool.signing import content_md5, format_http_date, sign_v1
+from yai_spool.sls.compression import Compression, compress
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.encoding import encode_log_group
+from yai_spool.sls.model import Log, LogGroup
+from yai_spool.sls.signing import content_md5, format_http_date, sign_v1
 
 AK, SK = "bench-key", "bench-secret"
 PROJECT, LOGSTORE = "bench", "store"

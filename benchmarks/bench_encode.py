@@ -1,4 +1,4 @@
-"""Encoder/decoder benchmark: how yai_spool.encoding chose its defaults.
+"""Encoder/decoder benchmark: how yai_spool.sls.encoding chose its defaults.
 
 Builds LogGroups shaped like a batch of Python logging records (4096 logs x 12 fields, about
 300 bytes per record encoded) and measures, interleaving all cases in every repetition so that
@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from yai_spool.compression import Compression
-from yai_spool.credentials import Credentials
-from yai_spool.encoding import ENCODERS, decode_log_group
-from yai_spool.model import Log, LogGroup
-from yai_spool.request import Destination, Endpoint, build_put_logs_request_from_raw
+from yai_spool.sls.compression import Compression
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.encoding import ENCODERS, decode_log_group
+from yai_spool.sls.model import Log, LogGroup
+from yai_spool.sls.request import Destination, Endpoint, build_put_logs_request_from_raw
 
 WORDS = (
     *("request", "user", "order", "payment", "cache", "miss", "hit", "timeout", "retry"),

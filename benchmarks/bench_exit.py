@@ -37,7 +37,7 @@ from yai_spool.emulator import Emulator, EmulatorConfig
 _CHILD = textwrap.dedent(
     """
     import json, logging, sys, threading, time
-    from yai_spool.handler import SpoolHandler
+    from yai_spool.handlers.durable import SpoolHandler
     from yai_spool.spool import Spool
 
     url, spool, how = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from yai_spool.context import bind
-from yai_spool.mapping import RecordMapper
+from yai_spool.handlers.context import bind
+from yai_spool.handlers.mapping import RecordMapper
 
 LOGGER = logging.getLogger("app.views")
 

@@ -70,7 +70,7 @@ class _ProducerHandler(logging.Handler):
         super().__init__()
         from aliyun_log_producer import Producer, ProducerConfig
 
-        from yai_spool.mapping import RecordMapper
+        from yai_spool.handlers.mapping import RecordMapper
 
         self.producer = Producer(
             ProducerConfig(
@@ -162,7 +162,7 @@ async def _probe(lags: list[float], stop: asyncio.Event) -> None:
 async def _program(
     config: str, logger: logging.Logger, n: int, handler: logging.Handler
 ) -> dict[str, Any]:
-    from yai_spool.aio import running
+    from yai_spool.handlers.aio import running
 
     asyncio_mode = config.startswith("asyncio")
     async with running(handler) if asyncio_mode else _nothing() as flushers:

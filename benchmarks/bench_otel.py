@@ -46,8 +46,8 @@ if scenario in ("sdk-idle", "sdk-span"):
     from opentelemetry.sdk.trace import TracerProvider
     trace.set_tracer_provider(TracerProvider())
     tracer = trace.get_tracer("bench")
-from yai_spool.mapping import RecordMapper
-from yai_spool.handler import SpoolHandler
+from yai_spool.handlers.mapping import RecordMapper
+from yai_spool.handlers.durable import SpoolHandler
 kw = {"otel": False} if scenario == "off" else {}
 mapper = RecordMapper(**kw)
 d = tempfile.mkdtemp()

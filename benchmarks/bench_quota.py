@@ -25,8 +25,8 @@ import benchlib
 
 import yai_spool
 from yai_spool.emulator import Emulator, EmulatorConfig
-from yai_spool.handler import SpoolHandler
-from yai_spool.retry import RetryPolicy
+from yai_spool.handlers.durable import SpoolHandler
+from yai_spool.shipping.retry import RetryPolicy
 
 PROJECT, LOGSTORE = "bench-quota", "quota-store"
 

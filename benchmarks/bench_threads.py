@@ -73,7 +73,7 @@ def _child(kind: str, sync: str, threads: int, records: int, directory: str) -> 
     if kind == "sqlite":
         handler = _PerRecordCommit(path, sync)
     else:
-        from yai_spool.handler import SpoolHandler
+        from yai_spool.handlers.durable import SpoolHandler
 
         handler = SpoolHandler(
             project=PROJECT,

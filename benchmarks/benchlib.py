@@ -406,8 +406,8 @@ class Drainer:
 def _drainer_main(path: str, url: str) -> None:
     import signal
 
-    from yai_spool.client import PutLogsClient
-    from yai_spool.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.shipping.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.sls.client import PutLogsClient
     from yai_spool.spool import Spool, SpoolConfig
 
     stop = False

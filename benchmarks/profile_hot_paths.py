@@ -34,11 +34,11 @@ import benchlib
 from bench_drain import BATCH, DEST, LOGSTORE, MAX_BYTES, SPOOL_CONFIG, fill
 from benchlib import AK, PROJECT, SK, EmulatorProcess
 
-from yai_spool.client import PutLogsClient
-from yai_spool.destination import decode_dest
-from yai_spool.encoding import join_logs
-from yai_spool.handler import SpoolHandler
+from yai_spool.handlers.durable import SpoolHandler
+from yai_spool.sls.client import PutLogsClient
+from yai_spool.sls.encoding import join_logs
 from yai_spool.spool import Spool
+from yai_spool.spool.destination import decode_dest
 
 
 def profile(loop: Callable[[], int]) -> tuple[pstats.Stats, int]:

@@ -2,7 +2,7 @@
 
 What it shows:
 
-- ``yai_spool.aio.lifespan(...)`` builds the handler at startup, attaches it to the root
+- ``yai_spool.handlers.aio.lifespan(...)`` builds the handler at startup, attaches it to the root
   logger, runs an asyncio flusher task (native async HTTP, no thread pool), and drains it at
   shutdown; ``wrap=`` runs the service's own lifespan inside it, so the startup and shutdown
   records ship too.
@@ -32,9 +32,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import BackgroundTasks, FastAPI
 
-from yai_spool.aio import lifespan
-from yai_spool.asgi import RequestContextMiddleware
-from yai_spool.context import get_trace_id
+from yai_spool.handlers.aio import lifespan
+from yai_spool.handlers.asgi import RequestContextMiddleware
+from yai_spool.handlers.context import get_trace_id
 
 log = logging.getLogger("example.orders")
 logging.getLogger().setLevel(logging.INFO)

@@ -5,7 +5,8 @@ Public API re-exports only; each name lives in the module that owns it.
 
 Invariants:
 
-- ``import yai_spool`` imports nothing but this module and :mod:`yai_spool.lazy`: every
+- ``import yai_spool`` imports nothing but this module, :mod:`yai_spool.lazy` and
+  :mod:`yai_spool._moved` (the release-1 module paths): every
   public name is resolved on first access (PEP 562 module ``__getattr__``) from the module
   that owns it, then cached in this module's namespace, so the second access is a plain
   attribute read. A process that
@@ -20,15 +21,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from yai_spool import _moved
 from yai_spool.lazy import lazy_attributes
 
+# The first release's module paths (yai_spool.handler, yai_spool.client, ...) keep working.
+_moved.install()
+
 if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
-    from yai_spool.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient, PutLogsResult
-    from yai_spool.compression import Compression
-    from yai_spool.configure import from_toml, make_handler
-    from yai_spool.context import bind
-    from yai_spool.credentials import Credentials
-    from yai_spool.errors import (
+    from yai_spool.handlers import MemoryQueueHandler, SyncSLSHandler
+    from yai_spool.handlers.configure import from_toml, make_handler
+    from yai_spool.handlers.context import bind
+    from yai_spool.handlers.durable import SpoolHandler
+    from yai_spool.handlers.mapping import LogFields
+    from yai_spool.shipping.retry import RetryPolicy
+    from yai_spool.sls.client import (
+        AsyncPutLogsClient,
+        ClientTimeouts,
+        PutLogsClient,
+        PutLogsResult,
+    )
+    from yai_spool.sls.compression import Compression
+    from yai_spool.sls.credentials import Credentials
+    from yai_spool.sls.errors import (
         ConfigError,
         Outcome,
         ShipError,
@@ -36,36 +50,32 @@ if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
         TransportError,
         YaiSpoolError,
     )
-    from yai_spool.handler import SpoolHandler
-    from yai_spool.mapping import LogFields
-    from yai_spool.model import Log, LogGroup
-    from yai_spool.modes import MemoryQueueHandler, SyncSLSHandler
-    from yai_spool.retry import RetryPolicy
+    from yai_spool.sls.model import Log, LogGroup
 
 #: Public name -> the module that owns it.
 _LAZY: dict[str, str] = {
-    "AsyncPutLogsClient": "yai_spool.client",
-    "ClientTimeouts": "yai_spool.client",
-    "PutLogsClient": "yai_spool.client",
-    "PutLogsResult": "yai_spool.client",
-    "Compression": "yai_spool.compression",
-    "from_toml": "yai_spool.configure",
-    "make_handler": "yai_spool.configure",
-    "bind": "yai_spool.context",
-    "Credentials": "yai_spool.credentials",
-    "ConfigError": "yai_spool.errors",
-    "Outcome": "yai_spool.errors",
-    "ShipError": "yai_spool.errors",
-    "SLSError": "yai_spool.errors",
-    "TransportError": "yai_spool.errors",
-    "YaiSpoolError": "yai_spool.errors",
-    "SpoolHandler": "yai_spool.handler",
-    "LogFields": "yai_spool.mapping",
-    "Log": "yai_spool.model",
-    "LogGroup": "yai_spool.model",
-    "MemoryQueueHandler": "yai_spool.modes",
-    "SyncSLSHandler": "yai_spool.modes",
-    "RetryPolicy": "yai_spool.retry",
+    "AsyncPutLogsClient": "yai_spool.sls.client",
+    "ClientTimeouts": "yai_spool.sls.client",
+    "PutLogsClient": "yai_spool.sls.client",
+    "PutLogsResult": "yai_spool.sls.client",
+    "Compression": "yai_spool.sls.compression",
+    "from_toml": "yai_spool.handlers.configure",
+    "make_handler": "yai_spool.handlers.configure",
+    "bind": "yai_spool.handlers.context",
+    "Credentials": "yai_spool.sls.credentials",
+    "ConfigError": "yai_spool.sls.errors",
+    "Outcome": "yai_spool.sls.errors",
+    "ShipError": "yai_spool.sls.errors",
+    "SLSError": "yai_spool.sls.errors",
+    "TransportError": "yai_spool.sls.errors",
+    "YaiSpoolError": "yai_spool.sls.errors",
+    "SpoolHandler": "yai_spool.handlers.durable",
+    "LogFields": "yai_spool.handlers.mapping",
+    "Log": "yai_spool.sls.model",
+    "LogGroup": "yai_spool.sls.model",
+    "MemoryQueueHandler": "yai_spool.handlers",
+    "SyncSLSHandler": "yai_spool.handlers",
+    "RetryPolicy": "yai_spool.shipping.retry",
 }
 
 __all__ = [

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yai_spool.credentials import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN
-from yai_spool.destination import encode_dest
+from yai_spool.sls.credentials import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN
 from yai_spool.spool import Spool
+from yai_spool.spool.destination import encode_dest
 
 HERE = Path(__file__).resolve().parent
 PROJECT = "cli-project"
@@ -241,7 +241,7 @@ def _until_stdin_closes() -> threading.Event:
 
 
 def _produce(spool_path: str) -> None:
-    from yai_spool.handler import SpoolHandler
+    from yai_spool.handlers.durable import SpoolHandler
 
     handler = SpoolHandler(
         project=PROJECT, logstore=LOGSTORE, spool_path=spool_path, flusher="none"
@@ -263,8 +263,8 @@ def _produce(spool_path: str) -> None:
 
 
 def _flush(spool_path: str, url: str) -> None:
-    from yai_spool.client import PutLogsClient
-    from yai_spool.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.shipping.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.sls.client import PutLogsClient
 
     spool = Spool(spool_path)
     flusher = ThreadFlusher(

@@ -17,9 +17,9 @@ from cli_support import (
     run_cli,
 )
 
-from yai_spool.cli_spool import ExitCode
+from yai_spool.cli.spool_commands import ExitCode
 from yai_spool.emulator import Emulator
-from yai_spool.errors import ErrorCode
+from yai_spool.sls.errors import ErrorCode
 from yai_spool.spool import Spool
 
 

@@ -1,4 +1,4 @@
-"""``yai_spool.health``: the verdict rules, table-driven over synthetic snapshots (pure)."""
+"""``yai_spool.ops.health``: the verdict rules, table-driven over synthetic snapshots (pure)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from yai_spool.errors import ErrorCode, Outcome
-from yai_spool.health import (
+from yai_spool.ops.health import (
     Thresholds,
     Verdict,
     assess,
@@ -18,6 +17,7 @@ from yai_spool.health import (
     unreadable,
     worst,
 )
+from yai_spool.sls.errors import ErrorCode, Outcome
 from yai_spool.spool import LastError, SpoolEvent, SpoolStats
 
 NOW = 1_800_000_000.0

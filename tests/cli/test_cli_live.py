@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cli_support import LOGSTORE, PROJECT, Child, cli_env, run_cli, stats, wait_for
 
-from yai_spool.cli_spool import ExitCode
+from yai_spool.cli.spool_commands import ExitCode
 from yai_spool.emulator import Emulator
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cli_support import append, assert_no_secret, cli_env, entry, make_dead, run_cli, stats
 
-from yai_spool.cli_spool import ExitCode
-from yai_spool.errors import ErrorCode
+from yai_spool.cli.spool_commands import ExitCode
+from yai_spool.sls.errors import ErrorCode
 from yai_spool.spool import Spool
 
 

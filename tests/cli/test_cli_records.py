@@ -9,8 +9,8 @@ from pathlib import Path
 
 from cli_support import append, entry, make_dead, run_cli
 
-from yai_spool.cli_spool import ExitCode
-from yai_spool.errors import ErrorCode
+from yai_spool.cli.spool_commands import ExitCode
+from yai_spool.sls.errors import ErrorCode
 from yai_spool.spool import Spool
 
 RECORD_FIELDS = {

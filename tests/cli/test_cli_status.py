@@ -25,9 +25,9 @@ from cli_support import (
     wait_for,
 )
 
-from yai_spool.cli_spool import ExitCode
+from yai_spool.cli.spool_commands import ExitCode
 from yai_spool.emulator import Emulator
-from yai_spool.errors import ErrorCode
+from yai_spool.sls.errors import ErrorCode
 from yai_spool.spool import Spool
 
 

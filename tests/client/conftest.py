@@ -15,8 +15,8 @@ import httpx
 import pytest
 from client_support import KEY_ID, SECRET, TMP_KEY_ID, TMP_SECRET, TOKEN
 
-from yai_spool.client import AsyncPutLogsClient, PutLogsClient
 from yai_spool.emulator import Emulator, EmulatorConfig
+from yai_spool.sls.client import AsyncPutLogsClient, PutLogsClient
 
 
 @pytest.fixture(scope="module")

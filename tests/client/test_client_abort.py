@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from client_support import KEY_ID, LOGSTORE, PROJECT, SECRET
 
-from yai_spool.client import ClientTimeouts, PutLogsClient
-from yai_spool.errors import ConnectError, ConnectionLost, TransportError
-from yai_spool.modes.core import LazySender
+from yai_spool.handlers.core import LazySender
+from yai_spool.sls.client import ClientTimeouts, PutLogsClient
+from yai_spool.sls.errors import ConnectError, ConnectionLost, TransportError
 
 DEADLINE = 30.0
 #: Far longer than the test deadline: only abort() can end the call in time.

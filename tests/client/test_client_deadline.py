@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from client_support import KEY_ID, LOGSTORE, PROJECT, SECRET
 
-from yai_spool.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient
-from yai_spool.errors import RequestTimeout
-from yai_spool.model import Log, LogGroup
+from yai_spool.sls.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient
+from yai_spool.sls.errors import RequestTimeout
+from yai_spool.sls.model import Log, LogGroup
 
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nx-log-requestid: 5B0A6B60BB6EE39764D458B5\r\nContent-Length: 0\r\n\r\n"

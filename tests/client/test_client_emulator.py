@@ -26,12 +26,12 @@ from client_support import (
     TOKEN,
 )
 
-from yai_spool.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient
-from yai_spool.compression import Compression
-from yai_spool.credentials import Credentials
 from yai_spool.emulator import Emulator
-from yai_spool.encoding import encode_log_group
-from yai_spool.errors import (
+from yai_spool.sls.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient
+from yai_spool.sls.compression import Compression
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.encoding import encode_log_group
+from yai_spool.sls.errors import (
     DEFAULT_STATUS,
     ConnectError,
     ConnectionLost,
@@ -42,7 +42,7 @@ from yai_spool.errors import (
     SLSError,
     classify_exception,
 )
-from yai_spool.model import Log, LogGroup
+from yai_spool.sls.model import Log, LogGroup
 
 _names = itertools.count(1)
 REQUEST_ID = re.compile(r"[0-9A-F]{24}")

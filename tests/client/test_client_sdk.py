@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from client_support import KEY_ID, PROJECT, REGION, SECRET, TMP_KEY_ID, TMP_SECRET, TOKEN
 
-from yai_spool.client import ClientTimeouts, SdkPutLogsClient
 from yai_spool.emulator import Emulator
-from yai_spool.encoding import encode_log_group
-from yai_spool.errors import (
+from yai_spool.sls.client import ClientTimeouts, SdkPutLogsClient
+from yai_spool.sls.encoding import encode_log_group
+from yai_spool.sls.errors import (
     ConnectError,
     ConnectionLost,
     ErrorCode,
@@ -27,7 +27,7 @@ from yai_spool.errors import (
     SLSError,
     classify_exception,
 )
-from yai_spool.model import Log, LogGroup
+from yai_spool.sls.model import Log, LogGroup
 
 ENDPOINT = "sls.example.test"
 _names = itertools.count(1)

@@ -14,16 +14,16 @@ import httpx
 import pytest
 from client_support import KEY_ID, LOGSTORE, PROJECT, SECRET, TOKEN
 
-from yai_spool import client as client_module
-from yai_spool.client import (
+from yai_spool.sls import client as client_module
+from yai_spool.sls.client import (
     AsyncPutLogsClient,
     ClientTimeouts,
     PutLogsClient,
     PutLogsResult,
     SdkPutLogsClient,
 )
-from yai_spool.credentials import Credentials
-from yai_spool.errors import (
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.errors import (
     ConfigError,
     ConnectError,
     ConnectionLost,
@@ -34,7 +34,7 @@ from yai_spool.errors import (
     TransportError,
     classify_exception,
 )
-from yai_spool.model import Log, LogGroup
+from yai_spool.sls.model import Log, LogGroup
 
 GROUP = LogGroup(logs=(Log(time=1_700_000_000, contents=(("msg", "hello"),), time_ns=5),))
 

@@ -41,9 +41,9 @@ from typing import Any, ClassVar, Protocol
 import pytest
 from node_support import TEST_DOMAIN, node_skip_reason, run_node
 
-from yai_spool.client import AsyncPutLogsClient, PutLogsClient
-from yai_spool.errors import SLSError
-from yai_spool.model import LogGroup
+from yai_spool.sls.client import AsyncPutLogsClient, PutLogsClient
+from yai_spool.sls.errors import SLSError
+from yai_spool.sls.model import LogGroup
 
 ACCESS_KEY_ID = "LTAI5tConformanceKey"
 # Emulator-only fakes.

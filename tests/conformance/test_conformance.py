@@ -7,7 +7,7 @@ refusal must carry exactly one SLS errorCode and HTTP status (sls-protocol.md §
 emulator choices in errors.py). Negatives a client can provoke through its public API run
 through that client; defects no well-behaved client produces (a tampered body, a lying
 compress type, a missing raw size) are hand-built with the protocol core and *re-signed*
-with ``yai_spool.signing``, so the intended defect is the only one.
+with ``yai_spool.sls.signing``, so the intended defect is the only one.
 
 Senders (31): SDK = official Python ``LogClient.put_logs``, 8 variants (V1/V4 x STS or not x
 lz4/none); RP = official Rust ``aliyun-log-producer``, zstd, with and without STS; ours =
@@ -61,7 +61,7 @@ the Node.js signers on randomized input in test_node_signers.py.
 (4) No tags argument. The producer adds its own ``__pack_id__`` tag, which every producer
    round trip checks (exactly that tag, ``{16 hex}-{16 hex}``); aliyun-sdk's API has none.
 (5) None of these clients lets the caller set its signing clock. Ours take it from
-   ``yai_spool.request.utc_now`` (the request builder's clock), which the test moves.
+   ``yai_spool.sls.request.utc_now`` (the request builder's clock), which the test moves.
 (6) aliyun-sdk's schema has no ``Time_ns``: its logs arrive without one (checked: absent),
    everything else byte-exact (compared decoded: its encoder omits an empty Topic/Source,
    as does @alicloud/log's).
@@ -91,14 +91,14 @@ from conformance_support import (
     SendFailed,
 )
 
-from yai_spool.compression import Compression, compress
-from yai_spool.credentials import Credentials
 from yai_spool.emulator import Emulator, StoredLog
-from yai_spool.encoding import decode_log_group, encode_log_group
-from yai_spool.errors import ErrorCode
-from yai_spool.model import ContentValue, Log, LogGroup
-from yai_spool.request import Destination, Endpoint, PreparedRequest, build_put_logs_request
-from yai_spool.signing import content_md5, sign_v1, sign_v4
+from yai_spool.sls.compression import Compression, compress
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.encoding import decode_log_group, encode_log_group
+from yai_spool.sls.errors import ErrorCode
+from yai_spool.sls.model import ContentValue, Log, LogGroup
+from yai_spool.sls.request import Destination, Endpoint, PreparedRequest, build_put_logs_request
+from yai_spool.sls.signing import content_md5, sign_v1, sign_v4
 
 PROJECT = "conformance"
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -381,7 +381,7 @@ def test_skewed_clock_is_request_time_expired(
     offset_minutes: int,
 ) -> None:
     skewed = datetime.now(UTC) + timedelta(minutes=offset_minutes)
-    monkeypatch.setattr("yai_spool.request.utc_now", lambda: skewed)
+    monkeypatch.setattr("yai_spool.sls.request.utc_now", lambda: skewed)
     logstore = _logstore("skew", sender_id)
     _refused(emulator, make_sender(sender_id), logstore, 400, ErrorCode.RequestTimeExpired)
 
@@ -392,7 +392,7 @@ def test_clock_inside_the_window_is_accepted(
 ) -> None:
     """Control for the skew case: 14 minutes off is still inside the 15-minute window."""
     skewed = datetime.now(UTC) - timedelta(minutes=14)
-    monkeypatch.setattr("yai_spool.request.utc_now", lambda: skewed)
+    monkeypatch.setattr("yai_spool.sls.request.utc_now", lambda: skewed)
     logstore = _logstore("skew-ok", sender_id)
     make_sender(sender_id).send(PROJECT, logstore, ONE_LOG)
     assert emulator.count(PROJECT, logstore) == 1

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from node_support import requires_node, run_node
 
-from yai_spool.signing import v1_signature
+from yai_spool.sls.signing import v1_signature
 
 pytestmark = requires_node
 

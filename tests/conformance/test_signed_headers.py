@@ -31,12 +31,12 @@ from conformance_support import (
 )
 from node_support import requires_node
 
-from yai_spool.credentials import Credentials
 from yai_spool.emulator import Emulator, EmulatorConfig
-from yai_spool.errors import ErrorCode
-from yai_spool.model import Log, LogGroup
-from yai_spool.request import Destination, Endpoint, build_put_logs_request
-from yai_spool.signing import sign_v1
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.errors import ErrorCode
+from yai_spool.sls.model import Log, LogGroup
+from yai_spool.sls.request import Destination, Endpoint, build_put_logs_request
+from yai_spool.sls.signing import sign_v1
 
 PROJECT = "conformance"
 CREDS = Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET)

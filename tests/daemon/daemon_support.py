@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yai_spool.emulator import Emulator
-from yai_spool.handler import SpoolHandler
+from yai_spool.handlers.durable import SpoolHandler
 from yai_spool.spool import Spool
 
 ACCESS_KEY_ID = "LTAI5tDaemonKeyId"

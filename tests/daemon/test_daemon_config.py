@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from daemon_support import REPO
 
-from yai_spool import config as cfg
-from yai_spool.config import (
+from yai_spool.daemon import config as cfg
+from yai_spool.daemon.config import (
     DaemonConfig,
     WatchMode,
     load_daemon_config,
 )
-from yai_spool.errors import ConfigError
+from yai_spool.sls.errors import ConfigError
 
 EXAMPLE = REPO / "systemd" / "yai-spool.example.toml"
 

@@ -17,7 +17,7 @@ from daemon_support import (
     spool_stats,
 )
 
-from yai_spool.handler import SpoolHandler
+from yai_spool.handlers.durable import SpoolHandler
 
 
 def test_daemon_two_daemons_on_one_directory_never_drain_one_spool_at_once(rig: Rig) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from daemon_support import REPO, Rig, daemon_env, free_port, spool_records
 
-from yai_spool.config import STOP_MARGIN, DaemonConfig, load_daemon_config
+from yai_spool.daemon.config import STOP_MARGIN, DaemonConfig, load_daemon_config
 
 UNITS = [REPO / "systemd" / "yai-spool.service", REPO / "systemd" / "yai-spool@.service"]
 VENV_SCRIPT = "/opt/yai-spool/venv/bin/yai-spool"

@@ -54,7 +54,7 @@ def _say(text: str) -> None:
 
 
 def _handler(spool: str) -> logging.Handler:
-    from yai_spool.handler import SpoolHandler
+    from yai_spool.handlers.durable import SpoolHandler
 
     return SpoolHandler(project=PROJECT, logstore=LOGSTORE, spool_path=spool, flusher="none")
 
@@ -75,9 +75,9 @@ def produce(spool: str, start: int, count: int, *, report: bool) -> None:
 
 
 def flusher(spool_path: str, url: str, batch: int) -> None:
-    from yai_spool.client import PutLogsClient
-    from yai_spool.flusher import FlusherConfig, ThreadFlusher
-    from yai_spool.retry import RetryPolicy
+    from yai_spool.shipping.flusher import FlusherConfig, ThreadFlusher
+    from yai_spool.shipping.retry import RetryPolicy
+    from yai_spool.sls.client import PutLogsClient
     from yai_spool.spool import Spool
 
     spool = Spool(spool_path)
@@ -179,8 +179,8 @@ def fill(spool: str) -> None:
 def failing_flusher(spool: str, url: str) -> None:
     import json
 
-    from yai_spool.handler import SpoolHandler
-    from yai_spool.retry import RetryPolicy
+    from yai_spool.handlers.durable import SpoolHandler
+    from yai_spool.shipping.retry import RetryPolicy
 
     fast = RetryPolicy(base=0.01, cap=0.05, max_age=None)
     handler = SpoolHandler(
@@ -217,7 +217,7 @@ def failing_flusher(spool: str, url: str) -> None:
 def shutdown(spool: str, url: str, close_timeout: float, count: int) -> None:
     import json
 
-    from yai_spool.handler import SpoolHandler
+    from yai_spool.handlers.durable import SpoolHandler
     from yai_spool.spool import Spool
 
     handler = SpoolHandler(

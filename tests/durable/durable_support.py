@@ -21,11 +21,11 @@ from typing import Any
 
 from durable_child import AK_ID, AK_SECRET, LOGSTORE, PROJECT
 
-from yai_spool.client import ClientTimeouts, PutLogsClient
 from yai_spool.emulator import Emulator
-from yai_spool.flusher import FlusherConfig, ThreadFlusher
-from yai_spool.handler import SpoolHandler
-from yai_spool.retry import RetryPolicy
+from yai_spool.handlers.durable import SpoolHandler
+from yai_spool.shipping.flusher import FlusherConfig, ThreadFlusher
+from yai_spool.shipping.retry import RetryPolicy
+from yai_spool.sls.client import ClientTimeouts, PutLogsClient
 from yai_spool.spool import Spool
 
 HERE = Path(__file__).resolve().parent

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from durable_support import LOGSTORE, PROJECT, make_handler, make_logger
 
-from yai_spool.context import bind
 from yai_spool.emulator import Emulator
 from yai_spool.emulator.store import StoredLog
+from yai_spool.handlers.context import bind
 
 FIELDS = (
     "name",

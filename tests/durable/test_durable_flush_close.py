@@ -21,7 +21,7 @@ from durable_support import (
 )
 
 from yai_spool.emulator import Emulator
-from yai_spool.retry import RetryPolicy
+from yai_spool.shipping.retry import RetryPolicy
 
 FLUSH_TIMEOUT = 4.0
 

@@ -15,7 +15,7 @@ from durable_support import (
 )
 
 from yai_spool.emulator import Emulator
-from yai_spool.handler import SpoolHandler
+from yai_spool.handlers.durable import SpoolHandler
 from yai_spool.spool import Spool
 
 CAP = 20

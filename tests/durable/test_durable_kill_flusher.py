@@ -28,9 +28,9 @@ from durable_support import (
     wait_until,
 )
 
-from yai_spool.destination import encode_dest
 from yai_spool.emulator import Emulator
 from yai_spool.spool import Spool
+from yai_spool.spool.destination import encode_dest
 
 N = 1000
 BATCH = 50

@@ -14,8 +14,8 @@ from pathlib import Path
 from durable_support import LOGSTORE, PROJECT, make_handler, make_logger, wait_until
 
 from yai_spool.emulator import Emulator
-from yai_spool.errors import Outcome
-from yai_spool.retry import Backoff, RetryPolicy
+from yai_spool.shipping.retry import Backoff, RetryPolicy
+from yai_spool.sls.errors import Outcome
 
 #: Default throttle schedule, no expiry (the test decides when the quota lifts).
 DEFAULTS = RetryPolicy(max_age=None)

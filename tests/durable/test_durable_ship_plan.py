@@ -16,9 +16,7 @@ from pathlib import Path
 import pytest
 from test_durable_shipcycle import FakeResult, FakeSender, cycle, dead_seqs, fill, lease_all
 
-from yai_spool.encoding import decode_log_group, encode_entries
-from yai_spool.errors import Outcome, SLSError
-from yai_spool.flusher import (
+from yai_spool.shipping.flusher import (
     FlusherConfig,
     FlusherStats,
     SendRequest,
@@ -26,6 +24,8 @@ from yai_spool.flusher import (
     ThreadFlusher,
     ship_async,
 )
+from yai_spool.sls.encoding import decode_log_group, encode_entries
+from yai_spool.sls.errors import Outcome, SLSError
 from yai_spool.spool import Spool
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from durable_support import FAST_RETRY, LOGSTORE, PROJECT
 
-from yai_spool.destination import encode_dest
-from yai_spool.encoding import decode_log_group
-from yai_spool.errors import Outcome, SLSError
-from yai_spool.flusher import FlusherConfig, FlusherStats, ShipCycle
-from yai_spool.retry import RetryPolicy
+from yai_spool.shipping.flusher import FlusherConfig, FlusherStats, ShipCycle
+from yai_spool.shipping.retry import RetryPolicy
+from yai_spool.sls.encoding import decode_log_group
+from yai_spool.sls.errors import Outcome, SLSError
 from yai_spool.spool import Batch, Spool, SpoolEncodeError
+from yai_spool.spool.destination import encode_dest
 
 DEST = encode_dest(PROJECT, LOGSTORE, "topic", "source", [("k", "v")])
 

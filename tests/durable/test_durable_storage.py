@@ -25,7 +25,7 @@ from durable_support import (
 )
 
 from yai_spool.emulator import Emulator
-from yai_spool.handler import SpoolHandler
+from yai_spool.handlers.durable import SpoolHandler
 
 
 def set_condition(handler: SpoolHandler, condition: str, on: bool) -> None:

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from durable_support import child_env, client, wait_until
 
-from yai_spool.destination import encode_dest
 from yai_spool.emulator import Emulator
-from yai_spool.flusher import FlusherConfig, ThreadFlusher
-from yai_spool.retry import RetryPolicy
+from yai_spool.shipping.flusher import FlusherConfig, ThreadFlusher
+from yai_spool.shipping.retry import RetryPolicy
 from yai_spool.spool import SCHEMA_VERSION, Spool
+from yai_spool.spool.destination import encode_dest
 
 V1_FILE = Path(__file__).resolve().parents[1] / "spool" / "data" / "v1-spool.sqlite"
 DEST_A = encode_dest("proj", "store-a", "", "host-1", ())

@@ -18,19 +18,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from yai_spool.compression import Compression, compress
-from yai_spool.credentials import Credentials
 from yai_spool.emulator import Emulator
-from yai_spool.encoding import encode_log_group
-from yai_spool.model import Log, LogGroup
-from yai_spool.request import (
+from yai_spool.sls.compression import Compression, compress
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.encoding import encode_log_group
+from yai_spool.sls.model import Log, LogGroup
+from yai_spool.sls.request import (
     Destination,
     Endpoint,
     PreparedRequest,
     build_put_logs_request,
     build_put_logs_request_from_raw,
 )
-from yai_spool.signing import content_md5, format_http_date, sign_v1
+from yai_spool.sls.signing import content_md5, format_http_date, sign_v1
 
 KEY_ID = "LTAI5tEmuKeyId"
 SECRET = "EmuSecret-do-not-leak"

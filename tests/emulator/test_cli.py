@@ -31,8 +31,8 @@ from emulator_support import (
     unsigned,
 )
 
-from yai_spool.client import PutLogsClient
-from yai_spool.errors import SLSError
+from yai_spool.sls.client import PutLogsClient
+from yai_spool.sls.errors import SLSError
 
 URL_LINE = re.compile(r"yai-spool emulator listening on (http://127\.0\.0\.1:\d+)\n")
 

@@ -24,7 +24,7 @@ from emulator_support import (
 )
 
 from yai_spool.emulator import Emulator, EmulatorConfig
-from yai_spool.request import PreparedRequest
+from yai_spool.sls.request import PreparedRequest
 
 
 def test_success_answer_is_200_empty_with_lowercase_request_id(emu: Emulator) -> None:

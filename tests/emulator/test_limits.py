@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from emulator_support import LOGSTORE, PROJECT, group_of, prepare, raw_of, send, unsigned
 
-from yai_spool.compression import Compression
 from yai_spool.emulator import Emulator, EmulatorConfig
-from yai_spool.model import Log, LogGroup
+from yai_spool.sls.compression import Compression
+from yai_spool.sls.model import Log, LogGroup
 
 
 def post(emu: Emulator, raw: bytes, **kwargs: object) -> tuple[int, str | None]:

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from yai_spool.emulator.scan import FAST_SCAN, scan_log_group, stats_of
-from yai_spool.encoding import decode_log_group, encode_log_group
-from yai_spool.errors import DecodeError
-from yai_spool.model import Log, LogGroup
+from yai_spool.sls.encoding import decode_log_group, encode_log_group
+from yai_spool.sls.errors import DecodeError
+from yai_spool.sls.model import Log, LogGroup
 
 BASE = encode_log_group(
     LogGroup(

@@ -24,8 +24,8 @@ from emulator_support import (
     unsigned,
 )
 
-from yai_spool.credentials import Credentials
 from yai_spool.emulator import Emulator, EmulatorConfig
+from yai_spool.sls.credentials import Credentials
 
 PATH = f"/logstores/{LOGSTORE}/shards/lb"
 
@@ -145,7 +145,7 @@ def test_unparseable_date_is_invalid_date_format(emu: Emulator) -> None:
     headers["Date"] = headers["x-log-date"] = "yesterday-ish"
     # Sign again over the bad date so the signature itself is right.
     headers.pop("Authorization")
-    from yai_spool.signing import sign_v1
+    from yai_spool.sls.signing import sign_v1
 
     sign_v1(headers, CREDS, "POST", PATH, {})
     answer = send(emu, headers=headers, body=body)
@@ -201,7 +201,7 @@ def test_v1_hash_is_chosen_by_x_log_signaturemethod(emu: Emulator, method: str) 
 
 def _sign_as(headers: dict[str, str], body: bytes, *, claimed: str, hashed_with: str) -> None:
     """V1-sign ``headers`` claiming one method while hashing with another (a broken client)."""
-    from yai_spool.signing import v1_signature
+    from yai_spool.sls.signing import v1_signature
 
     headers["x-log-signaturemethod"] = claimed
     signature = v1_signature(SECRET, "POST", PATH, {}, headers, signature_method=hashed_with)  # type: ignore[arg-type]
@@ -228,7 +228,7 @@ def test_v1_without_signature_method_is_hmac_sha1(emu: Emulator) -> None:
     headers = signed_v1(headers, body, PATH)
     headers.pop("x-log-signaturemethod")
     headers.pop("Authorization")
-    from yai_spool.signing import v1_signature
+    from yai_spool.sls.signing import v1_signature
 
     signature = v1_signature(SECRET, "POST", PATH, {}, headers, signature_method="hmac-sha1")
     headers["Authorization"] = f"LOG {KEY_ID}:{signature}"
@@ -283,7 +283,7 @@ def test_extra_x_log_and_x_acs_headers_are_signed(emu: Emulator, name: str, meth
 def _meta_request(*, include_meta: bool) -> tuple[dict[str, str], bytes]:
     """A V1 request carrying x-log-meta-origin, signed like the Python SDK (meta excluded)
     or like the Node.js clients (meta included)."""
-    from yai_spool.signing import v1_signature
+    from yai_spool.sls.signing import v1_signature
 
     headers, body = unsigned(raw_of(group_of("x")), **{"x-log-meta-origin": "node"})
     headers = signed_v1(headers, body, PATH)

@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Any
 
-from yai_spool.mapping import MAX_KEY_BYTES, MAX_TOPIC_BYTES, RESERVED_KEYS, SpoolEntry
+from yai_spool.handlers.mapping import MAX_KEY_BYTES, MAX_TOPIC_BYTES, RESERVED_KEYS, SpoolEntry
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LOGGER = logging.getLogger("tests.mapping")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from mapping_support import contents_dict, make_record
 
-from yai_spool import context
-from yai_spool.context import (
+from yai_spool.handlers import context
+from yai_spool.handlers.context import (
     ContextFilter,
     RequestContext,
     bind,
@@ -26,7 +26,7 @@ from yai_spool.context import (
     set_trace_id,
     update,
 )
-from yai_spool.mapping import RecordMapper
+from yai_spool.handlers.mapping import RecordMapper
 
 MAPPER = RecordMapper(fields=[])
 

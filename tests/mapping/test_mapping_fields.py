@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from mapping_support import check_entry, contents_dict, exc_info_of, make_record
 
-from yai_spool.mapping import (
+from yai_spool.handlers.mapping import (
     DEFAULT_MAX_ENTRY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
     ERROR_KEY,
@@ -255,7 +255,7 @@ class TestFieldSelection:
 
     def test_prefix_and_suffix_wrap_builtin_extra_and_context_keys(self) -> None:
         """buildin_fields_prefix/suffix apply to message, fields, exception, extras, context."""
-        from yai_spool.context import bind
+        from yai_spool.handlers.context import bind
 
         record = make_record(extra={"user": "bob"}, exc_info=exc_info_of(ValueError("x")))
         mapper = RecordMapper(

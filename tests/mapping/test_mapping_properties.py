@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mapping_support import check_entry, make_record
 
-from yai_spool import mapping
-from yai_spool.context import bind
-from yai_spool.mapping import RESERVED_KEYS, RecordMapper
+from yai_spool.handlers import mapping
+from yai_spool.handlers.context import bind
+from yai_spool.handlers.mapping import RESERVED_KEYS, RecordMapper
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -4,7 +4,7 @@ The oracle is ``aliyun.log.SimpleLogHandler.make_request`` - the method ``Queued
 inherits unchanged (asserted below) - called directly, so nothing is sent and no worker thread
 starts. The SDK iterates a ``set`` of fields, so its order depends on ``PYTHONHASHSEED``: the
 matrix compares contents as multisets and a separate test pins our deterministic order.
-The deliberate differences listed in ``yai_spool.mapping`` each have a test at the end.
+The deliberate differences listed in ``yai_spool.handlers.mapping`` each have a test at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aliyun.log import LogFields as SdkLogFields
 from aliyun.log import QueuedLogHandler, SimpleLogHandler
 from mapping_support import contents_dict, exc_info_of, make_record
 
-from yai_spool.mapping import LogFields, RecordMapper
+from yai_spool.handlers.mapping import LogFields, RecordMapper
 
 # Options that make our output match the SDK byte for byte where the defaults differ on
 # purpose: exceptions appended to the message, and JSON with \uXXXX escapes.

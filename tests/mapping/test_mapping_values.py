@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mapping_support import check_entry, contents_dict, make_record
 
-from yai_spool.mapping import (
+from yai_spool.handlers.mapping import (
     ERROR_KEY,
     MAX_KEY_BYTES,
     RESERVED_KEYS,

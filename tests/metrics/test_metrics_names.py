@@ -16,10 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from yai_spool.config import ShippingConfig, SpoolTarget
+from yai_spool.daemon.config import ShippingConfig, SpoolTarget
 from yai_spool.daemon.metrics import _Collector
 from yai_spool.daemon.status import DaemonTotals, SpoolSnapshot
-from yai_spool.metrics import HandlerCollector, register
+from yai_spool.ops.metrics import HandlerCollector, register
 from yai_spool.spool import Spool
 from yai_spool.testing import SLSEmulator
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from yai_spool.emulator import Emulator
-from yai_spool.retry import RetryPolicy
+from yai_spool.shipping.retry import RetryPolicy
 
 PROJECT = "modes-proj"
 LOGSTORE = "modes-store"

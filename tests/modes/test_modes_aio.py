@@ -23,9 +23,9 @@ from modes_support import (
 )
 
 import yai_spool
-from yai_spool.aio import AsyncFlusher, AsyncSpoolHandler, lifespan, running
-from yai_spool.context import bind
 from yai_spool.emulator import Emulator
+from yai_spool.handlers.aio import AsyncFlusher, AsyncSpoolHandler, lifespan, running
+from yai_spool.handlers.context import bind
 from yai_spool.spool import Spool
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from yai_spool import context
-from yai_spool.asgi import RequestContextMiddleware, trace_id_from_headers
+from yai_spool.handlers import context
+from yai_spool.handlers.asgi import RequestContextMiddleware, trace_id_from_headers
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

@@ -18,8 +18,8 @@ from modes_support import (
 )
 
 from yai_spool import MemoryQueueHandler
-from yai_spool.context import bind, propagate
 from yai_spool.emulator import Emulator
+from yai_spool.handlers.context import bind, propagate
 
 
 def memory_handler(emu: Emulator, **options: object) -> MemoryQueueHandler:

@@ -11,8 +11,8 @@ from typing import Any
 
 from modes_support import DEADLINE
 
-from yai_spool.destination import encode_dest
-from yai_spool.memspool import MemorySpool
+from yai_spool.spool.destination import encode_dest
+from yai_spool.spool.memory import MemorySpool
 
 DEST_A = encode_dest("proj-a", "store-a")
 

@@ -29,8 +29,8 @@ from modes_support import (
 
 import yai_spool
 from yai_spool import ConfigError, make_handler
-from yai_spool.aio import running
 from yai_spool.emulator import Emulator
+from yai_spool.handlers.aio import running
 
 METHODS = ["hmac-sha1", "hmac-sha256"]
 
@@ -177,10 +177,10 @@ def test_toml_refuses_an_unknown_signature_method_naming_the_key(
 
 
 def test_daemon_sender_uses_the_shipping_signature_method(emu: Emulator, tmp_path: Path) -> None:
-    from yai_spool.config import load_daemon_config
-    from yai_spool.credentials import Credentials, StaticCredentialsProvider
+    from yai_spool.daemon.config import load_daemon_config
     from yai_spool.daemon.runner import make_sender
-    from yai_spool.model import Log, LogGroup
+    from yai_spool.sls.credentials import Credentials, StaticCredentialsProvider
+    from yai_spool.sls.model import Log, LogGroup
 
     config = load_daemon_config(
         _toml(emu, tmp_path, 'signature_method = "hmac-sha256"'), environ={}

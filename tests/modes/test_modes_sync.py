@@ -9,8 +9,8 @@ import pytest
 from modes_support import FAST_RETRY, LOGSTORE, PROJECT, destination, make_logger, messages
 
 from yai_spool import SyncSLSHandler
-from yai_spool.context import bind
 from yai_spool.emulator import Emulator
+from yai_spool.handlers.context import bind
 
 
 def sync_handler(emu: Emulator, **options: object) -> SyncSLSHandler:

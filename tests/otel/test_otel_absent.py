@@ -21,8 +21,8 @@ class NotInstalled:
         return None
 
 sys.meta_path.insert(0, NotInstalled())
-from yai_spool.context import ContextFilter, bind
-from yai_spool.mapping import RecordMapper
+from yai_spool.handlers.context import ContextFilter, bind
+from yai_spool.handlers.mapping import RecordMapper
 
 log = logging.getLogger("absent")
 rec = log.makeRecord("absent", logging.INFO, "absent.py", 1, "hi %s", ("x",), None,

@@ -16,7 +16,7 @@ import threading
 from opentelemetry.trace import Tracer
 from otel_support import ids_of, otel_fields
 
-from yai_spool.context import ContextFilter, bind
+from yai_spool.handlers.context import ContextFilter, bind
 from yai_spool.testing import ABSENT, SLSEmulator
 
 THREADS = 6

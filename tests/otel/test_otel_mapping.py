@@ -18,10 +18,10 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer
 from otel_support import ids_of, otel_fields
 
-from yai_spool import mapping
-from yai_spool.context import ContextFilter, bind
-from yai_spool.mapping import RecordMapper
-from yai_spool.otel import OTEL_KEYS, SpanIds, resolve_keys
+from yai_spool.handlers import mapping
+from yai_spool.handlers.context import ContextFilter, bind
+from yai_spool.handlers.mapping import RecordMapper
+from yai_spool.handlers.otel import OTEL_KEYS, SpanIds, resolve_keys
 
 LOGGER = logging.getLogger("tests.otel")
 HEX32 = r"[0-9a-f]{32}"

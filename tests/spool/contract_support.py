@@ -22,8 +22,8 @@ from typing import Any
 
 from spool_support import FakeClock, entry, seq_of
 
-from yai_spool.memspool import MemorySpool, MemorySpoolConfig
 from yai_spool.spool import Batch, Spool, SpoolBackend, SpoolConfig, SpoolError, WhenFull
+from yai_spool.spool.memory import MemorySpool, MemorySpoolConfig
 from yai_spool.spool.schema import encode_stored
 
 #: The backends every contract test runs against (pytest ids).

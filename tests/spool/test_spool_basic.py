@@ -13,7 +13,7 @@ import pytest
 from persistqueue.sqlackqueue import SQLiteAckQueue
 from spool_support import FakeClock, crash, entry, seq_of
 
-from yai_spool.errors import YaiSpoolError
+from yai_spool.sls.errors import YaiSpoolError
 from yai_spool.spool import (
     Batch,
     RecordState,

@@ -270,7 +270,7 @@ def test_fork_while_other_threads_use_the_spool(tmp_path: Path) -> None:
 
 
 def test_handler_leaves_fork_guarding_to_the_spool(tmp_path: Path) -> None:
-    from yai_spool.handler import _spool_fork_locks
+    from yai_spool.handlers.durable import _spool_fork_locks
 
     with Spool(tmp_path / "spool.db") as spool:
         assert _spool_fork_locks(spool) == []

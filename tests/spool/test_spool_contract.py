@@ -42,7 +42,6 @@ from contract_support import (
 )
 from spool_support import REPO_ROOT, entry
 
-from yai_spool.memspool import MemorySpool
 from yai_spool.spool import (
     CheckpointResult,
     Spool,
@@ -54,6 +53,7 @@ from yai_spool.spool import (
     SpoolRecordTooLarge,
     WhenFull,
 )
+from yai_spool.spool.memory import MemorySpool
 from yai_spool.spool.schema import encode_stored
 
 
@@ -136,7 +136,7 @@ def test_mypy_accepts_both_backends_and_rejects_a_drifted_one(
     api = pytest.importorskip("mypy.api")
     program = textwrap.dedent(
         """\
-        from yai_spool.memspool import MemorySpool
+        from yai_spool.spool.memory import MemorySpool
         from yai_spool.spool import Batch, Spool, SpoolBackend
 
 

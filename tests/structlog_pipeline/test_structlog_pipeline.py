@@ -14,7 +14,7 @@ import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
-import yai_spool.structlog
+import yai_spool.handlers.structlog
 from yai_spool.testing import ABSENT, ANY, SLSEmulator, contains, regex
 
 
@@ -25,7 +25,7 @@ def shop(sls_handler: logging.Handler) -> Iterator[logging.Logger]:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.filter_by_level,
-            yai_spool.structlog.render_to_log_kwargs,
+            yai_spool.handlers.structlog.render_to_log_kwargs,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,

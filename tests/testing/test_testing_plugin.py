@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-USER_TESTS = '''
+USER_TESTS = """
 import logging
 import socket
 import threading
@@ -81,7 +81,7 @@ def test_faults_are_reachable(sls_emulator, sls_handler):
         log.removeHandler(sls_handler)
     sls_emulator.wait_for(1, message="survives two 503s")
     assert sls_emulator.emulator.counters().by_status.get(503) == 2
-'''
+"""
 
 
 def test_a_users_test_file_passes_with_the_plugin(pytester: pytest.Pytester) -> None:
@@ -95,7 +95,7 @@ def test_a_users_test_file_passes_with_the_plugin(pytester: pytest.Pytester) -> 
 def test_wait_for_fails_with_what_arrived(pytester: pytest.Pytester) -> None:
     """A record that never comes fails the user's test after ``timeout``, listing arrivals."""
     pytester.makepyfile(
-        test_missing='''
+        test_missing="""
 import logging
 
 def test_expects_a_record_that_never_comes(sls_emulator, sls_handler):
@@ -104,7 +104,7 @@ def test_expects_a_record_that_never_comes(sls_emulator, sls_handler):
     log.error("the record that did come")
     sls_emulator.wait_for(1, message="the record that did come")
     sls_emulator.wait_for(1, message="never logged", timeout=0.5)
-'''
+"""
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
@@ -140,7 +140,8 @@ def test_loading_the_plugin_imports_no_emulator_and_no_http_library() -> None:
         "import json, sys\n"
         "import yai_spool.testing.pytest_plugin\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('httpx', 'rich', 'typer') or m.startswith(('yai_spool.emulator', 'yai_spool.handler')))))"
+        "('httpx', 'rich', 'typer')"
+        " or m.startswith(('yai_spool.emulator', 'yai_spool.handlers.durable')))))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -11,9 +11,9 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yai_spool import compression
-from yai_spool.compression import Compression, compress, decompress, parse_compress_type
-from yai_spool.errors import CompressionError, ProtocolError
+from yai_spool.sls import compression
+from yai_spool.sls.compression import Compression, compress, decompress, parse_compress_type
+from yai_spool.sls.errors import CompressionError, ProtocolError
 
 EXAMPLE_RAW = bytes.fromhex(
     "0a280880f2d6ca06120d0a056c6576656c1204494e464f120c0a036d7367120568656c6c6f2515cd5b07"

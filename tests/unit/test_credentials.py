@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from yai_spool.credentials import (
+from yai_spool.sls.credentials import (
     ENV_ACCESS_KEY_ID,
     ENV_ACCESS_KEY_SECRET,
     ENV_SECURITY_TOKEN,
@@ -18,7 +18,7 @@ from yai_spool.credentials import (
     StaticCredentialsProvider,
     resolve_credentials,
 )
-from yai_spool.errors import ConfigError, CredentialsError
+from yai_spool.sls.errors import ConfigError, CredentialsError
 
 KEY_ID = "LTAI5tTestKeyId"
 SECRET = "TestSecret123-do-not-leak"

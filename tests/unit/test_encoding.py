@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yai_spool import encoding
-from yai_spool.encoding import ENCODERS, decode_log_group, encode_log_group
-from yai_spool.errors import DecodeError, EncodeError, ProtocolError
-from yai_spool.model import Log, LogGroup
+from yai_spool.sls import encoding
+from yai_spool.sls.encoding import ENCODERS, decode_log_group, encode_log_group
+from yai_spool.sls.errors import DecodeError, EncodeError, ProtocolError
+from yai_spool.sls.model import Log, LogGroup
 
 # sls-protocol.md §3.3: Topic mytopic, Source 10.0.0.1, tag env=test, one Log.
 EXAMPLE_HEX = (

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from yai_spool.errors import (
+from yai_spool.sls.errors import (
     DEFAULT_STATUS,
     CompressionError,
     ConfigError,

@@ -7,12 +7,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from yai_spool.compression import Compression, decompress
-from yai_spool.credentials import Credentials
-from yai_spool.encoding import decode_log_group
-from yai_spool.errors import ConfigError
-from yai_spool.model import Log, LogGroup
-from yai_spool.request import (
+from yai_spool.sls.compression import Compression, decompress
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.encoding import decode_log_group
+from yai_spool.sls.errors import ConfigError
+from yai_spool.sls.model import Log, LogGroup
+from yai_spool.sls.request import (
     Destination,
     Endpoint,
     PreparedRequest,
@@ -21,7 +21,7 @@ from yai_spool.request import (
     region_from_host,
     resign,
 )
-from yai_spool.signing import parse_authorization, verify_request
+from yai_spool.sls.signing import parse_authorization, verify_request
 
 GROUP = LogGroup(
     logs=(Log(1767225600, (("level", "INFO"), ("msg", "hello")), 123456789),),

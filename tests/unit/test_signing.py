@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yai_spool.credentials import Credentials
-from yai_spool.errors import ConfigError
-from yai_spool.signing import (
+from yai_spool.sls.credentials import Credentials
+from yai_spool.sls.errors import ConfigError
+from yai_spool.sls.signing import (
     EMPTY_SHA256,
     SIGNATURE_METHODS,
     ParsedAuthorization,

@@ -12,7 +12,7 @@ Drains one spool, or every ``*.spool`` under configured directories, to SLS; the
 - ``status``       snapshots and the one-line ``STATUS=`` summary
 - ``metrics``      optional Prometheus exporter on 127.0.0.1
 
-Configuration (TOML + environment) lives in ``yai_spool.config``.
+Configuration (TOML + environment) lives in ``yai_spool.daemon.config``.
 
 Invariants: importing this package is cheap (only ``command``); the spool's flusher lock is
 what keeps two drainers off one spool, never timing.

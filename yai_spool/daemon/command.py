@@ -21,8 +21,8 @@ from typing import Annotated
 
 import typer
 
-from yai_spool.config import ENV_CONFIG, ENV_ENDPOINT, load_daemon_config
-from yai_spool.errors import ConfigError
+from yai_spool.daemon.config import ENV_CONFIG, ENV_ENDPOINT, load_daemon_config
+from yai_spool.sls.errors import ConfigError
 
 __all__ = ["EX_CONFIG", "configure_logging", "run"]
 

@@ -21,14 +21,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from yai_spool.credentials import (
+from yai_spool.sls.credentials import (
     ENV_ACCESS_KEY_ID,
     ENV_ACCESS_KEY_SECRET,
     Credentials,
     CredentialsProvider,
     EnvironmentCredentialsProvider,
 )
-from yai_spool.errors import ConfigError
+from yai_spool.sls.errors import ConfigError
 
 __all__ = [
     "ID_FILE",

@@ -37,7 +37,7 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from yai_spool.config import SPOOL_SUFFIX, WatchMode
+from yai_spool.daemon.config import SPOOL_SUFFIX, WatchMode
 
 __all__ = ["SpoolWatcher", "is_spool_name", "scan_directory", "spool_for"]
 

@@ -3,7 +3,7 @@
 Owns the daemon's exporter: one custom collector on a private registry that reads, at
 scrape time, the same snapshots the STATUS line uses (``Daemon.snapshots``), so nothing is
 double-counted and a scrape never sees a half-updated set. The per-spool metric names live
-in :mod:`yai_spool.metrics` (shared with applications' own registries); the process-wide
+in :mod:`yai_spool.ops.metrics` (shared with applications' own registries); the process-wide
 ones are here:
 
 - ``yai_spool_daemon_spools``                        gauge: spools this daemon manages
@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from yai_spool.daemon.status import DaemonTotals, SpoolSnapshot
-from yai_spool.errors import ConfigError
-from yai_spool.metrics import SpoolSample, spool_families
+from yai_spool.ops.metrics import SpoolSample, spool_families
+from yai_spool.sls.errors import ConfigError
 
 __all__ = ["MetricsServer", "start_metrics"]
 

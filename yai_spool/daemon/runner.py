@@ -39,17 +39,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from yai_spool.config import DaemonConfig, SpoolTarget
-from yai_spool.credentials import CredentialsProvider
+from yai_spool.daemon.config import DaemonConfig, SpoolTarget
 from yai_spool.daemon.discovery import SpoolWatcher, scan_directory
 from yai_spool.daemon.metrics import MetricsServer, start_metrics
 from yai_spool.daemon.notify import Notifier, watchdog_interval
 from yai_spool.daemon.signals import Wakeup
 from yai_spool.daemon.status import DaemonTotals, SpoolSnapshot, status_line
-from yai_spool.encoding import decode_log_group, encode_log_group
-from yai_spool.errors import ConfigError
-from yai_spool.flusher import FlusherConfig, Sender, ThreadFlusher
-from yai_spool.retry import RetryPolicy
+from yai_spool.shipping.flusher import FlusherConfig, Sender, ThreadFlusher
+from yai_spool.shipping.retry import RetryPolicy
+from yai_spool.sls.credentials import CredentialsProvider
+from yai_spool.sls.encoding import decode_log_group, encode_log_group
+from yai_spool.sls.errors import ConfigError
 from yai_spool.spool import Spool
 
 __all__ = ["Daemon", "make_sender"]
@@ -78,7 +78,7 @@ class _TopicSender:
 
 def make_sender(target: SpoolTarget, credentials: CredentialsProvider) -> Sender:
     """The PutLogs client of one spool (httpx loads only when the daemon actually ships)."""
-    from yai_spool.client import PutLogsClient  # noqa: PLC0415
+    from yai_spool.sls.client import PutLogsClient  # noqa: PLC0415
 
     shipping = target.shipping
     client: Sender = PutLogsClient(

@@ -2,7 +2,7 @@
 
 Owns ``SpoolSnapshot`` (one spool's durable stats plus this daemon's flusher state) and
 ``status_line`` (the ``STATUS=`` text systemd shows in ``systemctl status``). Pure: no I/O.
-The leading word is the worst ``yai_spool.health`` verdict over the spools, the same words
+The leading word is the worst ``yai_spool.ops.health`` verdict over the spools, the same words
 ``yai-spool status`` prints (``ok``, ``lagging``, ``stalled``, ``blocked-credentials``, ...).
 
 Invariants: the STATUS line is one short line and never holds a secret or an SLS error
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from yai_spool import health
-from yai_spool.config import SpoolTarget
-from yai_spool.health import Verdict
+from yai_spool.daemon.config import SpoolTarget
+from yai_spool.ops import health
+from yai_spool.ops.health import Verdict
 from yai_spool.spool import SpoolStats
 
 __all__ = ["DaemonTotals", "SpoolSnapshot", "status_line"]

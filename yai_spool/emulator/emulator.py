@@ -40,8 +40,8 @@ from yai_spool.emulator.faults import Faults
 from yai_spool.emulator.httpserver import Connection, HttpRequest, HttpResponse, HttpServer
 from yai_spool.emulator.putlogs import AuthInfo, Destination, Rejection, check_put_logs, route
 from yai_spool.emulator.store import EmulatorStore, RequestSummary, StoredLog
-from yai_spool.errors import DEFAULT_STATUS, ErrorCode
-from yai_spool.signing import parse_authorization
+from yai_spool.sls.errors import DEFAULT_STATUS, ErrorCode
+from yai_spool.sls.signing import parse_authorization
 
 __all__ = ["CONTROL_PREFIX", "Counters", "Emulator", "serve"]
 

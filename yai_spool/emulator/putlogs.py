@@ -45,14 +45,14 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import unquote
 
-from yai_spool.compression import Compression, decompress, parse_compress_type
 from yai_spool.emulator.config import EmulatorConfig
 from yai_spool.emulator.httpserver import HttpRequest
 from yai_spool.emulator.scan import GroupStats, scan_log_group
-from yai_spool.encoding import decode_log_group
-from yai_spool.errors import CompressionError, DecodeError, ErrorCode
-from yai_spool.model import LogGroup
-from yai_spool.signing import (
+from yai_spool.sls.compression import Compression, decompress, parse_compress_type
+from yai_spool.sls.encoding import decode_log_group
+from yai_spool.sls.errors import CompressionError, DecodeError, ErrorCode
+from yai_spool.sls.model import LogGroup
+from yai_spool.sls.signing import (
     UnsupportedSignatureMethod,
     content_md5,
     content_sha256,

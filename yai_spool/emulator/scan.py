@@ -32,8 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from yai_spool.encoding import decode_log_group
-from yai_spool.model import LogGroup
+from yai_spool.sls.encoding import decode_log_group
+from yai_spool.sls.model import LogGroup
 
 try:  # optional: a test dependency; without it every scan takes the decoder's path
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from yai_spool.encoding import decode_log_group
+from yai_spool.sls.encoding import decode_log_group
 
 __all__ = ["EmulatorStore", "RequestSummary", "StoredLog"]
 

@@ -1,7 +1,7 @@
 """``SpoolBackend``: the one contract every spool backend keeps.
 
 Two backends implement it: the durable SQLite :class:`~yai_spool.spool.Spool` and the in-memory
-:class:`~yai_spool.memspool.MemorySpool`. The flushers (``ThreadFlusher``, ``ShipCycle``, the
+:class:`~yai_spool.spool.memory.MemorySpool`. The flushers (``ThreadFlusher``, ``ShipCycle``, the
 asyncio flusher) and the handlers use a spool only through these members, so batching, retries,
 bisection and dead-lettering are written once for both. ``tests/spool/test_spool_contract.py``
 runs every promise below against each backend with the same configuration: a backend that

@@ -711,8 +711,7 @@ class Spool:
         message = self._full_message
         if message is None:  # built once: a refusal must stay cheap
             message = self._full_message = (
-                f"spool {self.path} is full ({self._max_records} records / "
-                f"{self._max_bytes} bytes)"
+                f"spool {self.path} is full ({self._max_records} records / {self._max_bytes} bytes)"
             )
         reason = (
             DropReason.FULL_TIMEOUT
@@ -1873,8 +1872,7 @@ class Spool:
             replayed=counters.get("replayed", 0),
             purged=counters.get("purged", 0),
             # "throttled" is the name spools before 0.3 wrote (the same unit: requests).
-            throttled_requests=counters.get("throttled_requests", 0)
-            + counters.get("throttled", 0),
+            throttled_requests=counters.get("throttled_requests", 0) + counters.get("throttled", 0),
             retry_requests=counters.get("retry_requests", 0),
             leases_recovered=counters.get("leases_recovered", 0),
             dropped=MappingProxyType({k: v for k, v in dropped.items() if v}),

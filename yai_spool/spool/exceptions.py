@@ -1,6 +1,6 @@
 """Exceptions raised by the spool (``yai_spool.spool``).
 
-Tree (hangs under :class:`yai_spool.errors.YaiSpoolError`)::
+Tree (hangs under :class:`yai_spool.sls.errors.YaiSpoolError`)::
 
     SpoolError(YaiSpoolError)
     ├── SpoolStorageError            SQLite or the filesystem failed; ``reason`` says how
@@ -25,7 +25,7 @@ from __future__ import annotations
 import errno
 import sqlite3
 
-from yai_spool.errors import YaiSpoolError
+from yai_spool.sls.errors import YaiSpoolError
 
 __all__ = [
     "SpoolAppendStorageError",

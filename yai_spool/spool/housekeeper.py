@@ -94,4 +94,3 @@ class Housekeeper:
                 _log.debug("yai-spool housekeeping failed for %s", spool.path, exc_info=True)
             del spool  # no strong reference while waiting
             self._urgent.wait(MIN_GAP)  # an urgent wake (or stop) ends the gap at once
-

@@ -38,7 +38,7 @@ from typing import Any, Final
 import orjson
 from persistqueue.sqlackqueue import AckStatus
 
-from yai_spool.encoding import decode_log_field, encode_entry_log
+from yai_spool.sls.encoding import decode_log_field, encode_entry_log
 from yai_spool.spool.exceptions import SpoolSchemaError
 
 __all__ = [

@@ -14,7 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from yai_spool.encoding import encode_entry_log
+from yai_spool.sls.encoding import encode_entry_log
 from yai_spool.spool.schema import CODEC_LOG, decode_stored
 
 __all__ = [

@@ -294,8 +294,8 @@ class SLSEmulator:
         directory, ``linger=0`` (ship at once) and retries after ~10-100 ms, where the mode
         takes them. Attach it to the logger you test; it is never attached for you.
         """
-        from yai_spool.configure import accepted_keys, make_handler  # noqa: PLC0415
-        from yai_spool.retry import RetryPolicy  # noqa: PLC0415
+        from yai_spool.handlers.configure import accepted_keys, make_handler  # noqa: PLC0415
+        from yai_spool.shipping.retry import RetryPolicy  # noqa: PLC0415
 
         accepted = set(accepted_keys(mode, options.get("queue")))
         defaults: dict[str, Any] = {

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
-from yai_spool.destination import encode_dest
 from yai_spool.spool import Spool, SpoolConfig
+from yai_spool.spool.destination import encode_dest
 
 
 def entry(i: int, message: str | None = None) -> dict[str, object]:

@@ -1,0 +1,35 @@
+"""The delivery modes beside the durable ``SpoolHandler``, on one shared core.
+
+- :class:`SyncSLSHandler` (:mod:`yai_spool.handlers.sync`): one PutLogs call per record,
+  bounded timeout, no queue.
+- :class:`MemoryQueueHandler` (:mod:`yai_spool.handlers.memory`): a bounded in-memory queue
+  drained in batches by the shared flusher (a thread, or an asyncio task).
+- The asyncio flusher, its lifespan and the durable asyncio handler live in
+  :mod:`yai_spool.handlers.aio`; the request-context middleware in
+  :mod:`yai_spool.handlers.asgi`; the one configuration surface that picks a mode in
+  :mod:`yai_spool.handlers.configure`.
+
+The shared parts are in :mod:`yai_spool.handlers.core`. The two handler classes are resolved
+on first access (PEP 562), so ``SpoolHandler``, which only needs the core, does not import
+them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from yai_spool.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from yai_spool.handlers.memory import MemoryQueueHandler
+    from yai_spool.handlers.sync import SyncSLSHandler
+
+_LAZY = {
+    "MemoryQueueHandler": "yai_spool.handlers.memory",
+    "SyncSLSHandler": "yai_spool.handlers.sync",
+}
+
+__all__ = ["MemoryQueueHandler", "SyncSLSHandler"]
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -1,0 +1,268 @@
+"""``SyncSLSHandler``: each record is one PutLogs call, made before ``emit`` returns.
+
+Owns the synchronous mode: what the official ``SimpleLogHandler`` does, minus its failure
+modes. It is the right choice only for low-volume programs that want a record in SLS before
+the logging call returns (a CLI tool, a cron job, an audit line) and accept that the caller
+waits for the network.
+
+Invariants:
+
+- ``emit`` makes at most one HTTP exchange, bounded by ``ClientTimeouts.total`` (``timeout``,
+  3 s by default): no retries, never the SDK's 10 x 1 s loop.
+- ``emit`` never raises. A failure is classified once (``errors.classify_exception``) and
+  counted by outcome in :meth:`stats`, and goes to ``handleError`` (rate-limited: the 1st,
+  2nd, 4th, 8th... failure) as ``logging`` expects.
+- During an outage the caller does not pay a timeout per record: after a failure the handler
+  backs off with the shared :class:`~yai_spool.shipping.retry.RetryPolicy` (full jitter), and
+  records logged inside that window are dropped at once and counted as ``backoff`` (pass
+  ``skip_while_backing_off=False`` to try every record instead). Nothing is queued: a record
+  that could not be sent is lost and counted, never kept.
+- Records logged while a record is being sent (httpx debug logs on the same thread) and
+  records of ``yai_spool.*`` loggers are not sent (they would recurse).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+from yai_spool.handlers.core import ClientOptions, Router, as_retry, is_shipping_path
+from yai_spool.shipping.flusher import Sender
+from yai_spool.shipping.retry import Backoff, RetryPolicy
+from yai_spool.sls.credentials import CredentialsProvider
+from yai_spool.sls.encoding import join_logs
+from yai_spool.sls.errors import Outcome, SLSError, classify_exception
+from yai_spool.sls.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod
+
+__all__ = ["SyncSLSHandler"]
+
+internal_log = logging.getLogger("yai_spool.internal")
+
+
+class SyncSLSHandler(logging.Handler):
+    """Send every record to SLS inside ``emit``, with a bounded timeout and no retries.
+
+    Args:
+        project, logstore, endpoint: the destination.
+        access_key_id, access_key_secret, security_token, credentials_provider: credentials
+            (default: the ``ALIBABA_CLOUD_*`` environment variables, read per request).
+        topic, source, tags: LogGroup fields (per-record ``extra={"sls_topic": ...}``).
+        otel, otel_keys: OpenTelemetry span ids on every record, as ``SpoolHandler``.
+        fields, extra, buildin_fields_prefix, ...: field selection as ``SpoolHandler`` (the
+            names of ``aliyun.log.QueuedLogHandler``).
+        timeout: seconds one record may take at most (or a ``ClientTimeouts``). Default 3.
+        retry: the backoff after a failure (``RetryPolicy`` or a mapping of its fields).
+        skip_while_backing_off: drop (and count) records during the backoff instead of
+            making the caller wait for a link that just failed. Default True.
+        compression, signature_version, signature_method, region, proxy: client options
+            (``signature_method``: V1's HMAC, ``"hmac-sha1"`` default or ``"hmac-sha256"``).
+        sender_factory: builds the client (tests); default ``PutLogsClient``.
+        rng: the backoff's jitter source (tests); default a fresh ``random.Random``.
+        level: the handler level.
+    """
+
+    # Class-level defaults so close() works on a handler whose __init__ raised after
+    # logging.Handler.__init__ registered it for logging.shutdown().
+    _closed = True
+    _sender: Sender | None = None
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        logstore: str,
+        endpoint: str | None = None,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        security_token: str | None = None,
+        credentials_provider: CredentialsProvider | None = None,
+        topic: str = "",
+        source: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        fields: Iterable[Any] | None = None,
+        extra: bool | None = True,
+        buildin_fields_prefix: str | None = None,
+        buildin_fields_suffix: str | None = None,
+        extract_json: bool | None = None,
+        extract_json_drop_message: bool | None = None,
+        extract_json_prefix: str | None = None,
+        extract_json_suffix: str | None = None,
+        extract_kv: bool | None = None,
+        extract_kv_drop_message: bool | None = None,
+        extract_kv_prefix: str | None = None,
+        extract_kv_suffix: str | None = None,
+        extract_kv_sep: str | None = None,
+        otel: bool = True,
+        otel_keys: Mapping[str, str | None] | None = None,
+        timeout: Any = 3.0,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        skip_while_backing_off: bool = True,
+        compression: str = "lz4",
+        signature_version: Literal["v1", "v4"] = "v1",
+        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
+        region: str | None = None,
+        proxy: str | None = None,
+        sender_factory: Callable[[], Sender] | None = None,
+        rng: random.Random | None = None,
+        level: int | str = logging.NOTSET,
+    ) -> None:
+        super().__init__(level)
+        if endpoint is None and sender_factory is None:
+            raise ValueError("endpoint is required")
+        self.project, self.logstore, self.endpoint = project, logstore, endpoint
+        self._router = Router(
+            project,
+            logstore,
+            topic=topic,
+            source=source,
+            tags=tags,
+            mapper_options={
+                "fields": fields,
+                "extra": extra,
+                "buildin_fields_prefix": buildin_fields_prefix,
+                "buildin_fields_suffix": buildin_fields_suffix,
+                "extract_json": extract_json,
+                "extract_json_drop_message": extract_json_drop_message,
+                "extract_json_prefix": extract_json_prefix,
+                "extract_json_suffix": extract_json_suffix,
+                "extract_kv": extract_kv,
+                "extract_kv_drop_message": extract_kv_drop_message,
+                "extract_kv_prefix": extract_kv_prefix,
+                "extract_kv_suffix": extract_kv_suffix,
+                "extract_kv_sep": extract_kv_sep,
+                "otel": otel,
+                "otel_keys": otel_keys,
+            },
+        )
+        self._options = ClientOptions.build(
+            endpoint,
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            security_token=security_token,
+            credentials_provider=credentials_provider,
+            compression=compression,
+            signature_version=signature_version,
+            signature_method=signature_method,
+            region=region,
+            timeouts=timeout,
+            proxy=proxy,
+        )
+        if sender_factory is None:
+            self._options.check()
+            # emit() sends, so it needs the client: import it here, never inside emit().
+            import yai_spool.sls.client  # noqa: F401, PLC0415
+        self._sender_factory = sender_factory or self._options.sync_client
+        self._sender = None
+        self._backoff = Backoff(as_retry(retry), rng or random.Random())
+        self._skip = skip_while_backing_off
+        self._resume_at = 0.0
+        self._local = threading.local()
+        self._counts: Counter[str] = Counter()
+        self._failures = 0
+        self._last_error_code = ""
+        self._last_request_id = ""
+        self._closed = False
+
+    # -- logging.Handler -----------------------------------------------------------------
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        # Records made while this thread sends (httpx debug logs) would recurse into emit.
+        if getattr(self._local, "sending", False) or is_shipping_path(record):
+            return False
+        return super().handle(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Send the record now; on failure count it, report it, and return."""
+        if self._closed:
+            self._counts["dropped_closed"] += 1
+            return
+        if self._skip and self._resume_at and time.monotonic() < self._resume_at:
+            self._counts["dropped_backoff"] += 1
+            return
+        try:
+            encoded, override = self._router.split(record, self.formatter)
+            topic, source, tags = self._router.defaults if override is None else override
+            raw = join_logs(encoded.data, topic, source, tags)
+            sender = self._sender or self._open()
+        except Exception:
+            self._counts["failed_local"] += 1
+            self.handleError(record)
+            return
+        self._local.sending = True
+        try:
+            result = sender.put_raw(self.project, self.logstore, raw)
+        except Exception as exc:
+            self._failed(record, exc)
+        else:
+            self._counts["delivered"] += 1
+            self._last_request_id = getattr(result, "request_id", "") or ""
+            if self._backoff.failures:
+                self._backoff.next_delay(Outcome.DELIVERED)
+                self._resume_at = 0.0
+        finally:
+            self._local.sending = False
+
+    def _open(self) -> Sender:
+        self._sender = self._sender_factory()
+        return self._sender
+
+    def _failed(self, record: logging.LogRecord, exc: Exception) -> None:
+        outcome = classify_exception(exc)
+        self._counts[f"failed_{outcome.name.lower()}"] += 1
+        self._last_error_code = exc.error_code if isinstance(exc, SLSError) else type(exc).__name__
+        if outcome is not Outcome.REJECTED:  # a refused record says nothing about the link
+            delay = self._backoff.next_delay(outcome)
+            self._resume_at = time.monotonic() + delay
+        self._failures += 1
+        failures = self._failures
+        if failures & (failures - 1) == 0:  # 1st, 2nd, 4th, ...: visible, never a flood
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Nothing is buffered: every record was sent (or dropped) in ``emit``."""
+
+    def close(self) -> None:
+        """Close the HTTP client (idempotent)."""
+        self.acquire()
+        try:
+            if self._closed:
+                return
+            self._closed = True
+            sender, self._sender = self._sender, None
+        finally:
+            self.release()
+        try:
+            if sender is not None:
+                sender.close()
+        except Exception:
+            internal_log.debug("closing the client failed", exc_info=True)
+        finally:
+            super().close()
+
+    # -- observability -------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """``delivered``, ``failed`` by outcome, ``dropped`` by reason, the last error code."""
+        counts = dict(self._counts)
+        return {
+            "mode": "sync",
+            "delivered": counts.get("delivered", 0),
+            "failed": {
+                k.removeprefix("failed_"): v for k, v in counts.items() if k.startswith("failed_")
+            },
+            "dropped": {
+                k.removeprefix("dropped_"): v for k, v in counts.items() if k.startswith("dropped_")
+            },
+            "consecutive_failures": self._backoff.failures,
+            "last_error_code": self._last_error_code,
+            "last_request_id": self._last_request_id,
+        }
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} {self.project}/{self.logstore} ({level})>"
