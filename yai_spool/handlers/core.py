@@ -29,7 +29,6 @@ Invariants: nothing here does I/O; credentials live only inside a ``CredentialsP
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import socket
@@ -42,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from yai_spool.handlers.mapping import EncodedRecord, RecordMapper
-from yai_spool.shipping.flusher import in_flusher_thread
+from yai_spool.shipping.marks import in_flusher_thread, shipping_task
 from yai_spool.shipping.retry import DEFAULT_RETRY, RetryPolicy
 from yai_spool.sls.compression import Compression
 from yai_spool.sls.credentials import CredentialsProvider, resolve_credentials
@@ -93,14 +92,6 @@ MAPPER_OPTIONS: Final = (
     "extract_kv_suffix",
     "extract_kv_sep",
 )
-
-#: True inside the asyncio flusher task (and whatever it awaits): its own records (httpx
-#: debug logs) must not be queued. A ContextVar, because the task shares its thread with the
-#: application; every other task of the loop sees False.
-shipping_task: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "yai_spool.shipping_task", default=False
-)
-
 
 #: Live handlers whose queue an asyncio flusher drains (``flusher="asyncio"``):
 #: ``yai_spool.handlers.aio.lifespan()`` without arguments starts a flusher for each of them.
