@@ -42,6 +42,10 @@ import os
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from yai_spool.handlers.durable import SpoolHandler
 
 PROJECT = "durable-proj"
 LOGSTORE = "durable-store"
@@ -53,18 +57,30 @@ def _say(text: str) -> None:
     os.write(1, f"{text}\n".encode())  # unbuffered: the parent sees it before we die
 
 
-def _handler(spool: str) -> logging.Handler:
+def _handler(spool: str, url: str | None = None, **options: Any) -> SpoolHandler:
+    """A ``SpoolHandler`` on ``spool``: shipping to ``url`` (linger 10 ms), else no flusher."""
     from yai_spool.handlers.durable import SpoolHandler
 
-    return SpoolHandler(project=PROJECT, logstore=LOGSTORE, spool_path=spool, flusher="none")
+    if url is None:
+        options["flusher"] = "none"
+    else:
+        options.update(endpoint=url, access_key_id=AK_ID, access_key_secret=AK_SECRET)
+        options.setdefault("linger", 0.01)
+    return SpoolHandler(project=PROJECT, logstore=LOGSTORE, spool_path=spool, **options)
 
 
-def produce(spool: str, start: int, count: int, *, report: bool) -> None:
-    handler = _handler(spool)
+def _logger(handler: logging.Handler) -> logging.Logger:
+    """The child's logger: INFO and up, to ``handler`` only."""
     logger = logging.getLogger("durable.child")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    return logger
+
+
+def produce(spool: str, start: int, count: int, *, report: bool) -> None:
+    handler = _handler(spool)
+    logger = _logger(handler)
     _say("ready")
     for seq in range(start, start + count):
         logger.info("record %d from pid %d", seq, os.getpid(), extra={"seq": seq})
@@ -111,10 +127,7 @@ def hold(spool: str, count: int) -> None:
     reader = sqlite3.connect(spool, isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM ack_queue_spool").fetchone()
-    logger = logging.getLogger("durable.child")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    logger = _logger(handler)
     for seq in range(count):
         logger.info("record %d from pid %d", seq, os.getpid(), extra={"seq": seq})
     _say("appended")
@@ -123,10 +136,7 @@ def hold(spool: str, count: int) -> None:
 
 def stages(spool: str, first: int, second: int) -> None:
     handler = _handler(spool)
-    logger = logging.getLogger("durable.child")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    logger = _logger(handler)
     for seq in range(first):
         logger.info("record %d", seq, extra={"seq": seq})
     _say("stage")
@@ -151,10 +161,7 @@ def fill(spool: str) -> None:
     import json
 
     handler = _handler(spool)
-    logger = logging.getLogger("durable.child")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    logger = _logger(handler)
     pad = "x" * 300  # with the mapped fields: ~450 bytes per stored record
     emitted = 0
 
@@ -179,26 +186,11 @@ def fill(spool: str) -> None:
 def failing_flusher(spool: str, url: str) -> None:
     import json
 
-    from yai_spool.handlers.durable import SpoolHandler
     from yai_spool.shipping.retry import RetryPolicy
 
     fast = RetryPolicy(base=0.01, cap=0.05, max_age=None)
-    handler = SpoolHandler(
-        project=PROJECT,
-        logstore=LOGSTORE,
-        spool_path=spool,
-        endpoint=url,
-        access_key_id=AK_ID,
-        access_key_secret=AK_SECRET,
-        batch_size=50,
-        linger=0.01,
-        retry=fast,
-        close_timeout=1.0,
-    )
-    logger = logging.getLogger("durable.child")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    handler = _handler(spool, url, batch_size=50, retry=fast, close_timeout=1.0)
+    logger = _logger(handler)
     for seq in range(200):
         logger.info("record %d", seq, extra={"seq": seq})
     _say("logged")
@@ -217,20 +209,9 @@ def failing_flusher(spool: str, url: str) -> None:
 def shutdown(spool: str, url: str, close_timeout: float, count: int) -> None:
     import json
 
-    from yai_spool.handlers.durable import SpoolHandler
     from yai_spool.spool import Spool
 
-    handler = SpoolHandler(
-        project=PROJECT,
-        logstore=LOGSTORE,
-        spool_path=spool,
-        endpoint=url,
-        access_key_id=AK_ID,
-        access_key_secret=AK_SECRET,
-        batch_size=max(1, count // 4),
-        linger=0.01,
-        close_timeout=close_timeout,
-    )
+    handler = _handler(spool, url, batch_size=max(1, count // 4), close_timeout=close_timeout)
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -122,6 +123,13 @@ def make_logger(name: str, handler: logging.Handler) -> logging.Logger:
     return logger
 
 
+def emit_range(handler: logging.Handler, start: int, stop: int, name: str = "durable") -> None:
+    """Log records numbered ``start..stop-1`` (extra ``seq``) to ``handler`` via logger ``name``."""
+    logger = make_logger(name, handler)
+    for seq in range(start, stop):
+        logger.info("record %d", seq, extra={"seq": seq})
+
+
 def start_flusher(spool: Spool, emu: Emulator, *, batch: int = 100, **config: Any) -> ThreadFlusher:
     """An in-test ``ThreadFlusher`` over a real client, polling fast."""
     options: dict[str, Any] = {
@@ -173,10 +181,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def spawn_child(*args: object, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
-    """Start ``durable_child.py`` with ``args`` (stdout piped, stderr kept for failures)."""
+def spawn_child(
+    *args: object, stdout: int | None = subprocess.PIPE, stdin: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``durable_child.py`` with ``args`` (stdout piped, stderr kept for failures).
+
+    ``stdin=subprocess.PIPE`` for a child that waits for the test's go-ahead lines.
+    """
     return subprocess.Popen(
         [sys.executable, str(CHILD), *map(str, args)],
+        stdin=stdin,
         stdout=stdout,
         stderr=subprocess.PIPE,
         env=child_env(),
@@ -198,6 +212,13 @@ def read_line(proc: subprocess.Popen[bytes], timeout: float = DEADLINE) -> str:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise AssertionError(f"child exited early (rc={proc.wait()}): {err[-2000:]}")
     return line.strip()
+
+
+def kill9(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child and wait for it: it dies where it stands (no atexit, no flush)."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=DEADLINE)
+    assert proc.returncode == -signal.SIGKILL
 
 
 def reap(proc: subprocess.Popen[bytes]) -> None:

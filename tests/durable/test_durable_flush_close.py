@@ -6,7 +6,6 @@ its timeout when the link fails; close "in about" close_timeout), not as speed f
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from durable_support import (
     PROJECT,
     assert_exactly_once,
     client,
+    emit_range,
     make_handler,
-    make_logger,
     spool_totals,
 )
 
@@ -26,15 +25,9 @@ from yai_spool.shipping.retry import RetryPolicy
 FLUSH_TIMEOUT = 4.0
 
 
-def emit(handler: logging.Handler, start: int, stop: int, name: str = "durable.flush") -> None:
-    logger = make_logger(name, handler)
-    for seq in range(start, stop):
-        logger.info("record %d", seq, extra={"seq": seq})
-
-
 def test_flush_returns_true_after_delivery(emu: Emulator, spool_path: Path) -> None:
     handler = make_handler(emu, spool_path, linger=5.0)  # flush must not wait for the linger
-    emit(handler, 0, 250)
+    emit_range(handler, 0, 250)
     assert handler.flush_until(30) is True
     assert emu.count(PROJECT, LOGSTORE) == 250  # delivered when flush returned, not later
     assert spool_totals(spool_path) == (0, 0, 0)
@@ -48,7 +41,7 @@ def test_flush_right_after_the_first_emit(emu: Emulator, spool_path: Path) -> No
     for n in range(5):
         path = spool_path.with_name(f"fresh-{n}.spool")
         handler = make_handler(emu, path)
-        emit(handler, n, n + 1)
+        emit_range(handler, n, n + 1)
         assert handler.flush_until(30) is True
         handler.close()
     assert_exactly_once(emu, range(5))
@@ -58,11 +51,11 @@ def test_flush_fails_fast_during_an_outage(emu: Emulator, spool_path: Path) -> N
     # Backoff of up to 20 s between attempts: flush must not sit it out (nor its own timeout);
     # it asks the flusher for one attempt now and answers with that attempt's outcome.
     handler = make_handler(emu, spool_path, retry=RetryPolicy(base=10.0, cap=20.0, max_age=None))
-    emit(handler, 0, 100)
+    emit_range(handler, 0, 100)
     assert handler.flush_until(30)
 
     emu.faults.fail_next(None, error_code="ServerBusy")
-    emit(handler, 100, 200)
+    emit_range(handler, 100, 200)
     for _ in range(3):  # the first failure, then again and again deep in the backoff
         started = time.monotonic()
         assert handler.flush_until(FLUSH_TIMEOUT) is False
@@ -78,16 +71,16 @@ def test_flush_fails_fast_during_an_outage(emu: Emulator, spool_path: Path) -> N
 
 def test_flush_never_stops_the_flusher(emu: Emulator, spool_path: Path) -> None:
     handler = make_handler(emu, spool_path)
-    emit(handler, 0, 100)
+    emit_range(handler, 0, 100)
     assert handler.flush_until(30) is True
-    emit(handler, 100, 200)  # after a successful flush (the SDK's flush stops its worker)
+    emit_range(handler, 100, 200)  # after a successful flush (the SDK's flush stops its worker)
     assert emu.wait_for_count(PROJECT, LOGSTORE, 200, timeout=30)
 
     emu.faults.fail_next(None, error_code="ServerBusy")
-    emit(handler, 200, 300)
+    emit_range(handler, 200, 300)
     assert handler.flush_until(30) is False
     emu.faults.clear()
-    emit(handler, 300, 400)
+    emit_range(handler, 300, 400)
     # No flush() from here on: the flusher thread kept running and ships on its own.
     assert emu.wait_for_count(PROJECT, LOGSTORE, 400, timeout=30)
     assert handler.stats()["flusher"]["is_flusher"]
@@ -99,7 +92,7 @@ def test_close_is_idempotent_and_flush_after_close_is_harmless(
     emu: Emulator, spool_path: Path
 ) -> None:
     handler = make_handler(emu, spool_path)
-    emit(handler, 0, 10)
+    emit_range(handler, 0, 10)
     handler.close()
     handler.close()
     assert handler.flush_until(1) is False  # logging.shutdown() may still call flush()
@@ -109,10 +102,10 @@ def test_close_is_idempotent_and_flush_after_close_is_harmless(
 
 def test_close_is_bounded_while_the_server_is_down(emu: Emulator, spool_path: Path) -> None:
     handler = make_handler(emu, spool_path, close_timeout=1.0)
-    emit(handler, 0, 50)
+    emit_range(handler, 0, 50)
     assert handler.flush_until(30)
     emu.down()
-    emit(handler, 50, 550)
+    emit_range(handler, 50, 550)
     started = time.monotonic()
     handler.close()
     assert time.monotonic() - started < 1.0 + 3  # close_timeout (+ the join margin)
@@ -133,7 +126,7 @@ def test_close_is_bounded_while_a_request_hangs(emu: Emulator, spool_path: Path)
         sender_factory=lambda: client(emu, connect=5, read=60, write=60, total=60),
     )
     emu.faults.hang(n=1)
-    emit(handler, 0, 100)
+    emit_range(handler, 0, 100)
     assert emu.faults.wait_held(1, timeout=30)
     started = time.monotonic()
     handler.close()

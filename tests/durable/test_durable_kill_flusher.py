@@ -19,6 +19,7 @@ from durable_support import (
     LOGSTORE,
     PROJECT,
     assert_exactly_once,
+    kill9,
     read_line,
     reap,
     seq_counts,
@@ -79,8 +80,7 @@ def test_kill9_flusher_mid_request(emu: Emulator, spool_path: Path, answered: bo
                 child.send_signal(signal.SIGSTOP)
                 emu.faults.clear()
                 assert emu.wait_for_count(PROJECT, LOGSTORE, N, timeout=30)
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
+            kill9(child)
 
             flusher = start_flusher(spool, emu, batch=BATCH)
             try:

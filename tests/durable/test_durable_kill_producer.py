@@ -11,13 +11,13 @@ excuse for duplicates), and nothing that no child tried to log.
 from __future__ import annotations
 
 import random
-import signal
 from pathlib import Path
 
 import pytest
 from durable_support import (
     LOGSTORE,
     PROJECT,
+    kill9,
     read_line,
     reap,
     seq_counts,
@@ -51,9 +51,7 @@ def test_kill9_producer_in_a_loop_loses_no_acknowledged_record(
             while seen < kill_after:
                 reported.add(int(read_line(child)))
                 seen += 1
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-            assert child.returncode == -signal.SIGKILL
+            kill9(child)
             # Numbers already in the pipe were printed after their emit returned: they count.
             assert child.stdout is not None
             tail = child.stdout.read().decode().split()

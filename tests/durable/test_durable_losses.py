@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from durable_support import CHILD, REPO_ROOT, child_env, read_line, reap, spawn_child, wait_until
+from durable_support import REPO_ROOT, child_env, kill9, read_line, reap, spawn_child, wait_until
 
 from yai_spool.emulator import Emulator
 from yai_spool.spool import Spool
@@ -45,8 +45,7 @@ def crash_with_wal(spool_path: Path, count: int) -> None:
     child = spawn_child("hold", spool_path, count)
     try:
         assert read_line(child) == "appended"
-        child.kill()
-        child.wait(30)
+        kill9(child)
     finally:
         reap(child)
     assert Path(f"{spool_path}-wal").stat().st_size > FRAME  # frames the kill left behind
@@ -93,14 +92,7 @@ def test_a_lost_wal_is_caught_by_the_ledger_high_water_mark(spool_path: Path) ->
     the WAL is then lost with the processes: the ledger's mark says how many records went."""
     from yai_spool.spool.ledger import read as read_ledger
 
-    producer = subprocess.Popen(
-        [sys.executable, str(CHILD), "stages", str(spool_path), "100", "50"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(),
-        cwd=str(REPO_ROOT),
-    )
+    producer = spawn_child("stages", spool_path, "100", "50", stdin=subprocess.PIPE)
     pinner = None
     try:
         assert read_line(producer) == "stage"
@@ -114,10 +106,8 @@ def test_a_lost_wal_is_caught_by_the_ledger_high_water_mark(spool_path: Path) ->
         producer.stdin.flush()
         assert read_line(producer) == "stage"
         assert wait_until(lambda: (m := mark()) is not None and m.appended >= 150)
-        producer.kill()
-        pinner.kill()
-        producer.wait(30)
-        pinner.wait(30)
+        kill9(producer)
+        kill9(pinner)
     finally:
         reap(producer)
         if pinner is not None:
@@ -142,14 +132,7 @@ def test_status_says_dropping_on_a_full_disk_and_counts_every_record(
 ) -> None:
     spool_path = tiny_disk / "spool" / "app.spool"
     filler = tiny_disk / "filler"
-    producer = subprocess.Popen(
-        [sys.executable, str(CHILD), "fill", str(spool_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(),
-        cwd=str(REPO_ROOT),
-    )
+    producer = spawn_child("fill", spool_path, stdin=subprocess.PIPE)
     try:
         assert producer.stdin is not None
         emitted = json.loads(read_line(producer, timeout=120))["emitted"]
@@ -188,14 +171,7 @@ def test_internal_warnings_are_one_line_without_a_traceback(
     process holds the database's write lock) says so in one line per event on stderr
     (logging's last resort), never with a traceback."""
     emu.down()  # records wait in the spool; the flusher keeps leasing and releasing them
-    child = subprocess.Popen(
-        [sys.executable, str(CHILD), "failing-flusher", str(spool_path), emu.url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(),
-        cwd=str(REPO_ROOT),
-    )
+    child = spawn_child("failing-flusher", spool_path, emu.url, stdin=subprocess.PIPE)
     pinner = None
     try:
         assert read_line(child) == "logged"
@@ -205,8 +181,7 @@ def test_internal_warnings_are_one_line_without_a_traceback(
         child.stdin.write(b"go\n")
         child.stdin.flush()
         assert json.loads(read_line(child, timeout=60))["failures"] >= 1
-        pinner.kill()
-        pinner.wait(30)
+        kill9(pinner)
         emu.up()
         child.stdin.write(b"exit\n")
         child.stdin.flush()

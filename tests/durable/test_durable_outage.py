@@ -4,7 +4,6 @@ the link is back every record arrives exactly once.
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 
@@ -14,19 +13,13 @@ from durable_support import (
     PROJECT,
     assert_exactly_once,
     client,
+    emit_range,
     make_handler,
-    make_logger,
     spool_totals,
     wait_until,
 )
 
 from yai_spool.emulator import Emulator
-
-
-def emit_range(logger_name: str, handler: logging.Handler, start: int, stop: int) -> None:
-    logger = make_logger(logger_name, handler)
-    for seq in range(start, stop):
-        logger.info("record %d", seq, extra={"seq": seq})
 
 
 @pytest.mark.parametrize(
@@ -43,7 +36,7 @@ def test_failing_requests_lose_nothing(emu: Emulator, spool_path: Path, fault: s
     else:
         emu.faults.fail_next(5, error_code="WriteQuotaExceed")
     handler = make_handler(emu, spool_path, batch_size=50)
-    emit_range("durable.outage.fail", handler, 0, 1000)
+    emit_range(handler, 0, 1000, "durable.outage.fail")
 
     assert emu.wait_for_count(PROJECT, LOGSTORE, 1000, timeout=30)
     handler.close()
@@ -59,14 +52,14 @@ def test_emit_never_waits_on_a_hung_request(emu: Emulator, spool_path: Path) -> 
     handler = make_handler(
         emu, spool_path, sender_factory=lambda: client(emu, connect=5, read=60, write=60, total=60)
     )
-    emit_range("durable.outage.hang", handler, 0, 10)
+    emit_range(handler, 0, 10, "durable.outage.hang")
     assert emu.faults.wait_held(1, timeout=30), "the first batch never reached the server"
 
     # While the flusher thread is stuck inside PutLogs, the application logs on.
     done = threading.Event()
 
     def app() -> None:
-        emit_range("durable.outage.hang", handler, 10, 2010)
+        emit_range(handler, 10, 2010, "durable.outage.hang")
         done.set()
 
     thread = threading.Thread(target=app)
@@ -91,7 +84,7 @@ def test_hung_requests_time_out_and_are_retried(emu: Emulator, spool_path: Path)
         spool_path,
         sender_factory=lambda: client(emu, connect=1, read=0.3, write=1, pool=1, total=0.5),
     )
-    emit_range("durable.outage.timeout", handler, 0, 300)
+    emit_range(handler, 0, 300, "durable.outage.timeout")
     assert emu.wait_for_count(PROJECT, LOGSTORE, 300, timeout=30)
     handler.close()
     assert_exactly_once(emu, range(300))
@@ -103,13 +96,13 @@ def test_hung_requests_time_out_and_are_retried(emu: Emulator, spool_path: Path)
 
 def test_server_down_then_up(emu: Emulator, spool_path: Path) -> None:
     handler = make_handler(emu, spool_path)
-    emit_range("durable.outage.down", handler, 0, 100)
+    emit_range(handler, 0, 100, "durable.outage.down")
     # Acked, not only stored: a server going down between its store and its 200 would make
     # the flusher resend that batch (at least once), which is not what this test is about.
     assert wait_until(lambda: spool_totals(spool_path) == (0, 0, 0))
 
     emu.down()
-    emit_range("durable.outage.down", handler, 100, 1100)
+    emit_range(handler, 100, 1100, "durable.outage.down")
     # The flusher is failing (connection refused) and the records wait on disk.
     assert wait_until(lambda: (handler.stats()["flusher"] or {}).get("consecutive_failures", 0) > 0)
     ready, leased, _ = spool_totals(spool_path)
@@ -117,7 +110,7 @@ def test_server_down_then_up(emu: Emulator, spool_path: Path) -> None:
     assert emu.count(PROJECT, LOGSTORE) == 100
 
     emu.up()
-    emit_range("durable.outage.down", handler, 1100, 1200)
+    emit_range(handler, 1100, 1200, "durable.outage.down")
     assert emu.wait_for_count(PROJECT, LOGSTORE, 1200, timeout=30)
     handler.close()
     assert_exactly_once(emu, range(1200))
@@ -135,7 +128,7 @@ def test_a_sender_that_cannot_be_built_never_raises_into_the_app(
     handler = make_handler(emu, spool_path, sender_factory=broken)
     reported: list[object] = []
     handler.handleError = reported.append  # type: ignore[method-assign]
-    emit_range("durable.outage.badsender", handler, 0, 100)  # must not raise
+    emit_range(handler, 0, 100, "durable.outage.badsender")  # must not raise
     handler.close()
     assert len(reported) == 1  # said once, not once per record
     assert spool_totals(spool_path) == (100, 0, 0)
