@@ -25,9 +25,9 @@ from durable_child import AK_ID, AK_SECRET, LOGSTORE, PROJECT
 from yai_spool.emulator import Emulator
 from yai_spool.handlers.durable import SpoolHandler
 from yai_spool.shipping.flusher import FlusherConfig, ThreadFlusher
-from yai_spool.shipping.retry import RetryPolicy
 from yai_spool.sls.client import ClientTimeouts, PutLogsClient
 from yai_spool.spool import Spool
+from yai_spool.testing import fast_retry
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -37,15 +37,7 @@ __all__ = ["AK_ID", "AK_SECRET", "LOGSTORE", "PROJECT"]  # re-exported from dura
 
 
 #: Retries after ~10-50 ms instead of 0.2-30 s: outages in these tests last well under a second.
-FAST_RETRY = RetryPolicy(
-    base=0.01,
-    cap=0.05,
-    throttle_base=0.01,
-    throttle_cap=0.05,
-    credentials_base=0.01,
-    credentials_cap=0.05,
-    max_age=None,
-)
+FAST_RETRY = fast_retry(cap=0.05)
 
 #: Deadline of every poll in these tests: generous, only hit when something is broken.
 DEADLINE = 30.0

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
-from yai_spool.testing import ABSENT, ANY, DeliveredRecord, SLSEmulator, contains, regex
+from yai_spool.testing import (
+    ABSENT,
+    ANY,
+    DeliveredRecord,
+    SLSEmulator,
+    contains,
+    fast_retry,
+    regex,
+)
 
 
 def test_matchers_decide_per_field() -> None:
@@ -69,3 +78,29 @@ def test_wait_for_counts_only_matching_records(sls_emulator: SLSEmulator) -> Non
     assert [r["message"] for r in odd] == ["item 1", "item 3", "item 5"]
     with pytest.raises(AssertionError, match="expected 4 record"):
         sls_emulator.wait_for(4, parity="odd", timeout=0.2)
+
+
+def test_fast_retry_retries_every_failure_class_within_its_cap() -> None:
+    """``fast_retry``: 10 ms first waits for every failure class, ``cap`` at most, no expiry."""
+    from yai_spool.shipping.retry import RetryPolicy
+
+    policy = fast_retry(cap=0.05)
+    assert policy == RetryPolicy(
+        base=0.01,
+        cap=0.05,
+        throttle_base=0.01,
+        throttle_cap=0.05,
+        credentials_base=0.01,
+        credentials_cap=0.05,
+        max_age=None,
+    )
+    assert fast_retry().cap == fast_retry().throttle_cap == fast_retry().credentials_cap == 0.1
+
+
+def test_a_kit_handler_retries_fast_and_keeps_its_spool_in_spool_dir(tmp_path: Path) -> None:
+    """``handler()`` defaults: ``fast_retry()`` and a spool file under ``spool_dir``."""
+    with SLSEmulator.running(spool_dir=tmp_path) as sls:
+        handler = sls.handler()
+        assert handler._flusher_config.retry == fast_retry()  # type: ignore[attr-defined]
+        assert Path(handler.spool_path).parent == tmp_path  # type: ignore[attr-defined]
+        assert sls.spool_dir == tmp_path

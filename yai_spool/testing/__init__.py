@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import logging
 
     from yai_spool.emulator import Emulator
+    from yai_spool.shipping.retry import RetryPolicy
 
 __all__ = [
     "ABSENT",
@@ -53,6 +54,7 @@ __all__ = [
     "DeliveredRecord",
     "SLSEmulator",
     "contains",
+    "fast_retry",
     "regex",
 ]
 
@@ -187,6 +189,27 @@ def _delivered(log: Any) -> DeliveredRecord:
     )
 
 
+def fast_retry(cap: float = 0.1) -> RetryPolicy:
+    """A ``RetryPolicy`` for tests: retries after ~10 ms up to ``cap`` seconds, whatever failed.
+
+    Transient, quota and credential failures all start at 10 ms (an outage in a test lasts
+    well under a second), and records never expire (``max_age=None``). The default of
+    :meth:`SLSEmulator.handler`.
+    """
+    from yai_spool.shipping.retry import RetryPolicy  # noqa: PLC0415 - on use only
+
+    return RetryPolicy(
+        base=0.01,
+        cap=cap,
+        throttle_base=0.01,
+        throttle_cap=cap,
+        credentials_base=0.01,
+        credentials_cap=cap,
+        max_age=None,
+    )
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
 class SLSEmulator:
     """A running local SLS emulator with credentials, and helpers to test logging against it.
 
@@ -194,28 +217,20 @@ class SLSEmulator:
     fixture. Attributes: ``url`` (the endpoint), ``project`` / ``logstore`` (the default
     destination), ``access_key_id`` / ``access_key_secret`` (made up per emulator; the
     emulator verifies every signature), ``emulator`` (the underlying
-    :class:`~yai_spool.emulator.Emulator`: faults, counters, raw requests).
+    :class:`~yai_spool.emulator.Emulator`: faults, counters, raw requests), ``spool_dir``
+    (where :meth:`handler` puts spool files; a temporary directory made on first use when
+    None, removed by :meth:`close`).
     """
 
-    def __init__(
-        self,
-        emulator: Emulator,
-        *,
-        access_key_id: str,
-        access_key_secret: str,
-        project: str = DEFAULT_PROJECT,
-        logstore: str = DEFAULT_LOGSTORE,
-        spool_dir: Path | None = None,
-    ) -> None:
-        self.emulator = emulator
-        self.access_key_id = access_key_id
-        self.access_key_secret = access_key_secret
-        self.project = project
-        self.logstore = logstore
-        self._spool_dir = spool_dir
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._handlers: list[logging.Handler] = []
-        self._spools = 0
+    emulator: Emulator = field(kw_only=False)
+    access_key_id: str
+    access_key_secret: str
+    project: str = DEFAULT_PROJECT
+    logstore: str = DEFAULT_LOGSTORE
+    spool_dir: Path | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
+    _handlers: list[logging.Handler] = field(default_factory=list, init=False)
+    _spools: int = field(default=0, init=False)
 
     @classmethod
     @contextmanager
@@ -295,21 +310,9 @@ class SLSEmulator:
         takes them. Attach it to the logger you test; it is never attached for you.
         """
         from yai_spool.handlers.configure import accepted_keys, make_handler  # noqa: PLC0415
-        from yai_spool.shipping.retry import RetryPolicy  # noqa: PLC0415
 
         accepted = set(accepted_keys(mode, options.get("queue")))
-        defaults: dict[str, Any] = {
-            "linger": 0.0,
-            "retry": RetryPolicy(
-                base=0.01,
-                cap=0.1,
-                throttle_base=0.01,
-                throttle_cap=0.1,
-                credentials_base=0.01,
-                credentials_cap=0.1,
-                max_age=None,
-            ),
-        }
+        defaults: dict[str, Any] = {"linger": 0.0, "retry": fast_retry()}
         if "spool_path" in accepted:
             self._spools += 1
             defaults["spool_path"] = self._directory() / f"handler-{self._spools}.spool"
@@ -319,10 +322,10 @@ class SLSEmulator:
         return handler
 
     def _directory(self) -> Path:
-        if self._spool_dir is None:
+        if self.spool_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="yai-spool-test-")
-            self._spool_dir = Path(self._tmp.name)
-        return self._spool_dir
+            self.spool_dir = Path(self._tmp.name)
+        return self.spool_dir
 
     # -- reading what arrived ------------------------------------------------------------
 
