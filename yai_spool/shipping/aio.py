@@ -6,21 +6,13 @@ methods, safe from any thread). The handlers that feed it and the lifespan plumb
 starts it are :mod:`yai_spool.handlers.aio`'s; this module knows a handler only through the
 :class:`AsyncCapable` protocol.
 
-How it works:
-
-- A handler's ``emit`` appends to its queue (a durable :class:`~yai_spool.spool.Spool` or a
-  :class:`~yai_spool.spool.memory.MemorySpool`) and calls :meth:`AsyncFlusher.wake`: an
-  ``asyncio.Event`` set directly on the loop's thread, or through one
-  ``loop.call_soon_threadsafe`` per burst from other threads.
-- The flusher task leases batches and ships each through the shared ``ShipCycle`` with
-  :func:`~yai_spool.shipping.cycle.ship_async` over a native async client
-  (``AsyncPutLogsClient``): every PutLogs call is awaited on the loop, never made by a thread
-  pool. Batching, the one retry policy, bisection and dead-lettering are ``ShipCycle``'s.
-- At most ``max_in_flight`` PutLogs requests are in flight (an ``asyncio.Semaphore``); a
-  failure pauses leasing for the policy's full-jitter backoff.
-- Work that would stall the loop (encoding a batch, the durable spool's SQLite lease/ack/
-  release) runs on one dedicated worker thread (``offload=True``, the default), handed over
-  through ``ship_async``'s ``run_sync``; ``offload=False`` keeps everything on the loop.
+How it works: a handler's ``emit`` queues the record and calls :meth:`AsyncFlusher.wake`
+(an ``asyncio.Event``: set at once on the loop's thread, else by one
+``call_soon_threadsafe`` per burst). The task leases batches and runs each through
+``ship_async``, so every PutLogs of the native async client is awaited on the loop, with at
+most ``max_in_flight`` in flight (a semaphore); a failure pauses leasing for the backoff of
+the one retry policy. With ``offload=True`` (the default) the plan's blocking steps (encoding,
+SQLite lease/ack/release) run on one worker thread of the flusher, never on the loop.
 
 Invariants:
 

@@ -74,6 +74,21 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One PutLogs request ``ShipCycle.plan`` wants sent: an encoded (uncompressed) LogGroup."""
+
+    project: str
+    logstore: str
+    raw: bytes
+    record_count: int
+
+
+# What a driver sends back into the plan: the sender's return value, or the exception it
+# raised (an ``Exception`` instance; BaseExceptions such as cancellation are not sent).
+SendResult = Any
+
+
 def abort_sender(sender: object) -> bool:
     """Call ``sender.abort()`` if it has one; True if it did (never raises).
 
@@ -92,21 +107,6 @@ def abort_sender(sender: object) -> bool:
         internal_log.debug("aborting the sender failed", exc_info=True)
         return False
     return True
-
-
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    """One PutLogs request ``ShipCycle.plan`` wants sent: an encoded (uncompressed) LogGroup."""
-
-    project: str
-    logstore: str
-    raw: bytes
-    record_count: int
-
-
-# What a driver sends back into the plan: the sender's return value, or the exception it
-# raised (an ``Exception`` instance; BaseExceptions such as cancellation are not sent).
-SendResult = Any
 
 
 @dataclass
