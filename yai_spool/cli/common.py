@@ -74,6 +74,7 @@ __all__ = [
     "Stop",
     "Unavailable",
     "check_writable",
+    "config_option",
     "config_spools",
     "credential_source",
     "discover",
@@ -90,6 +91,7 @@ __all__ = [
     "print_json",
     "progress_bar",
     "size_text",
+    "spools_argument",
     "unacknowledged",
 ]
 
@@ -373,6 +375,16 @@ SpoolArg = Annotated[
     Path, typer.Argument(metavar="SPOOL", help="The spool file.", show_default=False)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def spools_argument(help_text: str) -> Any:
+    """The optional ``SPOOL...`` of ``status``/``doctor``: files, or directories of ``*.spool``."""
+    return typer.Argument(help=help_text, show_default=False)
+
+
+def config_option(help_text: str) -> Any:
+    """``--config FILE``: the daemon's TOML, whose spools count when no SPOOL is given."""
+    return typer.Option("--config", help=help_text)
 
 
 def progress_bar() -> Progress:

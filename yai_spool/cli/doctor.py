@@ -30,6 +30,7 @@ from yai_spool.cli.common import (
     JsonOpt,
     SpoolCommand,
     Unavailable,
+    config_option,
     config_spools,
     credential_source,
     discover,
@@ -39,6 +40,7 @@ from yai_spool.cli.common import (
     out_console,
     print_json,
     size_text,
+    spools_argument,
     unacknowledged,
 )
 from yai_spool.cli.exit_codes import COMMON_EXITS, ExitCode
@@ -288,25 +290,21 @@ def _config_probes(config: DaemonConfig) -> list[tuple[str, str, str]]:
     return list(probes)
 
 
+_SPOOLS_HELP = (
+    "Spool files or directories (default: the config's, else the handler's default spool "
+    "directory)."
+)
+_CONFIG_HELP = (
+    "The daemon's TOML config to validate (default: $YAI_SPOOL_CONFIG); its spools and "
+    "destinations are checked when no SPOOL / --endpoint is given."
+)
+
+
 @guarded
 def doctor(  # keyword-only: typer passes every parameter by name
     *,
-    spools: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Spool files or directories (default: the config's, else the handler's "
-            "default spool directory).",
-            show_default=False,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="The daemon's TOML config to validate (default: $YAI_SPOOL_CONFIG); its spools "
-            "and destinations are checked when no SPOOL / --endpoint is given.",
-        ),
-    ] = None,
+    spools: Annotated[list[Path] | None, spools_argument(_SPOOLS_HELP)] = None,
+    config: Annotated[Path | None, config_option(_CONFIG_HELP)] = None,
     endpoint: Annotated[
         str | None,
         typer.Option(help="SLS endpoint to probe (clock skew, credentials)."),

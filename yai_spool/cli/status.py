@@ -27,6 +27,7 @@ from yai_spool.cli.common import (
     SpoolCommand,
     Stop,
     Unavailable,
+    config_option,
     config_spools,
     discover,
     find_config,
@@ -38,6 +39,7 @@ from yai_spool.cli.common import (
     parse_duration,
     print_json,
     size_text,
+    spools_argument,
     unacknowledged,
 )
 from yai_spool.cli.exit_codes import COMMON_EXITS, VERDICT_EXIT, ExitCode
@@ -251,17 +253,19 @@ def _headline(docs: Sequence[dict[str, Any]], verdict: Verdict) -> str:
     return line
 
 
+_SPOOLS_HELP = (
+    "Spool files, or directories holding *.spool files (default: the spools of "
+    "--config / $YAI_SPOOL_CONFIG, else the handler's default spool directory)."
+)
+_CONFIG_HELP = (
+    "Report the spools of this daemon config (default: $YAI_SPOOL_CONFIG) when no SPOOL is given."
+)
+
+
 @guarded
 def status(  # keyword-only: typer passes every parameter by name
     *,
-    spools: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Spool files, or directories holding *.spool files (default: the spools of "
-            "--config / $YAI_SPOOL_CONFIG, else the handler's default spool directory).",
-            show_default=False,
-        ),
-    ] = None,
+    spools: Annotated[list[Path] | None, spools_argument(_SPOOLS_HELP)] = None,
     lag_threshold: Annotated[
         str,
         typer.Option(help="Oldest waiting record older than this = lagging (90, 45s, 10m, 2h)."),
@@ -274,14 +278,7 @@ def status(  # keyword-only: typer passes every parameter by name
         str,
         typer.Option(help="A record dropped less than this long ago = dropping (exit 14)."),
     ] = "5m",
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="Report the spools of this daemon config (default: $YAI_SPOOL_CONFIG) when "
-            "no SPOOL is given.",
-        ),
-    ] = None,
+    config: Annotated[Path | None, config_option(_CONFIG_HELP)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Health of spools: what waits, what failed, who ships, and one verdict per spool.
