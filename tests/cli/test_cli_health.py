@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -24,28 +24,18 @@ NOW = 1_800_000_000.0
 
 
 def snapshot(**changes: Any) -> SpoolStats:
-    base = SpoolStats(
+    """An idle spool's stats (every count 0, nothing waiting) with ``changes`` applied."""
+    required = [
+        f.name for f in fields(SpoolStats) if f.default is MISSING and f.default_factory is MISSING
+    ]
+    base: dict[str, Any] = dict.fromkeys(required, 0)
+    base.update(
         path="/x/app.spool",
         schema_version=1,
-        ready_records=0,
-        ready_bytes=0,
-        leased_records=0,
-        leased_bytes=0,
-        dead_records=0,
-        dead_bytes=0,
-        active_leases=0,
         oldest_ready_enqueued_at=None,
         oldest_ready_age=None,
-        appended=0,
-        delivered=0,
-        retried=0,
-        dead_lettered=0,
-        replayed=0,
-        purged=0,
-        throttled_requests=0,
-        leases_recovered=0,
     )
-    return replace(base, **changes)
+    return SpoolStats(**{**base, **changes})
 
 
 def waiting(age: float, n: int = 3, **changes: Any) -> SpoolStats:

@@ -45,15 +45,27 @@ class Served:
     first_lines: list[str]
 
 
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [PYTHON, "-m", "yai_spool.cli", "emulator", *args],
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` to completion, in the tests' environment."""
+    return subprocess.run(
+        [PYTHON, "-m", module, *args],
         capture_output=True,
         text=True,
         timeout=60,
         env=subprocess_env(),
         check=False,
     )
+
+
+def serve_refused(*args: str) -> str:
+    """``python -m yai_spool.emulator ARGS`` must fail; what it printed (stdout + stderr)."""
+    result = run_module("yai_spool.emulator", *args)
+    assert result.returncode != 0
+    return result.stdout + result.stderr
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = run_module("yai_spool.cli", "emulator", *args)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -189,17 +201,9 @@ def test_idle_timeout_stops_the_subprocess(tmp_path: Path) -> None:
 
 
 def test_cli_errors_never_echo_secrets(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [PYTHON, "-m", "yai_spool.emulator", "--access-key", "no-colon-secret-value"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=subprocess_env(),
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "no-colon-secret-value" not in result.stdout + result.stderr
-    assert "ID:SECRET" in result.stdout + result.stderr
+    printed = serve_refused("--access-key", "no-colon-secret-value")
+    assert "no-colon-secret-value" not in printed
+    assert "ID:SECRET" in printed
     missing = cli("count", "--db", str(tmp_path / "absent.sqlite3"), check=False)
     assert missing.returncode == 2
     assert "no emulator database" in missing.stderr
@@ -244,13 +248,4 @@ def test_serve_options_for_content_type_gzip_and_meta_headers(tmp_path: Path) ->
         server.proc.send_signal(signal.SIGTERM)
         server.proc.communicate(timeout=30)
     assert server.proc.returncode == 0
-    bad = subprocess.run(
-        [PYTHON, "-m", "yai_spool.emulator", "--gzip", "maybe"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=subprocess_env(),
-        check=False,
-    )
-    assert bad.returncode != 0
-    assert "gzip_compress_type" in bad.stdout + bad.stderr
+    assert "gzip_compress_type" in serve_refused("--gzip", "maybe")

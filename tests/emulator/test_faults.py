@@ -173,9 +173,8 @@ def test_hang_released_by_clear_then_processed(emu: Emulator) -> None:
     assert emu.count(PROJECT, LOGSTORE) == 1
 
 
-def test_hang_does_not_block_stop() -> None:
-    emu = Emulator(EmulatorConfig(verify_signatures=False)).start()
-    errors: list[BaseException] = []
+def start_putting(emu: Emulator, errors: list[BaseException]) -> threading.Thread:
+    """A started thread sending one PutLogs (30 s timeout); connection errors go to ``errors``."""
 
     def client() -> None:
         try:
@@ -183,12 +182,18 @@ def test_hang_does_not_block_stop() -> None:
         except (OSError, http.client.HTTPException) as exc:
             errors.append(exc)
 
-    emu.faults.hang()
-    emu.faults.latency(60, logstore="slow")
     worker = threading.Thread(target=client)
     worker.start()
-    slow = threading.Thread(target=client)
-    slow.start()
+    return worker
+
+
+def test_hang_does_not_block_stop() -> None:
+    emu = Emulator(EmulatorConfig(verify_signatures=False)).start()
+    errors: list[BaseException] = []
+    emu.faults.hang()
+    emu.faults.latency(60, logstore="slow")
+    worker = start_putting(emu, errors)
+    slow = start_putting(emu, errors)
     assert emu.faults.wait_held(1, timeout=10)
     emu.stop()  # must return although a request is held and another sleeps in latency
     emu.close()
@@ -203,15 +208,7 @@ def test_latency_does_not_block_stop() -> None:
     emu = Emulator(EmulatorConfig(verify_signatures=False)).start()
     emu.faults.latency(60)
     errors: list[BaseException] = []
-
-    def client() -> None:
-        try:
-            put(emu, timeout=30)
-        except (OSError, http.client.HTTPException) as exc:
-            errors.append(exc)
-
-    worker = threading.Thread(target=client)
-    worker.start()
+    worker = start_putting(emu, errors)
     assert until(lambda: emu.faults.fired().get("latency", 0) == 1)
     emu.close()
     worker.join(10)

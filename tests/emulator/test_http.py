@@ -13,6 +13,7 @@ import pytest
 from emulator_support import (
     LOGSTORE,
     PROJECT,
+    Answer,
     connect_refused,
     exchange,
     group_of,
@@ -25,6 +26,12 @@ from emulator_support import (
 
 from yai_spool.emulator import Emulator, EmulatorConfig
 from yai_spool.sls.request import PreparedRequest
+
+
+def post_fresh(conn: http.client.HTTPConnection, emu: Emulator) -> Answer:
+    """A freshly signed PutLogs over ``conn`` (an open, possibly kept-alive connection)."""
+    prepared = prepare(emu)
+    return exchange(conn, "POST", "/logstores/store/shards/lb", prepared.headers, prepared.body)
 
 
 def test_success_answer_is_200_empty_with_lowercase_request_id(emu: Emulator) -> None:
@@ -100,10 +107,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(emu: Emulator) -> Non
     conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
     try:
         for _ in range(5):
-            prepared = prepare(emu)
-            answer = exchange(
-                conn, "POST", "/logstores/store/shards/lb", prepared.headers, prepared.body
-            )
+            answer = post_fresh(conn, emu)
             assert answer.status == 200
             assert answer.headers["connection"] == "keep-alive"
         peers = {summary.peer for summary in emu.requests()}
@@ -111,13 +115,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(emu: Emulator) -> Non
         # An error answer keeps the connection too.
         answer = exchange(conn, "GET", "/logstores/store/shards/lb", {"Host": "p.x"}, b"")
         assert answer.status == 405
-        prepared = prepare(emu)
-        assert (
-            exchange(
-                conn, "POST", "/logstores/store/shards/lb", prepared.headers, prepared.body
-            ).status
-            == 200
-        )
+        assert post_fresh(conn, emu).status == 200
     finally:
         conn.close()
 
@@ -225,13 +223,7 @@ def test_many_concurrent_clients(emu: Emulator) -> None:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=10)
             for _ in range(5):
-                prepared = prepare(emu)
-                assert (
-                    exchange(
-                        conn, "POST", "/logstores/store/shards/lb", prepared.headers, prepared.body
-                    ).status
-                    == 200
-                )
+                assert post_fresh(conn, emu).status == 200
             conn.close()
         except BaseException as exc:  # surfaced below
             errors.append(exc)

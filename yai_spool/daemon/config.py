@@ -1,9 +1,11 @@
 """Configuration of the ``yai-spool run`` daemon: one TOML file plus a few environment variables.
 
-Owns: the frozen, validated dataclasses the daemon runs from (``DaemonConfig``,
-``ShippingConfig``, ``DestinationConfig``, ``SourceConfig``, ``SpoolTarget``), the TOML schema
-(documented key by key in ``systemd/yai-spool.example.toml``) and the environment variables
-the daemon honours. Nothing here does network I/O or touches a spool.
+Owns: the TOML schema (documented key by key in ``systemd/yai-spool.example.toml``), its
+validation into the frozen dataclasses the daemon runs from (defined in
+:mod:`yai_spool.daemon.config_types` and re-exported here: ``DaemonConfig``,
+``ShippingConfig``, ``DestinationConfig``, ``SourceConfig``, ``SpoolTarget``, ``WatchMode``)
+and the environment variables the daemon honours. The typed value readers are
+:mod:`yai_spool.daemon.toml_fields`. Nothing here does network I/O or touches a spool.
 
 Invariants:
 
@@ -30,23 +32,38 @@ Environment (small on purpose):
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from yai_spool.daemon.config_types import (
+    SPOOL_SUFFIX,
+    DaemonConfig,
+    DestinationConfig,
+    ShippingConfig,
+    SourceConfig,
+    SpoolTarget,
+    WatchMode,
+)
+from yai_spool.daemon.toml_fields import (
+    Errors,
+    check_keys,
+    choice,
+    integer,
+    number,
+    shown,
+    string,
+    type_name,
+)
 from yai_spool.sls.compression import Compression
 from yai_spool.sls.errors import ConfigError
 from yai_spool.sls.request import Endpoint, region_from_host, validate_logstore, validate_project
 from yai_spool.sls.signing import (
     DEFAULT_SIGNATURE_METHOD,
     SIGNATURE_METHODS,
-    SignatureMethod,
     validate_signature_method,
 )
 
@@ -54,6 +71,7 @@ __all__ = [
     "ENV_CONFIG",
     "ENV_ENDPOINT",
     "ENV_TIMEOUT_STOP",
+    "SPOOL_SUFFIX",
     "STOP_MARGIN",
     "DaemonConfig",
     "DestinationConfig",
@@ -74,382 +92,61 @@ ENV_TIMEOUT_STOP = "YAI_SPOOL_TIMEOUT_STOP_SEC"
 # abandoned after the drain deadline plus ~1 s, then spools close and the process exits.
 STOP_MARGIN = 5.0
 
-SPOOL_SUFFIX = ".spool"
 _MiB = 1024 * 1024
 
-# Keys that look like credentials get a dedicated message: they must never live in the TOML.
-_SECRET_LIKE = frozenset(
-    {
-        "access_key_id",
-        "access_key_secret",
-        "access_key",
-        "secret",
-        "security_token",
-        "sts_token",
-        "password",
-        "token",
-    }
-)
-_CREDENTIALS_FIX = (
-    "credentials never go into the configuration file; give them to the daemon with "
-    "LoadCredential=sls-access-key-id:... and LoadCredential=sls-access-key-secret:... in the "
-    "unit, or the ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET environment "
-    "variables"
-)
-
-
-class WatchMode(StrEnum):
-    """How the daemon notices new spools and writes."""
-
-    AUTO = "auto"  # inotify where it works, polling otherwise
-    INOTIFY = "inotify"  # inotify or fail at start
-    POLL = "poll"  # stat the directories every poll_interval (NFS, FUSE, overlay oddities)
-
-
-@dataclass(frozen=True, slots=True)
-class DestinationConfig:
-    """Where a spool's records go. ``None`` = inherit (and, for names, keep the row's)."""
-
-    endpoint: str | None = None
-    project: str | None = None
-    logstore: str | None = None
-    topic: str | None = None
-
-    def over(self, base: DestinationConfig) -> DestinationConfig:
-        """This layer on top of ``base``: every value set here wins."""
-        return DestinationConfig(
-            endpoint=self.endpoint if self.endpoint is not None else base.endpoint,
-            project=self.project if self.project is not None else base.project,
-            logstore=self.logstore if self.logstore is not None else base.logstore,
-            topic=self.topic if self.topic is not None else base.topic,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ShippingConfig:
-    """How every flusher of the daemon batches, compresses, signs and retries."""
-
-    compression: Compression = Compression.LZ4
-    signature_version: Literal["v1", "v4"] = "v1"
-    region: str | None = None
-    batch_size: int = 4096
-    batch_bytes: int = 4 * _MiB
-    linger: float = 0.5
-    max_age: float | None = 6 * 3600.0
-    #: V1's HMAC (``x-log-signaturemethod``); V4 ignores it.
-    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "compression", Compression(self.compression))
-        if self.signature_version not in ("v1", "v4"):
-            raise ConfigError("shipping.signature_version: must be 'v1' or 'v4'")
-        validate_signature_method(self.signature_method, field="shipping.signature_method")
-        if not 1 <= self.batch_size <= 40_960:
-            raise ConfigError("shipping.batch_size: must be in 1..40960")
-        if not 1024 <= self.batch_bytes <= 8 * _MiB:
-            raise ConfigError("shipping.batch_bytes: must be in 1024..8388608")
-        if self.linger < 0:
-            raise ConfigError("shipping.linger: must be >= 0")
-        if self.max_age is not None and self.max_age <= 0:
-            raise ConfigError("shipping.max_age: must be > 0 (or 0 in TOML for no limit)")
-
-
-@dataclass(frozen=True, slots=True)
-class SourceConfig:
-    """One ``[[spools]]`` (a spool file) or ``[[directories]]`` (every ``*.spool`` in it) entry.
-
-    ``destination`` already has ``[defaults]`` applied; ``key`` is ``spools[0]`` and the like,
-    for messages.
-    """
-
-    kind: Literal["spool", "directory"]
-    path: Path
-    destination: DestinationConfig
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolTarget:
-    """Everything a flusher of one spool file is built from; equal targets need no restart."""
-
-    path: Path
-    endpoint: str
-    project: str | None
-    logstore: str | None
-    topic: str | None
-    shipping: ShippingConfig
-    source: str  # the config key that claimed the file, e.g. "directories[0]"
-
-    @property
-    def label(self) -> str:
-        """``project/logstore`` as configured, ``*`` where the spool rows decide."""
-        return f"{self.project or '*'}/{self.logstore or '*'}"
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonConfig:
-    """The whole daemon configuration (see ``systemd/yai-spool.example.toml``)."""
-
-    spools: tuple[SourceConfig, ...] = ()
-    directories: tuple[SourceConfig, ...] = ()
-    drain_timeout: float = 20.0
-    watch: WatchMode = WatchMode.AUTO
-    poll_interval: float = 1.0
-    rescan_interval: float = 30.0
-    status_interval: float = 5.0
-    metrics_port: int | None = None
-    log_level: str = "info"
-    shipping: ShippingConfig = field(default_factory=ShippingConfig)
-    source_file: Path | None = None
-
-    def __post_init__(self) -> None:
-        # The parser reports friendlier messages first; this guards programmatic construction.
-        if not self.spools and not self.directories:
-            raise ConfigError(
-                "spools, directories: nothing to drain; add a [[directories]] entry with "
-                'path = "/var/lib/yai-spool" or a [[spools]] entry with the path of a spool file'
-            )
-        object.__setattr__(self, "watch", WatchMode(self.watch))
-        if self.drain_timeout < 0:
-            raise ConfigError("drain_timeout: must be >= 0")
-        for name in ("poll_interval", "rescan_interval", "status_interval"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: must be > 0")
-        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
-            raise ConfigError("metrics_port: must be in 1..65535")
-
-    @property
-    def watched_directories(self) -> tuple[Path, ...]:
-        """Directories to watch: configured ones, plus the parents of listed spool files."""
-        seen: dict[Path, None] = {}
-        for source in self.directories:
-            seen.setdefault(source.path)
-        for source in self.spools:
-            seen.setdefault(source.path.parent)
-        return tuple(seen)
-
-    @property
-    def spool_paths(self) -> tuple[Path, ...]:
-        """Every spool file this configuration covers right now: the listed ones plus the
-        ``*.spool`` files currently in the listed directories (lists those directories)."""
-        found: dict[Path, None] = dict.fromkeys(s.path for s in self.spools)
-        for source in self.directories:
-            try:
-                names = sorted(os.listdir(source.path))
-            except OSError:
-                continue
-            for name in names:
-                path = source.path / name
-                if name.endswith(SPOOL_SUFFIX) and not name.startswith(".") and path.is_file():
-                    found.setdefault(path)
-        return tuple(found)
-
-    def adopts(self, path: Path) -> bool:
-        """True if a spool file at ``path`` belongs to this configuration."""
-        return path in {s.path for s in self.spools} or (
-            path.name.endswith(SPOOL_SUFFIX) and path.parent in {d.path for d in self.directories}
-        )
-
-    def resolve(self, discovered: Mapping[Path, Iterable[Path]]) -> dict[Path, SpoolTarget]:
-        """Targets for the listed spools plus the files ``discovered`` in each directory.
-
-        A spool listed in ``[[spools]]`` keeps its own destination even when it also lies in
-        a listed directory (the more specific entry wins).
-        """
-        targets: dict[Path, SpoolTarget] = {}
-        for source in self.directories:
-            for path in discovered.get(source.path, ()):
-                targets.setdefault(path, self._target(path, source))
-        for source in self.spools:
-            targets[source.path] = self._target(source.path, source)
-        return targets
-
-    def _target(self, path: Path, source: SourceConfig) -> SpoolTarget:
-        dest = source.destination
-        assert dest.endpoint is not None  # validated: every source has one
-        return SpoolTarget(
-            path=path,
-            endpoint=dest.endpoint,
-            project=dest.project,
-            logstore=dest.logstore,
-            topic=dest.topic,
-            shipping=self.shipping,
-            source=source.key,
-        )
+# The handler's ``from_toml`` (yai_spool.handlers.configure) parses its [handler] table with the
+# daemon's readers, so both sides word every problem alike; these are the names it imports.
+_Errors = Errors
+_check_keys = check_keys
 
 
 # ------------------------------------------------------------------------------ parsing
 
 
-class _Errors:
-    """Collects every problem of a file so one run shows them all."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(self, key: str, problem: str, fix: str) -> None:
-        self.lines.append(f"{key}: {problem}; {fix}")
-
-    def raise_if_any(self, where: str | None) -> None:
-        if self.lines:
-            head = f"invalid configuration ({where}):" if where else "invalid configuration:"
-            raise ConfigError("\n".join([head, *(f"  {line}" for line in self.lines)]))
-
-
-def _type_name(value: object) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}.get(
-        type(value), "table" if isinstance(value, Mapping) else type(value).__name__
-    )
-
-
-def _shown(value: object) -> str:
-    text = repr(value) if not isinstance(value, str) else '"' + value + '"'
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_keys(
-    table: Mapping[str, Any], allowed: Sequence[str], prefix: str, errors: _Errors
-) -> None:
-    for key in table:
-        where = f"{prefix}{key}"
-        if key.lower() in _SECRET_LIKE or "secret" in key.lower():
-            errors.add(where, "credentials are not accepted here", _CREDENTIALS_FIX)
-            continue
-        if key in allowed:
-            continue
-        close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"did you mean {close[0]}?" if close else "remove it"
-        errors.add(where, "unknown key", f"{hint} (allowed here: {', '.join(sorted(allowed))})")
-
-
-def _number(
-    table: Mapping[str, Any],
-    key: str,
-    where: str,
-    errors: _Errors,
-    default: float,
-    *,
-    example: str,
-    minimum: float = 0.0,
-    exclusive: bool = True,
-    maximum: float | None = None,
-) -> float:
-    if key not in table:
-        return default
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        errors.add(where, f"must be a number of seconds, got {_shown(value)}", f"e.g. {example}")
-        return default
-    low_ok = value > minimum if exclusive else value >= minimum
-    if not low_ok or (maximum is not None and value > maximum):
-        bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
-        if maximum is not None:
-            bound += f" and <= {maximum:g}"
-        errors.add(where, f"must be {bound}, got {value!r}", f"e.g. {example}")
-        return default
-    return float(value)
-
-
-def _integer(
-    table: Mapping[str, Any],
-    key: str,
-    where: str,
-    errors: _Errors,
-    default: int | None,
-    *,
-    low: int,
-    high: int,
-    example: str,
-) -> int | None:
-    if key not in table:
-        return default
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        errors.add(where, f"must be an integer, got {_shown(value)}", f"e.g. {example}")
-        return default
-    if not low <= value <= high:
-        errors.add(where, f"must be in {low}..{high}, got {value}", f"e.g. {example}")
-        return default
-    return value
-
-
-def _string(
-    table: Mapping[str, Any], key: str, where: str, errors: _Errors, *, example: str
-) -> str | None:
-    if key not in table:
-        return None
-    value = table[key]
-    if not isinstance(value, str):
-        errors.add(where, f"must be a string, got {_type_name(value)}", f"e.g. {example}")
-        return None
-    if not value.strip():
-        errors.add(where, "is empty", f"remove the key or set it, e.g. {example}")
-        return None
-    return value
-
-
-def _choice(
-    table: Mapping[str, Any],
-    key: str,
-    where: str,
-    errors: _Errors,
-    *,
-    choices: Sequence[str],
-    default: str,
-) -> str:
-    if key not in table:
-        return default
-    value = table[key]
-    if not isinstance(value, str) or value.lower() not in choices:
-        options = " | ".join(f'"{c}"' for c in choices)
-        errors.add(
-            where,
-            f"must be one of {options}, got {_shown(value)}",
-            f"e.g. {key} = {options.split(' | ')[0]}",
-        )
-        return default
-    return value.lower()
-
-
 _DEST_KEYS = ("endpoint", "project", "logstore", "topic")
 
 
-def _destination(table: Mapping[str, Any], prefix: str, errors: _Errors) -> DestinationConfig:
-    endpoint = _string(
+def _checked(
+    table: Mapping[str, Any],
+    key: str,
+    prefix: str,
+    errors: Errors,
+    *,
+    example: str,
+    check: Callable[[str], object],
+    fix: str,
+) -> str | None:
+    """The string at ``key`` if ``check`` accepts it (its ConfigError is the problem)."""
+    value = string(table, key, f"{prefix}{key}", errors, example=example)
+    if value is None:
+        return None
+    try:
+        check(value)
+    except ConfigError as exc:
+        errors.add(f"{prefix}{key}", str(exc), fix)
+        return None
+    return value
+
+
+def _destination(table: Mapping[str, Any], prefix: str, errors: Errors) -> DestinationConfig:
+    endpoint = _checked(
         table,
         "endpoint",
-        f"{prefix}endpoint",
+        prefix,
         errors,
         example='endpoint = "cn-hangzhou.log.aliyuncs.com"',
+        check=Endpoint.parse,
+        fix='use a host name or URL, e.g. endpoint = "https://cn-hangzhou.log.aliyuncs.com"',
     )
-    if endpoint is not None:
-        try:
-            Endpoint.parse(endpoint)
-        except ConfigError as exc:
-            errors.add(
-                f"{prefix}endpoint",
-                str(exc),
-                'use a host name or URL, e.g. endpoint = "https://cn-hangzhou.log.aliyuncs.com"',
-            )
-            endpoint = None
-    project = _string(
-        table, "project", f"{prefix}project", errors, example='project = "my-project"'
-    )
-    if project is not None:
-        try:
-            validate_project(project)
-        except ConfigError as exc:
-            errors.add(f"{prefix}project", str(exc), 'e.g. project = "my-project"')
-            project = None
-    logstore = _string(
-        table, "logstore", f"{prefix}logstore", errors, example='logstore = "app-logs"'
-    )
-    if logstore is not None:
-        try:
-            validate_logstore(logstore)
-        except ConfigError as exc:
-            errors.add(f"{prefix}logstore", str(exc), 'e.g. logstore = "app-logs"')
-            logstore = None
+    names = {
+        key: _checked(
+            table, key, prefix, errors, example=example, check=check, fix=f"e.g. {example}"
+        )
+        for key, example, check in (
+            ("project", 'project = "my-project"', validate_project),
+            ("logstore", 'logstore = "app-logs"', validate_logstore),
+        )
+    }
     topic = None
     if "topic" in table:
         # An empty topic is meaningful (SLS's default), so it is allowed here.
@@ -458,14 +155,14 @@ def _destination(table: Mapping[str, Any], prefix: str, errors: _Errors) -> Dest
             topic = value
         else:
             errors.add(
-                f"{prefix}topic", f"must be a string, got {_type_name(value)}", 'e.g. topic = "web"'
+                f"{prefix}topic", f"must be a string, got {type_name(value)}", 'e.g. topic = "web"'
             )
-    return DestinationConfig(endpoint, project, logstore, topic)
+    return DestinationConfig(endpoint, names["project"], names["logstore"], topic)
 
 
-def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
+def _shipping(table: Mapping[str, Any], errors: Errors) -> ShippingConfig:
     p = "shipping."
-    _check_keys(
+    check_keys(
         table,
         (
             "compression",
@@ -480,7 +177,7 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
         p,
         errors,
     )
-    compression = _choice(
+    compression = choice(
         table,
         "compression",
         p + "compression",
@@ -488,7 +185,7 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
         choices=[c.value for c in Compression],
         default="lz4",
     )
-    signature = _choice(
+    signature = choice(
         table,
         "signature_version",
         p + "signature_version",
@@ -496,7 +193,7 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
         choices=["v1", "v4"],
         default="v1",
     )
-    signature_method = _choice(
+    signature_method = choice(
         table,
         "signature_method",
         p + "signature_method",
@@ -504,8 +201,8 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
         choices=list(SIGNATURE_METHODS),
         default=DEFAULT_SIGNATURE_METHOD,
     )
-    region = _string(table, "region", p + "region", errors, example='region = "cn-hangzhou"')
-    batch_size = _integer(
+    region = string(table, "region", p + "region", errors, example='region = "cn-hangzhou"')
+    batch_size = integer(
         table,
         "batch_size",
         p + "batch_size",
@@ -515,7 +212,7 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
         high=40_960,
         example="batch_size = 4096",
     )
-    batch_bytes = _integer(
+    batch_bytes = integer(
         table,
         "batch_bytes",
         p + "batch_bytes",
@@ -525,10 +222,10 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
         high=8 * _MiB,
         example="batch_bytes = 4194304",
     )
-    linger = _number(
+    linger = number(
         table, "linger", p + "linger", errors, 0.5, example="linger = 0.5", exclusive=False
     )
-    max_age = _number(
+    max_age = number(
         table,
         "max_age",
         p + "max_age",
@@ -549,9 +246,9 @@ def _shipping(table: Mapping[str, Any], errors: _Errors) -> ShippingConfig:
     )
 
 
-def _path(value: object, where: str, base: Path, errors: _Errors, example: str) -> Path | None:
+def _path(value: object, where: str, base: Path, errors: Errors, example: str) -> Path | None:
     if not isinstance(value, str) or not value.strip():
-        problem = "missing" if value is None else f"must be a non-empty string, got {_shown(value)}"
+        problem = "missing" if value is None else f"must be a non-empty string, got {shown(value)}"
         errors.add(where, problem, f"set it, e.g. {example}")
         return None
     path = Path(os.path.expanduser(value))
@@ -565,7 +262,7 @@ def _sources(
     name: Literal["spools", "directories"],
     defaults: DestinationConfig,
     base: Path,
-    errors: _Errors,
+    errors: Errors,
 ) -> list[SourceConfig]:
     kind: Literal["spool", "directory"] = "spool" if name == "spools" else "directory"
     example = (
@@ -578,7 +275,7 @@ def _sources(
     if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
         errors.add(
             name,
-            f"must be an array of tables, got {_type_name(raw)}",
+            f"must be an array of tables, got {type_name(raw)}",
             f"write each entry as [[{name}]] followed by {example}",
         )
         return []
@@ -586,7 +283,7 @@ def _sources(
     seen: dict[Path, str] = {}
     for i, table in enumerate(raw):
         key = f"{name}[{i}]"
-        _check_keys(table, ("path", *_DEST_KEYS), f"{key}.", errors)
+        check_keys(table, ("path", *_DEST_KEYS), f"{key}.", errors)
         path = _path(table.get("path"), f"{key}.path", base, errors, example)
         dest = _destination(table, f"{key}.", errors).over(defaults)
         if path is None:
@@ -659,14 +356,14 @@ def parse_daemon_config(
     Raises:
         ConfigError: every problem found, one per line, each naming the key and the fix.
     """
-    errors = _Errors()
-    _check_keys(data, _TOP_KEYS, "", errors)
+    errors = Errors()
+    check_keys(data, _TOP_KEYS, "", errors)
 
     defaults_raw = data.get("defaults", {})
     if not isinstance(defaults_raw, Mapping):
         errors.add("defaults", "must be a table", "write it as [defaults] followed by its keys")
         defaults_raw = {}
-    _check_keys(defaults_raw, _DEST_KEYS, "defaults.", errors)
+    check_keys(defaults_raw, _DEST_KEYS, "defaults.", errors)
     defaults = _destination(defaults_raw, "defaults.", errors)
     if endpoint is not None:
         try:
@@ -716,7 +413,7 @@ def parse_daemon_config(
                     'set region = "cn-hangzhou" (the region of the project)',
                 )
                 break
-    drain = _number(
+    drain = number(
         data,
         "drain_timeout",
         "drain_timeout",
@@ -733,7 +430,7 @@ def parse_daemon_config(
         except ValueError:
             errors.add(
                 ENV_TIMEOUT_STOP,
-                f"must be a number of seconds, got {_shown(timeout_stop)}",
+                f"must be a number of seconds, got {shown(timeout_stop)}",
                 "set it to the unit's TimeoutStopSec in seconds, e.g. "
                 f"Environment={ENV_TIMEOUT_STOP}=30",
             )
@@ -746,10 +443,10 @@ def parse_daemon_config(
                     f"set drain_timeout <= {max(stop - STOP_MARGIN, 0):g} or raise "
                     f"TimeoutStopSec (and {ENV_TIMEOUT_STOP}) to >= {drain + STOP_MARGIN:g}",
                 )
-    watch = _choice(
+    watch = choice(
         data, "watch", "watch", errors, choices=[m.value for m in WatchMode], default="auto"
     )
-    poll = _number(
+    poll = number(
         data,
         "poll_interval",
         "poll_interval",
@@ -758,7 +455,7 @@ def parse_daemon_config(
         example="poll_interval = 1",
         maximum=3600,
     )
-    rescan = _number(
+    rescan = number(
         data,
         "rescan_interval",
         "rescan_interval",
@@ -767,7 +464,7 @@ def parse_daemon_config(
         example="rescan_interval = 30",
         maximum=86400,
     )
-    status = _number(
+    status = number(
         data,
         "status_interval",
         "status_interval",
@@ -776,7 +473,7 @@ def parse_daemon_config(
         example="status_interval = 5",
         maximum=3600,
     )
-    metrics_port = _integer(
+    metrics_port = integer(
         data,
         "metrics_port",
         "metrics_port",
@@ -786,7 +483,7 @@ def parse_daemon_config(
         high=65535,
         example="metrics_port = 9464",
     )
-    log_level = _choice(
+    log_level = choice(
         data,
         "log_level",
         "log_level",

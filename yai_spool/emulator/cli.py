@@ -289,6 +289,11 @@ def _control(url: str, path: str, payload: Any | None = None) -> dict[str, Any]:
         raise typer.Exit(1) from None
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that were given; an absent one (None) leaves the emulator's default."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 FAULT_ACTIONS = (
     "fail-next",
     "fail-fraction",
@@ -334,42 +339,29 @@ def fault_command(
         typer.echo(json.dumps(_control(url, "faults")))
         return
     spec: dict[str, Any] = {"action": action.replace("-", "_")}
-    scope = {k: v for k, v in (("project", project), ("logstore", logstore)) if v is not None}
+    scope = _given(project=project, logstore=logstore)
     if action in ("fail-next", "fail-fraction"):
-        spec.update(error_code=code, **scope)
-        if status is not None:
-            spec["status"] = status
-        if n is not None:
-            spec["n"] = n
+        spec.update(error_code=code, **scope, **_given(status=status, n=n))
         if action == "fail-fraction":
             if p is None:
                 raise typer.BadParameter("fail-fraction needs --p", param_hint="--p")
             spec.update(p=p, seed=seed)
     elif action == "poison":
-        spec["spec"] = {
-            k: v
-            for k, v in (("key", key), ("contains", contains), ("equals", equals))
-            if v is not None
-        }
+        spec["spec"] = _given(key=key, contains=contains, equals=equals)
         spec.update(scope)
         if code != "ServerBusy":
             spec["error_code"] = code
-        if n is not None:
-            spec["n"] = n
+        spec.update(_given(n=n))
     elif action == "latency":
         if seconds is None:
             raise typer.BadParameter("latency needs --seconds", param_hint="--seconds")
-        spec.update(seconds=seconds, **scope)
-        if n is not None:
-            spec["n"] = n
+        spec.update(seconds=seconds, **scope, **_given(n=n))
     elif action in ("hang", "drop"):
-        spec.update(scope)
-        if n is not None:
-            spec["n"] = n
+        spec.update(scope, **_given(n=n))
         if action == "drop" and p is not None:
             spec.update(p=p, seed=seed)
-    elif action == "down" and up_after is not None:
-        spec["up_after"] = up_after
+    elif action == "down":
+        spec.update(_given(up_after=up_after))
     typer.echo(json.dumps(_control(url, "faults", spec)))
 
 
