@@ -100,8 +100,7 @@ def tiny_disk(records: int) -> dict[str, Any] | str:
 
 
 def main() -> None:
-    args = benchlib.size_options(__doc__, records=50_000)
-    print(benchlib.checkout_header("bench_disk"))
+    args = benchlib.begin("bench_disk", __doc__, records=50_000)
     with tempfile.TemporaryDirectory(prefix="yai-spool-disk-") as tmp:
         big = burst(Path(tmp), args.records)
     small = tiny_disk(args.records)

@@ -52,8 +52,7 @@ def _us(ns: float) -> str:
 
 
 def main() -> None:
-    args = benchlib.size_options(__doc__, calls=20_000, reps=5)
-    print(benchlib.checkout_header("bench_drop"))
+    args = benchlib.begin("bench_drop", __doc__, calls=20_000, reps=5)
     samples: dict[str, list[int]] = {"accepted": [], "refused (spool full)": []}
     medians: dict[str, list[float]] = {k: [] for k in samples}
     dropped = 0

@@ -34,12 +34,10 @@ Run: ``python benchmarks/bench_e2e.py [--quick] [--records 100000] [--reps 3]``
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 import queue
 import resource
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +46,7 @@ import benchlib
 import benchruns
 from benchhandlers import DropHandler
 from benchlib import AK, PROJECT, SK, ratio
-from benchruns import ChildRun
+from benchruns import ChildRun, Outcome, Plan
 
 BASELINE = "aliyun QueuedLogHandler"
 WARMUP = 500
@@ -101,8 +99,8 @@ class _BatchShipper(logging.Handler):
         super().close()
 
 
-def child(run: ChildRun) -> None:
-    """One run in this fresh process; prints a JSON line."""
+def child(run: ChildRun) -> dict[str, Any]:
+    """One run in this fresh process: what the parent tabulates."""
     config, url, logstore, n = run.config, run.url, run.logstore, run.n
     emulator_stats = run.prepare()
 
@@ -178,48 +176,25 @@ def child(run: ChildRun) -> None:
         extra_rss = drainer.peak_rss_mb()
         drainer.stop()
     handler.close()
-    print(
-        json.dumps(
-            {
-                "emit_s": emitted - start,
-                "total_s": done - start,
-                "cpu_s": cpu + extra_cpu,
-                "maxrss_mb": max(maxrss_mb, extra_rss),
-                "delivered": delivered,
-            }
-        )
-    )
+    return {
+        "emit_s": emitted - start,
+        "total_s": done - start,
+        "cpu_s": cpu + extra_cpu,
+        "maxrss_mb": max(maxrss_mb, extra_rss),
+        "delivered": delivered,
+    }
 
 
-def main() -> None:
-    args = benchruns.options(__doc__)
-    if args.child:
-        child(ChildRun.parse(args.child))
-        return
-    n = args.records or (10_000 if args.quick else 100_000)
-    reps = args.reps or (1 if args.quick else 3)
-    results, elapsed = benchruns.run_interleaved(
-        __file__,
-        CONFIGS,
-        reps=reps,
-        name="e2e",
-        warmup=WARMUP,
-        records=lambda config: n,
-        progress=lambda out, n: f"cpu {out['cpu_s'] / n * 1e6:.1f} µs/rec, got {out['got']}",
-    )
+def _progress(out: dict[str, Any], n: int) -> str:
+    return f"cpu {out['cpu_s'] / n * 1e6:.1f} µs/rec, got {out['got']}"
 
-    print(
-        benchlib.env_header(
-            "bench_e2e: one producer thread -> emulator (subprocess)",
-            {
-                "records per run": f"{n}, {reps} interleaved repetitions, one fresh process each",
-                "wall time": f"{elapsed:.0f} s",
-            },
-        )
-    )
 
-    def med(config: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[config])
+PLAN = Plan(__file__, __doc__, CONFIGS, child, WARMUP, (10_000, 100_000), _progress)
+
+
+def report(outcome: Outcome) -> None:
+    n, reps, results, med = outcome.records, outcome.reps, outcome.results, outcome.med
+    print(outcome.header("bench_e2e: one producer thread -> emulator (subprocess)", f"{n}"))
 
     base_rate = n / med(BASELINE, "total_s")
     rows = []
@@ -272,6 +247,10 @@ def main() -> None:
 
 def _yes(ok: bool) -> str:
     return "yes" if ok else "NO"
+
+
+def main() -> None:
+    benchruns.main(PLAN, report)
 
 
 if __name__ == "__main__":

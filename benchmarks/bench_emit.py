@@ -36,7 +36,6 @@ Run: ``python benchmarks/bench_emit.py [--quick] [--reps 5] [--calls 20000] [--b
 
 from __future__ import annotations
 
-import argparse
 import logging
 import logging.handlers
 import queue
@@ -342,9 +341,7 @@ def emit_breakdown(directory: Path, reps: int, calls: int) -> list[list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="< 30 s smoke run")
-    parser.add_argument("--reps", type=int, default=None)
+    parser = benchlib.quick_parser(__doc__)
     parser.add_argument("--calls", type=int, default=None, help="timed calls per repetition")
     parser.add_argument("--backlog", type=int, default=None, help="records pre-spooled")
     parser.add_argument("--budget", type=float, default=None, help="seconds per contestant/rep")

@@ -116,7 +116,7 @@ def run(url: str, how: str, directory: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    print(benchlib.checkout_header("bench_exit"))
+    benchlib.begin("bench_exit", __doc__)
     rows = []
     with tempfile.TemporaryDirectory(prefix="yai-spool-exit-") as tmp:
         directory = Path(tmp)

@@ -32,7 +32,6 @@ Run: ``python benchmarks/bench_modes.py [--quick] [--records 30000] [--reps 3]``
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import statistics
 import time
@@ -43,7 +42,7 @@ import benchlib
 import benchruns
 from benchhandlers import DropHandler, ProducerHandler
 from benchlib import AK, PROJECT, SK, fmt_us, percentile
-from benchruns import ChildRun
+from benchruns import ChildRun, Outcome, Plan
 
 WARMUP = 300
 CHUNK = 50  # records logged between two yields to the loop
@@ -186,8 +185,8 @@ class _nothing:
         return None
 
 
-def child(run: ChildRun) -> None:
-    """One run in this fresh process; prints a JSON line."""
+def child(run: ChildRun) -> dict[str, Any]:
+    """One run in this fresh process: what the parent tabulates."""
     config, n = run.config, run.n
     emulator = run.prepare()
     handler, drainer = _handler(config, run.url, run.logstore, run.directory)
@@ -204,55 +203,36 @@ def child(run: ChildRun) -> None:
     handler.close()
     samples = sorted(out["samples"])
     lags = sorted(out["lags"])
-    print(
-        json.dumps(
-            {
-                "n": n,
-                "median_ns": statistics.median(samples),
-                "p99_ns": percentile(samples, 99),
-                "total_s": done - out["start"],
-                "emit_s": out["emitted"] - out["start"],
-                "cpu_s": cpu + extra_cpu,
-                "lag_p99_ms": percentile(lags, 99) * 1e3,
-                "lag_max_ms": (lags[-1] if lags else 0.0) * 1e3,
-                "delivered": delivered,
-            }
-        )
-    )
+    return {
+        "n": n,
+        "median_ns": statistics.median(samples),
+        "p99_ns": percentile(samples, 99),
+        "total_s": done - out["start"],
+        "emit_s": out["emitted"] - out["start"],
+        "cpu_s": cpu + extra_cpu,
+        "lag_p99_ms": percentile(lags, 99) * 1e3,
+        "lag_max_ms": (lags[-1] if lags else 0.0) * 1e3,
+        "delivered": delivered,
+    }
 
 
-def main() -> None:
-    args = benchruns.options(__doc__)
-    if args.child:
-        child(ChildRun.parse(args.child))
-        return
-    n = args.records or (3_000 if args.quick else 30_000)
-    reps = args.reps or (1 if args.quick else 3)
-    results, elapsed = benchruns.run_interleaved(
-        __file__,
-        CONFIGS,
-        reps=reps,
-        name="modes",
-        warmup=WARMUP,
-        records=lambda config: max(100, int(n * SYNC_SHARE)) if config == "sync" else n,
-        progress=lambda out, _: (
-            f"median {out['median_ns'] / 1e3:.1f} µs, lag p99 {out['lag_p99_ms']:.2f} ms"
-        ),
-    )
-    print(
-        benchlib.env_header(
-            "bench_modes: every delivery mode, one asyncio program per run",
-            {
-                "records per run": f"{n} ({max(100, int(n * SYNC_SHARE))} for sync), "
-                f"{reps} interleaved repetitions, one fresh process each",
-                "aliyun-log-producer": benchlib._version("aliyun-log-producer"),
-                "wall time": f"{elapsed:.0f} s",
-            },
-        )
-    )
+def _records(config: str, n: int) -> int:
+    """``sync`` logs a share of N (each of its records is one round trip)."""
+    return max(100, int(n * SYNC_SHARE)) if config == "sync" else n
 
-    def med(config: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[config])
+
+def _progress(out: dict[str, Any], n: int) -> str:
+    return f"median {out['median_ns'] / 1e3:.1f} µs, lag p99 {out['lag_p99_ms']:.2f} ms"
+
+
+PLAN = Plan(__file__, __doc__, CONFIGS, child, WARMUP, (3_000, 30_000), _progress, _records)
+
+
+def report(outcome: Outcome) -> None:
+    n, reps, results, med = outcome.records, outcome.reps, outcome.results, outcome.med
+    producer = {"aliyun-log-producer": benchlib._version("aliyun-log-producer")}
+    title = "bench_modes: every delivery mode, one asyncio program per run"
+    print(outcome.header(title, f"{n} ({_records('sync', n)} for sync)", producer))
 
     rows = []
     for config in CONFIGS:
@@ -293,6 +273,10 @@ def main() -> None:
         "of 1 ms sleeps while the program logs, yielding every "
         f"{CHUNK} records; 'logging only' is the floor every row shares."
     )
+
+
+def main() -> None:
+    benchruns.main(PLAN, report)
 
 
 if __name__ == "__main__":

@@ -512,9 +512,7 @@ def _median(values: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="< 3 min smoke run")
-    parser.add_argument("--reps", type=int, default=None)
+    parser = benchlib.quick_parser(__doc__, "< 3 min smoke run")
     parser.add_argument("--records", type=int, default=None, help="records per emit run")
     parser.add_argument("--backlog", type=int, default=None, help="records of the drain backlog")
     parser.add_argument("--paced-seconds", type=float, default=None)

@@ -57,8 +57,7 @@ def once(directory: Path, window: float, rep: int) -> tuple[int, float]:
 
 
 def main() -> None:
-    args = benchlib.size_options(__doc__, window=5.0, reps=3)
-    print(benchlib.checkout_header("bench_quota"))
+    args = benchlib.begin("bench_quota", __doc__, window=5.0, reps=3)
     rows = []
     with tempfile.TemporaryDirectory(prefix="yai-spool-quota-") as tmp:
         for rep in range(args.reps):

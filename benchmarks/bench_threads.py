@@ -93,9 +93,7 @@ def _child(kind: str, sync: str, threads: int, records: int, directory: str) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="< 60 s smoke run")
-    parser.add_argument("--reps", type=int, default=None)
+    parser = benchlib.quick_parser(__doc__, "< 60 s smoke run")
     parser.add_argument("--records", type=int, default=None, help="records per configuration")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -40,8 +40,7 @@ def run(directory: Path, appends: int) -> tuple[list[float], int]:
 
 
 def main() -> None:
-    args = benchlib.size_options(__doc__, appends=60_000, reps=3)
-    print(benchlib.checkout_header("bench_wal"))
+    args = benchlib.begin("bench_wal", __doc__, appends=60_000, reps=3)
     rows = []
     for rep in range(args.reps):
         with tempfile.TemporaryDirectory(prefix="yai-spool-wal-") as tmp:

@@ -93,19 +93,28 @@ def env_header(title: str, extra: dict[str, Any] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def checkout_header(title: str) -> str:
-    """``env_header`` naming the checkout measured (the scripts meant to be copied into another)."""
-    import yai_spool
+def begin(title: str, doc: str, **defaults: float) -> argparse.Namespace:
+    """The start of the small scripts meant to be run in other checkouts too.
 
-    return env_header(title, {"yai_spool": str(Path(yai_spool.__file__).parent)})
-
-
-def size_options(doc: str, **defaults: float) -> argparse.Namespace:
-    """Parse ``--NAME VALUE`` for each default (its type is the default's): the small scripts."""
+    Parses ``--NAME VALUE`` for each default (typed as the default), then prints the header
+    naming the checkout measured (the ``yai_spool`` package imported).
+    """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     for name, default in defaults.items():
         parser.add_argument(f"--{name}", type=type(default), default=default)
-    return parser.parse_args()
+    args = parser.parse_args()
+    import yai_spool
+
+    print(env_header(title, {"yai_spool": str(Path(yai_spool.__file__).parent)}))
+    return args
+
+
+def quick_parser(doc: str, smoke: str = "< 30 s smoke run") -> argparse.ArgumentParser:
+    """The options of the interleaved benchmarks: ``--quick`` (``smoke``) and ``--reps``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help=smoke)
+    parser.add_argument("--reps", type=int, default=None)
+    return parser
 
 
 # --------------------------------------------------------------------------- numbers
