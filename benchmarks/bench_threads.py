@@ -86,7 +86,8 @@ def _child(kind: str, sync: str, threads: int, records: int, directory: str) -> 
         times.append(time.perf_counter())
 
     workers = [threading.Thread(target=produce, args=(k,)) for k in range(threads)]
-    elapsed = max(times) - benchlib.start_together(workers, start)
+    t0 = benchlib.start_together(workers, start)
+    elapsed = max(times) - t0
     cpu = time.process_time()
     handler.close()
     print(json.dumps({"rate": threads * per_thread / elapsed, "cpu": cpu}))
