@@ -37,6 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchlib import request_contents
+
 from yai_spool.sls.client import AsyncPutLogsClient, PutLogsClient, SdkPutLogsClient
 from yai_spool.sls.model import Log, LogGroup
 
@@ -49,16 +51,7 @@ def make_group(n_logs: int) -> LogGroup:
     logs = tuple(
         Log(
             now,
-            (
-                ("level", "INFO"),
-                ("logger", "app.module.submodule"),
-                ("msg", f"request {i} handled in {i % 97} ms for user {i * 7919 % 10007}"),
-                ("thread", "MainThread"),
-                ("file", "/srv/app/module/submodule.py"),
-                ("line", str(100 + i % 400)),
-                ("trace_id", f"{i * 2654435761 % 2**64:016x}"),
-                ("host", "web-01"),
-            ),
+            request_contents(i),
             1 + i % 999_999_999,  # non-zero: the SDK would otherwise fill in the current ns
         )
         for i in range(n_logs)

@@ -19,8 +19,6 @@ checkout, run it with ``PYTHONPATH=/path/to/that/checkout``.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import subprocess
 import sys
@@ -31,7 +29,6 @@ from typing import Any
 
 import benchlib
 
-import yai_spool
 from yai_spool.handlers.durable import SpoolHandler
 
 
@@ -50,10 +47,7 @@ def burst(directory: Path, records: int, *, until_drop: bool = False) -> dict[st
     handler = SpoolHandler(
         project="bench-disk", logstore="disk-store", spool_path=path, flusher="none"
     )
-    logger = logging.getLogger("bench.disk")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    logger = benchlib.attach_logger("bench.disk", handler)
     pad = "x" * 300
     peak_wal = peak_total = 0
     stored = 0
@@ -106,10 +100,7 @@ def tiny_disk(records: int) -> dict[str, Any] | str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=50_000)
-    args = parser.parse_args()
-    print(benchlib.env_header("bench_disk", {"yai_spool": str(Path(yai_spool.__file__).parent)}))
+    args = benchlib.begin("bench_disk", __doc__, records=50_000)
     with tempfile.TemporaryDirectory(prefix="yai-spool-disk-") as tmp:
         big = burst(Path(tmp), args.records)
     small = tiny_disk(args.records)

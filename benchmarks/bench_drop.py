@@ -10,12 +10,11 @@ median of the per-repetition medians, p99 pools every sample.
 Nothing here is a test: no assertion on time.
 
 Run: ``python benchmarks/bench_drop.py [--calls 20000] [--reps 5]`` (< 1 min). To compare with
-another checkout, copy this file into its ``benchmarks/`` and run it there.
+another checkout, copy this file and ``benchlib.py`` into its ``benchmarks/`` and run it there.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
 import tempfile
@@ -25,7 +24,6 @@ from pathlib import Path
 import benchlib
 from benchlib import fmt_us, make_records, percentile
 
-import yai_spool
 from yai_spool.handlers.durable import SpoolHandler
 
 
@@ -54,11 +52,7 @@ def _us(ns: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--reps", type=int, default=5)
-    args = parser.parse_args()
-    print(benchlib.env_header("bench_drop", {"yai_spool": str(Path(yai_spool.__file__).parent)}))
+    args = benchlib.begin("bench_drop", __doc__, calls=20_000, reps=5)
     samples: dict[str, list[int]] = {"accepted": [], "refused (spool full)": []}
     medians: dict[str, list[float]] = {k: [] for k in samples}
     dropped = 0

@@ -34,21 +34,19 @@ Run: ``python benchmarks/bench_e2e.py [--quick] [--records 100000] [--reps 3]``
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import logging.handlers
-import os
 import queue
 import resource
-import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import benchlib
-from benchlib import AK, PROJECT, SK, EmulatorProcess, ratio
+import benchruns
+from benchhandlers import DropHandler
+from benchlib import AK, PROJECT, SK, ratio
+from benchruns import ChildRun, Outcome, Plan
 
 BASELINE = "aliyun QueuedLogHandler"
 WARMUP = 500
@@ -60,11 +58,6 @@ CONFIGS = (
     "QueueListener -> PutLogsClient",
     "logging only",
 )
-
-
-class _Drop(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        return
 
 
 class _BatchShipper(logging.Handler):
@@ -106,20 +99,17 @@ class _BatchShipper(logging.Handler):
         super().close()
 
 
-def child(config: str, url: str, logstore: str, *, n: int, expect: int, directory: str) -> None:
-    """One run in this fresh process; prints a JSON line."""
-    os.environ["HTTP_PROXY"] = url
-    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
-        os.environ.pop(var, None)
-    logging.getLogger("yai_spool").propagate = False
-    emulator_stats = benchlib.EmulatorClient(url)
+def child(run: ChildRun) -> dict[str, Any]:
+    """One run in this fresh process: what the parent tabulates."""
+    config, url, logstore, n = run.config, run.url, run.logstore, run.n
+    emulator_stats = run.prepare()
 
     listener = None
     drainer = None
     if config in ("SpoolHandler thread", DRAINED):
         from yai_spool.handlers.durable import SpoolHandler
 
-        spool_path = Path(directory) / f"{logstore}.spool"
+        spool_path = Path(run.directory) / f"{logstore}.spool"
         thread = config == "SpoolHandler thread"
         handler: logging.Handler = SpoolHandler(
             project=PROJECT,
@@ -145,11 +135,8 @@ def child(config: str, url: str, logstore: str, *, n: int, expect: int, director
         listener.start()
         handler = logging.handlers.QueueHandler(q)
     else:
-        handler = _Drop()
-    logger = logging.getLogger(f"app.{logstore}")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
+        handler = DropHandler()
+    logger = run.logger(handler)
     shipping = config != "logging only"
 
     if shipping:  # warm-up: imports, connections, the flusher thread; not measured
@@ -166,8 +153,8 @@ def child(config: str, url: str, logstore: str, *, n: int, expect: int, director
             if config == BASELINE:  # its flush() stopped its worker: start a fresh one
                 handler.stop_flag = False  # type: ignore[attr-defined]
                 handler.init_worker()  # type: ignore[attr-defined]
-        emulator_stats.wait_for(expect - n, timeout=60)
-    before = resource.getrusage(resource.RUSAGE_SELF)
+        emulator_stats.wait_for(run.expect - n, timeout=60)
+    cpu0 = benchlib.cpu_self()
     drainer_cpu = drainer.cpu() if drainer is not None else 0.0
     start = time.perf_counter()
     for i in range(n):
@@ -179,89 +166,35 @@ def child(config: str, url: str, logstore: str, *, n: int, expect: int, director
         listener.handlers[0].close()
     elif shipping and drainer is None:
         handler.flush()
-    delivered = emulator_stats.wait_for(expect, timeout=600) if shipping else True
+    delivered = emulator_stats.wait_for(run.expect, timeout=600) if shipping else True
     done = time.perf_counter()
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = benchlib.cpu_self() - cpu0
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     extra_cpu, extra_rss = 0.0, 0.0
     if drainer is not None:
         extra_cpu = drainer.cpu() - drainer_cpu
         extra_rss = drainer.peak_rss_mb()
         drainer.stop()
     handler.close()
-    print(
-        json.dumps(
-            {
-                "emit_s": emitted - start,
-                "total_s": done - start,
-                "cpu_s": (after.ru_utime - before.ru_utime)
-                + (after.ru_stime - before.ru_stime)
-                + extra_cpu,
-                "maxrss_mb": max(after.ru_maxrss / 1024, extra_rss),
-                "delivered": delivered,
-            }
-        )
-    )
+    return {
+        "emit_s": emitted - start,
+        "total_s": done - start,
+        "cpu_s": cpu + extra_cpu,
+        "maxrss_mb": max(maxrss_mb, extra_rss),
+        "delivered": delivered,
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="< 30 s smoke run")
-    parser.add_argument("--records", type=int, default=None)
-    parser.add_argument("--reps", type=int, default=None)
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        config, url, logstore, n, expect, directory = args.child
-        child(config, url, logstore, n=int(n), expect=int(expect), directory=directory)
-        return
-    n = args.records or (10_000 if args.quick else 100_000)
-    reps = args.reps or (1 if args.quick else 3)
-    results: dict[str, list[dict[str, float]]] = {c: [] for c in CONFIGS}
-    started = time.monotonic()
-    with benchlib.scratch_dir("yai-bench-e2e-") as directory, EmulatorProcess(directory) as emu:
-        seq = 0
-        for rep in range(reps):
-            order = CONFIGS[rep % len(CONFIGS) :] + CONFIGS[: rep % len(CONFIGS)]
-            for config in order:
-                seq += 1
-                before = emu.accepted()
-                emu_cpu = emu.cpu()
-                out = benchlib.run_child(
-                    [
-                        __file__,
-                        "--child",
-                        config,
-                        emu.url,
-                        f"e2e-{seq}",
-                        str(n),
-                        str(before + WARMUP + n),
-                        str(directory),
-                    ],
-                    timeout=900,
-                )
-                out["emu_cpu_s"] = emu.cpu() - emu_cpu
-                shipped = emu.accepted() - before
-                out["got"] = shipped - WARMUP if config != "logging only" else 0
-                results[config].append(out)
-                print(
-                    f"  rep {rep + 1}/{reps} {config}: {n / out['total_s']:,.0f} rec/s, "
-                    f"cpu {out['cpu_s'] / n * 1e6:.1f} µs/rec, got {out['got']}",
-                    file=sys.stderr,
-                )
-    elapsed = time.monotonic() - started
+def _progress(out: dict[str, Any], n: int) -> str:
+    return f"cpu {out['cpu_s'] / n * 1e6:.1f} µs/rec, got {out['got']}"
 
-    print(
-        benchlib.env_header(
-            "bench_e2e: one producer thread -> emulator (subprocess)",
-            {
-                "records per run": f"{n}, {reps} interleaved repetitions, one fresh process each",
-                "wall time": f"{elapsed:.0f} s",
-            },
-        )
-    )
 
-    def med(config: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[config])
+PLAN = Plan(__file__, __doc__, CONFIGS, child, WARMUP, (10_000, 100_000), _progress)
+
+
+def report(outcome: Outcome) -> None:
+    n, reps, results, med = outcome.records, outcome.reps, outcome.results, outcome.med
+    print(outcome.header("bench_e2e: one producer thread -> emulator (subprocess)", f"{n}"))
 
     base_rate = n / med(BASELINE, "total_s")
     rows = []
@@ -314,6 +247,10 @@ def main() -> None:
 
 def _yes(ok: bool) -> str:
     return "yes" if ok else "NO"
+
+
+def main() -> None:
+    benchruns.main(PLAN, report)
 
 
 if __name__ == "__main__":

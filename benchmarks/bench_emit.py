@@ -36,12 +36,9 @@ Run: ``python benchmarks/bench_emit.py [--quick] [--reps 5] [--calls 20000] [--b
 
 from __future__ import annotations
 
-import argparse
 import logging
 import logging.handlers
-import os
 import queue
-import sqlite3
 import statistics
 import sys
 import time
@@ -50,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import benchlib
+from benchhandlers import DropHandler, SqliteFloor, floor_connection
 from benchlib import (
     AK,
     PROJECT,
@@ -72,13 +70,6 @@ BASELINE = "QueueHandler+QueueListener"
 FLOOR = "sqlite3 insert+commit (spool pragmas)"
 
 
-class _Sink(logging.Handler):
-    """The QueueListener's target: accepts and drops (the NullHandler-ish end of the queue)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        return
-
-
 class _PersistQueueHandler(logging.Handler):
     """What a user writes on top of stock persist-queue: format, then ``put`` (pickled)."""
 
@@ -93,30 +84,6 @@ class _PersistQueueHandler(logging.Handler):
 
     def close(self) -> None:
         self.queue.close()  # type: ignore[no-untyped-call]
-        super().close()
-
-
-class _SqliteHandler(logging.Handler):
-    """Raw sqlite3: one autocommit INSERT per record, with the spool's pragmas."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA wal_autocheckpoint=0")  # as the spool (store.configure)
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, data TEXT, created REAL)"
-        )
-        self.cursor = self.conn.cursor()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.cursor.execute(
-            "INSERT INTO logs (data, created) VALUES (?, ?)", (self.format(record), record.created)
-        )
-
-    def close(self) -> None:
-        self.conn.close()
         super().close()
 
 
@@ -181,7 +148,7 @@ def _prefill(ctx: Ctx, logstore: str, n: int) -> Path:
 
 def build_queue(ctx: Ctx) -> Built:
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(q, _Sink())
+    listener = logging.handlers.QueueListener(q, DropHandler())
     listener.start()
     return Built(logging.handlers.QueueHandler(q), listener.stop)
 
@@ -254,7 +221,7 @@ def build_persist_queue(ctx: Ctx) -> Built:
 
 
 def build_sqlite(ctx: Ctx) -> Built:
-    handler = _SqliteHandler(ctx.directory / f"{ctx.next_logstore()}.sqlite")
+    handler = SqliteFloor(ctx.directory / f"{ctx.next_logstore()}.sqlite")
     return Built(handler, handler.close)
 
 
@@ -320,11 +287,11 @@ def emit_breakdown(directory: Path, reps: int, calls: int) -> list[list[str]]:
     dest = encode_dest(PROJECT, "breakdown", "", SOURCE, ())
     data = mapper.encode(make_records(1)[0]).data
     row = (data, 1.0, dest, len(data), 1_700_000_000, "INFO", "app.checkout")
-    conn = sqlite3.connect(directory / "breakdown-raw.sqlite", isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA wal_autocheckpoint=0")  # as the spool: no checkpoint in the insert
-    conn.execute("CREATE TABLE q (id INTEGER PRIMARY KEY, data BLOB, ts REAL, dest TEXT, n INT)")
+    conn = floor_connection(  # the spool's pragmas: no checkpoint in the insert
+        directory / "breakdown-raw.sqlite",
+        table="CREATE TABLE q (id INTEGER PRIMARY KEY, data BLOB, ts REAL, dest TEXT, n INT)",
+        check_same_thread=True,
+    )
     cursor = conn.cursor()
     insert = "INSERT INTO q (data, ts, dest, n) VALUES (?, ?, ?, ?)"
     formatter = logging.Formatter()
@@ -374,9 +341,7 @@ def emit_breakdown(directory: Path, reps: int, calls: int) -> list[list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="< 30 s smoke run")
-    parser.add_argument("--reps", type=int, default=None)
+    parser = benchlib.quick_parser(__doc__)
     parser.add_argument("--calls", type=int, default=None, help="timed calls per repetition")
     parser.add_argument("--backlog", type=int, default=None, help="records pre-spooled")
     parser.add_argument("--budget", type=float, default=None, help="seconds per contestant/rep")
@@ -392,10 +357,6 @@ def main() -> None:
         if not args.only or n == BASELINE or any(n.startswith(p) for p in args.only.split(","))
     ]
 
-    # The official handler reaches the emulator through proxy mode; ours ignores the
-    # environment (trust_env=False), so this changes nothing else.
-    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
-        os.environ.pop(var, None)
     logging.getLogger("yai_spool").propagate = False
     overhead = timer_overhead()
     samples: dict[str, list[int]] = {n: [] for n in names}
@@ -406,11 +367,10 @@ def main() -> None:
         benchlib.scratch_dir("yai-bench-emit-") as directory,
         EmulatorProcess(directory) as emulator,
     ):
-        os.environ["HTTP_PROXY"] = emulator.url
+        benchlib.proxy_to(emulator.url)  # the official handler reaches the emulator so
         ctx = Ctx(directory, emulator, backlog)
         for rep in range(reps):
-            order = names[rep % len(names) :] + names[: rep % len(names)]
-            for name in order:
+            for name in benchlib.rotated(names, rep):
                 built = CONTESTANTS[name](ctx)
                 try:
                     for i in range(300):  # warm-up

@@ -27,6 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchlib import request_contents
+
 from yai_spool.emulator import Emulator, EmulatorConfig
 from yai_spool.emulator.scan import FAST_SCAN
 from yai_spool.sls.compression import Compression, compress
@@ -45,16 +47,7 @@ def build_request(n_logs: int) -> tuple[dict[str, str], bytes]:
     logs = tuple(
         Log(
             now,
-            (
-                ("level", "INFO"),
-                ("logger", "app.module.submodule"),
-                ("msg", f"request {i} handled in {i % 97} ms for user {i * 7919 % 10007}"),
-                ("thread", "MainThread"),
-                ("file", "/srv/app/module/submodule.py"),
-                ("line", str(100 + i % 400)),
-                ("trace_id", f"{i * 2654435761 % 2**64:016x}"),
-                ("host", "web-01"),
-            ),
+            request_contents(i),
             i % 1_000_000_000,
         )
         for i in range(n_logs)

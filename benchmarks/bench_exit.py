@@ -31,7 +31,6 @@ from typing import Any
 
 import benchlib
 
-import yai_spool
 from yai_spool.emulator import Emulator, EmulatorConfig
 
 _CHILD = textwrap.dedent(
@@ -117,7 +116,7 @@ def run(url: str, how: str, directory: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    print(benchlib.env_header("bench_exit", {"yai_spool": str(Path(yai_spool.__file__).parent)}))
+    benchlib.begin("bench_exit", __doc__)
     rows = []
     with tempfile.TemporaryDirectory(prefix="yai-spool-exit-") as tmp:
         directory = Path(tmp)

@@ -31,21 +31,18 @@ Run: ``python benchmarks/bench_modes.py [--quick] [--records 30000] [--reps 3]``
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
-import os
-import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import benchlib
-from bench_e2e import _Drop
-from benchlib import AK, PROJECT, SK, EmulatorProcess, fmt_us, percentile
+import benchruns
+from benchhandlers import DropHandler, ProducerHandler
+from benchlib import AK, PROJECT, SK, fmt_us, percentile
+from benchruns import ChildRun, Outcome, Plan
 
 WARMUP = 300
 CHUNK = 50  # records logged between two yields to the loop
@@ -63,25 +60,13 @@ CONFIGS = (
 )
 
 
-class _ProducerHandler(logging.Handler):
+class _ProducerHandler(ProducerHandler):
     """The Rust producer behind logging: RecordMapper contents as one dict per record."""
 
     def __init__(self, logstore: str) -> None:
-        super().__init__()
-        from aliyun_log_producer import Producer, ProducerConfig
-
+        super().__init__(logstore, linger=0.5)
         from yai_spool.handlers.mapping import RecordMapper
 
-        self.producer = Producer(
-            ProducerConfig(
-                endpoint="http://sls.example.test",
-                access_key_id=AK,
-                access_key_secret=SK,
-                compression="lz4",
-                linger=0.5,
-            )
-        )
-        self.writer = self.producer.writer(PROJECT, logstore)
         self.mapper = RecordMapper()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -92,13 +77,6 @@ class _ProducerHandler(logging.Handler):
             time_ns=entry["time_ns"],
             source="bench-host",
         )
-
-    def flush(self) -> None:
-        self.producer.flush()
-
-    def close(self) -> None:
-        self.producer.close()
-        super().close()
 
 
 def _handler(config: str, url: str, logstore: str, directory: str) -> tuple[logging.Handler, Any]:
@@ -135,7 +113,7 @@ def _handler(config: str, url: str, logstore: str, directory: str) -> tuple[logg
         return QueuedLogHandler("sls.example.test", AK, SK, PROJECT, logstore, close_wait=120), None
     if config == "aliyun-log-producer":
         return _ProducerHandler(logstore), None
-    return _Drop(), None
+    return DropHandler(), None
 
 
 async def _flush(config: str, handler: logging.Handler, flushers: list[Any]) -> None:
@@ -175,7 +153,7 @@ async def _program(
         await asyncio.sleep(0.01)
         samples: list[int] = []
         clock = time.perf_counter_ns
-        before = resource.getrusage(resource.RUSAGE_SELF)
+        cpu0 = benchlib.cpu_self()
         start = time.perf_counter()
         for i in range(n):
             extra = {"order_id": f"o-{i}", "ms": 1.5}
@@ -189,15 +167,13 @@ async def _program(
         flushed = time.perf_counter()
         stop.set()
         await probe
-        after_flush = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "samples": samples,
         "lags": lags,
         "start": start,
         "emitted": emitted,
         "flushed": flushed,
-        "before": before,
-        "after": after_flush,
+        "cpu0": cpu0,
     }
 
 
@@ -209,108 +185,54 @@ class _nothing:
         return None
 
 
-def child(config: str, url: str, logstore: str, *, n: int, expect: int, directory: str) -> None:
-    """One run in this fresh process; prints a JSON line."""
-    os.environ["HTTP_PROXY"] = url  # the official clients reach the emulator through it
-    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
-        os.environ.pop(var, None)
-    logging.getLogger("yai_spool").propagate = False
-    emulator = benchlib.EmulatorClient(url)
-    handler, drainer = _handler(config, url, logstore, directory)
-    logger = logging.getLogger(f"app.{logstore}")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
+def child(run: ChildRun) -> dict[str, Any]:
+    """One run in this fresh process: what the parent tabulates."""
+    config, n = run.config, run.n
+    emulator = run.prepare()
+    handler, drainer = _handler(config, run.url, run.logstore, run.directory)
+    logger = run.logger(handler)
     shipping = config != "logging only"
     drainer_cpu = drainer.cpu() if drainer is not None else 0.0
     out = asyncio.run(_program(config, logger, n, handler))
-    delivered = emulator.wait_for(expect, timeout=600) if shipping else True
+    delivered = emulator.wait_for(run.expect, timeout=600) if shipping else True
     done = time.perf_counter()
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = benchlib.cpu_self() - out["cpu0"]
     extra_cpu = drainer.cpu() - drainer_cpu if drainer is not None else 0.0
     if drainer is not None:
         drainer.stop()
     handler.close()
     samples = sorted(out["samples"])
     lags = sorted(out["lags"])
-    before = out["before"]
-    print(
-        json.dumps(
-            {
-                "n": n,
-                "median_ns": statistics.median(samples),
-                "p99_ns": percentile(samples, 99),
-                "total_s": done - out["start"],
-                "emit_s": out["emitted"] - out["start"],
-                "cpu_s": (after.ru_utime - before.ru_utime)
-                + (after.ru_stime - before.ru_stime)
-                + extra_cpu,
-                "lag_p99_ms": percentile(lags, 99) * 1e3,
-                "lag_max_ms": (lags[-1] if lags else 0.0) * 1e3,
-                "delivered": delivered,
-            }
-        )
-    )
+    return {
+        "n": n,
+        "median_ns": statistics.median(samples),
+        "p99_ns": percentile(samples, 99),
+        "total_s": done - out["start"],
+        "emit_s": out["emitted"] - out["start"],
+        "cpu_s": cpu + extra_cpu,
+        "lag_p99_ms": percentile(lags, 99) * 1e3,
+        "lag_max_ms": (lags[-1] if lags else 0.0) * 1e3,
+        "delivered": delivered,
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="< 30 s smoke run")
-    parser.add_argument("--records", type=int, default=None)
-    parser.add_argument("--reps", type=int, default=None)
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        config, url, logstore, n, expect, directory = args.child
-        child(config, url, logstore, n=int(n), expect=int(expect), directory=directory)
-        return
-    n = args.records or (3_000 if args.quick else 30_000)
-    reps = args.reps or (1 if args.quick else 3)
-    results: dict[str, list[dict[str, Any]]] = {c: [] for c in CONFIGS}
-    started = time.monotonic()
-    with benchlib.scratch_dir("yai-bench-modes-") as directory, EmulatorProcess(directory) as emu:
-        seq = 0
-        for rep in range(reps):
-            order = CONFIGS[rep % len(CONFIGS) :] + CONFIGS[: rep % len(CONFIGS)]
-            for config in order:
-                seq += 1
-                runs = max(100, int(n * SYNC_SHARE)) if config == "sync" else n
-                before = emu.accepted()
-                out = benchlib.run_child(
-                    [
-                        __file__,
-                        "--child",
-                        config,
-                        emu.url,
-                        f"modes-{seq}",
-                        str(runs),
-                        str(before + WARMUP + runs),
-                        str(directory),
-                    ],
-                    timeout=900,
-                )
-                out["got"] = emu.accepted() - before - WARMUP if config != "logging only" else 0
-                results[config].append(out)
-                print(
-                    f"  rep {rep + 1}/{reps} {config}: {runs / out['total_s']:,.0f} rec/s, "
-                    f"median {out['median_ns'] / 1e3:.1f} µs, lag p99 {out['lag_p99_ms']:.2f} ms",
-                    file=sys.stderr,
-                )
-    elapsed = time.monotonic() - started
-    print(
-        benchlib.env_header(
-            "bench_modes: every delivery mode, one asyncio program per run",
-            {
-                "records per run": f"{n} ({max(100, int(n * SYNC_SHARE))} for sync), "
-                f"{reps} interleaved repetitions, one fresh process each",
-                "aliyun-log-producer": benchlib._version("aliyun-log-producer"),
-                "wall time": f"{elapsed:.0f} s",
-            },
-        )
-    )
+def _records(config: str, n: int) -> int:
+    """``sync`` logs a share of N (each of its records is one round trip)."""
+    return max(100, int(n * SYNC_SHARE)) if config == "sync" else n
 
-    def med(config: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[config])
+
+def _progress(out: dict[str, Any], n: int) -> str:
+    return f"median {out['median_ns'] / 1e3:.1f} µs, lag p99 {out['lag_p99_ms']:.2f} ms"
+
+
+PLAN = Plan(__file__, __doc__, CONFIGS, child, WARMUP, (3_000, 30_000), _progress, _records)
+
+
+def report(outcome: Outcome) -> None:
+    n, reps, results, med = outcome.records, outcome.reps, outcome.results, outcome.med
+    producer = {"aliyun-log-producer": benchlib._version("aliyun-log-producer")}
+    title = "bench_modes: every delivery mode, one asyncio program per run"
+    print(outcome.header(title, f"{n} ({_records('sync', n)} for sync)", producer))
 
     rows = []
     for config in CONFIGS:
@@ -351,6 +273,10 @@ def main() -> None:
         "of 1 ms sleeps while the program logs, yielding every "
         f"{CHUNK} records; 'logging only' is the floor every row shares."
     )
+
+
+def main() -> None:
+    benchruns.main(PLAN, report)
 
 
 if __name__ == "__main__":

@@ -47,13 +47,10 @@ import json
 import logging
 import logging.handlers
 import math
-import os
 import queue
 import re
 import resource
-import sqlite3
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -62,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import benchlib
+from benchhandlers import DropHandler, ProducerHandler, floor_connection
 from benchlib import AK, PROJECT, SK, fmt_us, percentile, table
 
 BASELINE = "QueueHandler+QueueListener"
@@ -89,19 +87,12 @@ MESSAGE = "request handled user=%s status=%d t=%d"
 # --------------------------------------------------------------------------- probe sink
 
 
-class Sink(benchlib.EmulatorClient):
+class Sink(benchlib.Subprocess, benchlib.EmulatorClient):
     """The probe sink subprocess: ``records()`` counts stamped records; ``latencies()``."""
 
     def __init__(self, max_lifetime: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--sink", str(max_lifetime)],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=str(benchlib.ROOT),
-        )
-        assert self.proc.stdout is not None
-        http_url, tcp_port = self.proc.stdout.readline().split()
-        super().__init__(http_url)
+        http_url, tcp_port = self._spawn([__file__, "--sink", str(max_lifetime)]).split()
+        benchlib.EmulatorClient.__init__(self, http_url)
         self.tcp_port = int(tcp_port)
 
     @classmethod
@@ -118,17 +109,10 @@ class Sink(benchlib.EmulatorClient):
         with self._opener.open(f"{self.url}{path}", timeout=30) as response:
             return json.loads(response.read())
 
-    def cpu(self) -> float:
-        return benchlib.cpu_seconds(self.proc.pid)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
 
 def _sink_main(max_lifetime: float) -> None:
     import socketserver
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import ThreadingHTTPServer
 
     import lz4.block
     import zstandard
@@ -158,17 +142,11 @@ def _sink_main(max_lifetime: float) -> None:
             return zlib.decompress(body, 16 + zlib.MAX_WBITS)
         return body
 
-    class Http(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Http(benchlib.QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             seen(decompress(body, self.headers))
-            self.send_response(200)
-            self.send_header("x-log-requestid", "sink")
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer_put(("Content-Type", "application/x-protobuf"))
 
         def do_GET(self) -> None:
             with lock:
@@ -180,14 +158,7 @@ def _sink_main(max_lifetime: float) -> None:
                     state["latencies"] = []
                 else:
                     reply = {"records": state["records"]}
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            return
+            self.answer_json(reply)
 
     class Lines(socketserver.StreamRequestHandler):
         def handle(self) -> None:
@@ -207,27 +178,11 @@ def _sink_main(max_lifetime: float) -> None:
 # --------------------------------------------------------------------------- systems
 
 
-class _Drop(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        return
-
-
-class _ProducerHandler(logging.Handler):
+class _ProducerHandler(ProducerHandler):
     """The Rust producer behind a minimal handler: message, level, logger; lz4."""
 
     def __init__(self) -> None:
-        super().__init__()
-        from aliyun_log_producer import Producer, ProducerConfig
-
-        self.producer = Producer(
-            ProducerConfig(
-                endpoint="http://sls.example.test",
-                access_key_id=AK,
-                access_key_secret=SK,
-                compression="lz4",
-            )
-        )
-        self.writer = self.producer.writer(PROJECT, "peers")
+        super().__init__("peers")
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -237,23 +192,17 @@ class _ProducerHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def flush(self) -> None:
-        self.producer.flush()
-
-    def close(self) -> None:
-        self.producer.close()
-        super().close()
-
 
 class _SqliteFloor(logging.Handler):
     """INSERT + COMMIT per record with the spool's pragmas: the durable floor."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS q (_id INTEGER PRIMARY KEY, data BLOB)")
+        self.conn = floor_connection(
+            path,
+            ("journal_mode=WAL", "synchronous=NORMAL"),  # autocheckpoint on, as SQLite's default
+            "CREATE TABLE IF NOT EXISTS q (_id INTEGER PRIMARY KEY, data BLOB)",
+        )
 
     def emit(self, record: logging.LogRecord) -> None:
         self.conn.execute("INSERT INTO q (data) VALUES (?)", (record.getMessage().encode(),))
@@ -272,10 +221,10 @@ class System:
     def _build(self, url: str, tcp_port: int, directory: Path) -> logging.Handler:
         name = self.name
         if name == "no-op handler":
-            return _Drop()
+            return DropHandler()
         if name == BASELINE:
             q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-            self.listener = logging.handlers.QueueListener(q, _Drop())
+            self.listener = logging.handlers.QueueListener(q, DropHandler())
             self.listener.start()
             return logging.handlers.QueueHandler(q)
         if name == "aliyun QueuedLogHandler":
@@ -365,18 +314,8 @@ def _ours(url: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child
 
 
-def _cpu_self() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _logger(handler: logging.Handler) -> logging.Logger:
-    logger = logging.getLogger("app.peers")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    logging.getLogger("yai_spool").propagate = False
-    return logger
+    return benchlib.attach_logger("app.peers", handler)
 
 
 def _emit(logger: logging.Logger, n: int, into: list[float]) -> None:
@@ -402,9 +341,8 @@ def _wait(sink: Sink, target: int, timeout: float, stall: float = 5.0) -> int:
 
 
 def child(system: str, scenario: str, args: dict[str, Any]) -> dict[str, Any]:
-    os.environ["HTTP_PROXY"] = args["url"]  # the official clients reach the sink as a proxy
-    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
-        os.environ.pop(var, None)
+    benchlib.proxy_to(args["url"])  # the official clients reach the sink as a proxy
+    logging.getLogger("yai_spool").propagate = False
     sink = Sink.attach(args["url"])
     directory = Path(args["dir"])
     if scenario == "drain":
@@ -436,7 +374,7 @@ def child(system: str, scenario: str, args: dict[str, Any]) -> dict[str, Any]:
         return result
     n, threads = args["records"], 8 if scenario == "emit8" else 1
     samples: list[list[float]] = [[] for _ in range(threads)]
-    cpu0, extra0 = _cpu_self(), peer.extra_cpu()
+    cpu0, extra0 = benchlib.cpu_self(), peer.extra_cpu()
     start = time.perf_counter()
     if threads == 1:
         _emit(logger, n, samples[0])
@@ -457,7 +395,7 @@ def child(system: str, scenario: str, args: dict[str, Any]) -> dict[str, Any]:
     else:
         got = total
     done = time.perf_counter()
-    cpu = _cpu_self() - cpu0 + peer.extra_cpu() - extra0
+    cpu = benchlib.cpu_self() - cpu0 + peer.extra_cpu() - extra0
     peer.close()
     latencies = sorted(x for s in samples for x in s)
     result.update(
@@ -501,7 +439,7 @@ def _drain_child(system: str, sink: Sink, directory: Path, args: dict[str, Any])
         handler.close()
         return {}
     base = sink.records()
-    cpu0 = _cpu_self()
+    cpu0 = benchlib.cpu_self()
     start = time.perf_counter()
     drainer = None
     if system == "logstash-async (SQLite)":
@@ -514,7 +452,7 @@ def _drain_child(system: str, sink: Sink, directory: Path, args: dict[str, Any])
         logger.info("start draining")  # its worker starts on the first record
     elif system == "yai-spool daemon":
         drainer = benchlib.Drainer(directory / "peers.spool", args["url"])
-        handler = _Drop()
+        handler = DropHandler()
     else:
         from yai_spool import SpoolHandler
 
@@ -529,7 +467,7 @@ def _drain_child(system: str, sink: Sink, directory: Path, args: dict[str, Any])
         _logger(handler).info("start draining")
     got = _wait(sink, base + n, args["drain_timeout"]) - base
     seconds = time.perf_counter() - start
-    cpu = _cpu_self() - cpu0
+    cpu = benchlib.cpu_self() - cpu0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if drainer is not None:
         cpu, rss = drainer.cpu(), drainer.peak_rss_mb()
@@ -574,9 +512,7 @@ def _median(values: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="< 3 min smoke run")
-    parser.add_argument("--reps", type=int, default=None)
+    parser = benchlib.quick_parser(__doc__, "< 3 min smoke run")
     parser.add_argument("--records", type=int, default=None, help="records per emit run")
     parser.add_argument("--backlog", type=int, default=None, help="records of the drain backlog")
     parser.add_argument("--paced-seconds", type=float, default=None)
@@ -605,34 +541,32 @@ def main() -> None:
     started = time.monotonic()
     sink = Sink(max_lifetime=3600)
     sink_cpu0 = sink.cpu()
+
+    def sized(directory: Path, **sizes: Any) -> dict[str, Any]:
+        """A child's arguments: where the sink is, its scratch directory, its sizes."""
+        return {"url": sink.url, "tcp": sink.tcp_port, "dir": str(directory), **sizes}
+
     try:
         for rep in range(reps):
-            order = systems[rep % len(systems) :] + systems[: rep % len(systems)]
+            order = benchlib.rotated(systems, rep)
             for scenario in ("emit1", "emit8", "paced"):
                 for system in order:
                     print(f"rep {rep + 1}/{reps} {scenario:6} {system}", file=sys.stderr)
                     with benchlib.scratch_dir("peers-") as directory:
-                        child_args = {
-                            "url": sink.url,
-                            "tcp": sink.tcp_port,
-                            "dir": str(directory),
-                            "records": records,
-                            "paced_s": paced_s,
-                            "ship_budget": ship_budget,
-                        }
+                        child_args = sized(
+                            directory, records=records, paced_s=paced_s, ship_budget=ship_budget
+                        )
                         out = _run(system, scenario, child_args, failures)
                     results.setdefault((system, scenario), []).append(out)
             for system in [s for s in order if s in DURABLE]:
                 print(f"rep {rep + 1}/{reps} drain  {system}", file=sys.stderr)
                 with benchlib.scratch_dir("peers-") as directory:
-                    child_args = {
-                        "url": sink.url,
-                        "tcp": sink.tcp_port,
-                        "dir": str(directory),
-                        "backlog": backlog,
-                        "dead_port": _dead_port(),
-                        "drain_timeout": drain_budget,
-                    }
+                    child_args = sized(
+                        directory,
+                        backlog=backlog,
+                        dead_port=_dead_port(),
+                        drain_timeout=drain_budget,
+                    )
                     out = None
                     if _run(system, "drain", {**child_args, "phase": "fill"}, failures) is not None:
                         out = _run(system, "drain", {**child_args, "phase": "ship"}, failures)

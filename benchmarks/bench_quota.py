@@ -9,13 +9,11 @@ end of the window to the last record stored.
 Nothing here is a test: no assertion on time.
 
 Run: ``python benchmarks/bench_quota.py [--window 5] [--reps 3]`` (~20 s). To compare with
-another checkout, copy this file into its ``benchmarks/`` and run it there.
+another checkout, copy this file and ``benchlib.py`` into its ``benchmarks/`` and run it there.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import tempfile
 import threading
 import time
@@ -23,7 +21,6 @@ from pathlib import Path
 
 import benchlib
 
-import yai_spool
 from yai_spool.emulator import Emulator, EmulatorConfig
 from yai_spool.handlers.durable import SpoolHandler
 from yai_spool.shipping.retry import RetryPolicy
@@ -42,10 +39,7 @@ def once(directory: Path, window: float, rep: int) -> tuple[int, float]:
             access_key_secret="SK",
             retry=RetryPolicy(max_age=None),
         )
-        logger = logging.getLogger(f"bench.quota.{rep}")
-        logger.handlers[:] = [handler]
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
+        logger = benchlib.attach_logger(f"bench.quota.{rep}", handler)
         logger.info("warm-up")
         handler.flush_until(30)
         rule = emu.faults.fail_next(None, error_code="WriteQuotaExceed")
@@ -63,11 +57,7 @@ def once(directory: Path, window: float, rep: int) -> tuple[int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--window", type=float, default=5.0)
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args()
-    print(benchlib.env_header("bench_quota", {"yai_spool": str(Path(yai_spool.__file__).parent)}))
+    args = benchlib.begin("bench_quota", __doc__, window=5.0, reps=3)
     rows = []
     with tempfile.TemporaryDirectory(prefix="yai-spool-quota-") as tmp:
         for rep in range(args.reps):

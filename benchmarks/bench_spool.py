@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchlib import start_together
 from persistqueue import SQLiteAckQueue
 
 from yai_spool.spool import Spool, SpoolConfig, Synchronous, core
@@ -227,12 +228,7 @@ def bench_threads(reps: int, work: Path, threads: int = 4, n: int = 2000) -> Non
                     spool.append(make_entry(k * n + i), dest="p/l")
 
             pool = [threading.Thread(target=worker, args=(sp, k)) for k, sp in enumerate(spools)]
-            for t in pool:
-                t.start()
-            start.wait()
-            t0 = time.perf_counter()
-            for t in pool:
-                t.join()
+            t0 = start_together(pool, start)
             rates.append(threads * n / (time.perf_counter() - t0))
             for sp in set(spools):
                 sp.close()

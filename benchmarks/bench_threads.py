@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import os
-import sqlite3
 import statistics
 import sys
 import threading
@@ -36,35 +35,24 @@ import time
 from pathlib import Path
 
 import benchlib
+from benchhandlers import INSERT_LOG, SqliteFloor, spool_pragmas
 from benchlib import PROJECT, make_record, ratio
 
 THREADS = (1, 4, 8, 16)
 SYNCS = ("NORMAL", "FULL")
 
 
-class _PerRecordCommit(logging.Handler):
+class _PerRecordCommit(SqliteFloor):
     """One autocommit INSERT per record on one shared connection (the spool's pragmas)."""
 
     def __init__(self, path: Path, synchronous: str) -> None:
-        super().__init__()
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA synchronous={synchronous}")
-        self.conn.execute("PRAGMA wal_autocheckpoint=0")
-        self.conn.execute("CREATE TABLE logs (id INTEGER PRIMARY KEY, data TEXT, created REAL)")
-        self.cursor = self.conn.cursor()
+        super().__init__(path, spool_pragmas(synchronous))
         self.sql_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = self.format(record)
+        text = self.format(record)  # outside the lock: threads format in parallel
         with self.sql_lock:
-            self.cursor.execute(
-                "INSERT INTO logs (data, created) VALUES (?, ?)", (text, record.created)
-            )
-
-    def close(self) -> None:
-        self.conn.close()
-        super().close()
+            self.cursor.execute(INSERT_LOG, (text, record.created))
 
 
 def _child(kind: str, sync: str, threads: int, records: int, directory: str) -> None:
@@ -98,12 +86,7 @@ def _child(kind: str, sync: str, threads: int, records: int, directory: str) -> 
         times.append(time.perf_counter())
 
     workers = [threading.Thread(target=produce, args=(k,)) for k in range(threads)]
-    for w in workers:
-        w.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for w in workers:
-        w.join()
+    t0 = benchlib.start_together(workers, start)
     elapsed = max(times) - t0
     cpu = time.process_time()
     handler.close()
@@ -111,9 +94,7 @@ def _child(kind: str, sync: str, threads: int, records: int, directory: str) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="< 60 s smoke run")
-    parser.add_argument("--reps", type=int, default=None)
+    parser = benchlib.quick_parser(__doc__, "< 60 s smoke run")
     parser.add_argument("--records", type=int, default=None, help="records per configuration")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -129,8 +110,7 @@ def main() -> None:
     started = time.monotonic()
     with benchlib.scratch_dir("yai-bench-threads-") as directory:
         for rep in range(reps):
-            order = configs[rep % len(configs) :] + configs[: rep % len(configs)]
-            for kind, sync, threads in order:
+            for kind, sync, threads in benchlib.rotated(configs, rep):
                 # FULL fsyncs every commit: fewer records keep it inside the time budget.
                 n = records if sync == "NORMAL" else max(records // 8, threads * 100)
                 out = benchlib.run_child(

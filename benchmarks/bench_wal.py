@@ -8,12 +8,11 @@ worst case for the WAL (no pause ever lets a checkpoint catch up); every 500 app
 Nothing here is a test: no assertion on time.
 
 Run: ``python benchmarks/bench_wal.py [--appends 60000] [--reps 3]`` (< 1 min). To compare with
-another checkout, copy this file into its ``benchmarks/`` and run it there.
+another checkout, copy this file and ``benchlib.py`` into its ``benchmarks/`` and run it there.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -22,7 +21,6 @@ from pathlib import Path
 import benchlib
 from benchlib import fmt_us, percentile
 
-import yai_spool
 from yai_spool.spool import Spool
 
 
@@ -42,11 +40,7 @@ def run(directory: Path, appends: int) -> tuple[list[float], int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--appends", type=int, default=60_000)
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args()
-    print(benchlib.env_header("bench_wal", {"yai_spool": str(Path(yai_spool.__file__).parent)}))
+    args = benchlib.begin("bench_wal", __doc__, appends=60_000, reps=3)
     rows = []
     for rep in range(args.reps):
         with tempfile.TemporaryDirectory(prefix="yai-spool-wal-") as tmp:

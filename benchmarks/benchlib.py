@@ -1,19 +1,24 @@
-"""Shared plumbing of bench_emit.py, bench_e2e.py and bench_drain.py (not a benchmark itself).
+"""Shared plumbing of the benchmark scripts (not a benchmark itself).
 
 Owns: the environment header every table starts with, the emulator run as a *subprocess*
 (``python -m yai_spool.emulator``) so that its CPU never shares a GIL with the code being
-measured, percentile and table helpers, record factories, and the temporary directories the
-benchmarks write their spools into.
+measured, the other helper processes (null sink, drainer) and their common lifecycle
+(``Subprocess``), percentile and table helpers, record factories, the child-process set-up
+every fresh-process run repeats (proxy, logger), and the temporary directories the benchmarks
+write their spools into. The handlers compared live in ``benchhandlers.py``; the interleaved
+fresh-process runs of bench_e2e/bench_modes in ``benchruns.py``.
 
 Invariants:
 - Every server binds 127.0.0.1 and stops by itself (``--max-lifetime``) even if the benchmark
-  dies; ``EmulatorProcess.stop()`` ends it earlier, by pid, never by name.
+  dies; ``Subprocess.stop()`` ends it earlier, by pid, never by name.
 - Temporary files live under one ``tempfile.mkdtemp`` directory per benchmark run, removed on
   exit (``scratch_dir``).
+- Nothing here runs inside a timed region except what a script calls there itself.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import importlib.metadata
@@ -23,16 +28,19 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -42,6 +50,7 @@ AK, SK = "bench-ak", "bench-sk"
 PROJECT = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOGGER = logging.getLogger("app.checkout")
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- environment
@@ -82,6 +91,30 @@ def env_header(title: str, extra: dict[str, Any] | None = None) -> str:
     for key, value in (extra or {}).items():
         lines.append(f"- {key}: {value}")
     return "\n".join(lines) + "\n"
+
+
+def begin(title: str, doc: str, **defaults: float) -> argparse.Namespace:
+    """The start of the small scripts meant to be run in other checkouts too.
+
+    Parses ``--NAME VALUE`` for each default (typed as the default), then prints the header
+    naming the checkout measured (the ``yai_spool`` package imported).
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=type(default), default=default)
+    args = parser.parse_args()
+    import yai_spool
+
+    print(env_header(title, {"yai_spool": str(Path(yai_spool.__file__).parent)}))
+    return args
+
+
+def quick_parser(doc: str, smoke: str = "< 30 s smoke run") -> argparse.ArgumentParser:
+    """The options of the interleaved benchmarks: ``--quick`` (``smoke``) and ``--reps``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help=smoke)
+    parser.add_argument("--reps", type=int, default=None)
+    return parser
 
 
 # --------------------------------------------------------------------------- numbers
@@ -153,6 +186,20 @@ def make_records(n: int, seed: int = 0) -> list[logging.LogRecord]:
     return [make_record(seed + i) for i in range(n)]
 
 
+def request_contents(i: int) -> tuple[tuple[str, str], ...]:
+    """The 8 fields of log ``i`` of the PutLogs payloads (bench_client, bench_emulator)."""
+    return (
+        ("level", "INFO"),
+        ("logger", "app.module.submodule"),
+        ("msg", f"request {i} handled in {i % 97} ms for user {i * 7919 % 10007}"),
+        ("thread", "MainThread"),
+        ("file", "/srv/app/module/submodule.py"),
+        ("line", str(100 + i % 400)),
+        ("trace_id", f"{i * 2654435761 % 2**64:016x}"),
+        ("host", "web-01"),
+    )
+
+
 # --------------------------------------------------------------------------- process stats
 
 
@@ -166,12 +213,75 @@ def rss_mb(pid: int | None = None) -> float:
     return math.nan
 
 
+def cpu_self() -> float:
+    """User + system CPU seconds of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of another process (``/proc/<pid>/stat``)."""
     with contextlib.suppress(OSError, IndexError, ValueError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     return math.nan
+
+
+# --------------------------------------------------------------------------- subprocesses
+
+
+class Subprocess:
+    """A helper process this benchmark started; it prints one line once it serves.
+
+    ``stop()`` ends it by pid (terminate, then kill after ``stop_wait`` seconds), never by name.
+    """
+
+    proc: subprocess.Popen[str]
+    stop_wait = 10.0
+
+    def _spawn(self, argv: Sequence[str], *, quiet: bool = False) -> str:
+        """Start ``python <argv>`` in the repository root; its first stdout line."""
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if quiet else None,
+            text=True,
+            cwd=str(ROOT),
+        )
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline()
+
+    def _url_of(self, first: str, what: str) -> str:
+        """The ``http://127.0.0.1:PORT`` in ``first``; stops the process if there is none."""
+        match = re.search(r"http://127\.0\.0\.1:\d+", first)
+        if match is None:
+            self.stop()
+            raise RuntimeError(f"{what} did not print its URL: {first!r}")
+        return match.group(0)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.stop_wait)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 # --------------------------------------------------------------------------- emulator
@@ -202,7 +312,7 @@ class EmulatorClient:
             time.sleep(poll)
 
 
-class EmulatorProcess(EmulatorClient):
+class EmulatorProcess(Subprocess, EmulatorClient):
     """``python -m yai_spool.emulator`` in a subprocess, on 127.0.0.1, storing to a file.
 
     The file store keeps the emulator's memory flat however many logs it accepts (the 1M
@@ -211,64 +321,19 @@ class EmulatorProcess(EmulatorClient):
 
     def __init__(self, directory: Path, *, max_lifetime: float = 900.0) -> None:
         self.db = directory / f"emulator-{os.getpid()}-{time.monotonic_ns()}.db"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "yai_spool.emulator",
-                "--port",
-                "0",
-                "--host",
-                "127.0.0.1",
-                "--db",
-                str(self.db),
-                "--access-key",
-                f"{AK}:{SK}",
-                "--max-lifetime",
-                str(max_lifetime),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=str(ROOT),
-        )
-        assert self.proc.stdout is not None
-        first = self.proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", first)
-        if match is None:
-            self.stop()
-            raise RuntimeError(f"emulator did not print its URL: {first!r}")
-        super().__init__(match.group(0))
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        argv = ["-m", "yai_spool.emulator", "--port", "0", "--host", "127.0.0.1"]
+        argv += ["--db", str(self.db), "--access-key", f"{AK}:{SK}"]
+        first = self._spawn([*argv, "--max-lifetime", str(max_lifetime)], quiet=True)
+        EmulatorClient.__init__(self, self._url_of(first, "emulator"))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        super().stop()
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(OSError):
                 os.unlink(f"{self.db}{suffix}")
 
-    def __enter__(self) -> EmulatorProcess:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class NullSink(EmulatorClient):
+class NullSink(Subprocess, EmulatorClient):
     """A PutLogs sink that reads each body and answers 200, checking nothing, in a subprocess.
 
     The ceiling a sender can reach on this machine when the server costs (almost) nothing:
@@ -278,72 +343,54 @@ class NullSink(EmulatorClient):
     """
 
     def __init__(self, *, max_lifetime: float = 900.0) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--sink", str(max_lifetime)],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=str(ROOT),
-        )
-        assert self.proc.stdout is not None
-        first = self.proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", first)
-        if match is None:
-            self.stop()
-            raise RuntimeError(f"sink did not print its URL: {first!r}")
-        super().__init__(match.group(0))
+        first = self._spawn([__file__, "--sink", str(max_lifetime)])
+        EmulatorClient.__init__(self, self._url_of(first, "sink"))
 
     def requests(self) -> int:
         return int(self.stats()["requests"])
 
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+class QuietHandler(BaseHTTPRequestHandler):
+    """The request handler of the benchmarks' sinks: keep-alive, no access log."""
 
-    def __enter__(self) -> NullSink:
-        return self
+    protocol_version = "HTTP/1.1"
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def answer_put(self, *headers: tuple[str, str]) -> None:
+        """200 with an empty body and a request id, as SLS answers a PutLogs."""
+        self.send_response(200)
+        self.send_header("x-log-requestid", "sink")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def answer_json(self, reply: Any) -> None:
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return
 
 
 def _sink_main(max_lifetime: float) -> None:
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import ThreadingHTTPServer
 
     counts = {"requests": 0}
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with lock:
                 counts["requests"] += 1
-            self.send_response(200)
-            self.send_header("x-log-requestid", "sink")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer_put()
 
         def do_GET(self) -> None:
-            body = json.dumps(counts).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return
+            self.answer_json(counts)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -362,27 +409,19 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class Drainer:
+class Drainer(Subprocess):
     """A ``ThreadFlusher`` in ANOTHER process shipping ``spool`` to ``url`` (the daemon model).
 
     Started with ``python benchlib.py --drainer SPOOL URL``; ready once it holds the flusher
-    lock. ``cpu()``/``rss_mb()`` read its /proc entries; ``stop()`` ends it by pid.
+    lock. ``cpu()``/``peak_rss_mb()`` read its /proc entries; ``stop()`` ends it by pid.
     """
 
+    stop_wait = 15.0
+
     def __init__(self, spool: Path | str, url: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--drainer", str(spool), url],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=str(ROOT),
-        )
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
+        if self._spawn([__file__, "--drainer", str(spool), url]).strip() != "ready":
             self.stop()
             raise RuntimeError("drainer did not become the flusher")
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
 
     def peak_rss_mb(self) -> float:
         with contextlib.suppress(OSError):
@@ -390,17 +429,6 @@ class Drainer:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
         return math.nan
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 def _drainer_main(path: str, url: str) -> None:
@@ -433,6 +461,46 @@ def _drainer_main(path: str, url: str) -> None:
         time.sleep(0.02)
     flusher.stop(0.0)
     spool.close()
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def rotated(items: Sequence[T], rep: int) -> list[T]:
+    """``items`` rotated by ``rep``: repetition ``rep`` starts with a different contestant."""
+    k = rep % len(items)
+    return [*items[k:], *items[:k]]
+
+
+def start_together(workers: Sequence[threading.Thread], start: threading.Barrier) -> float:
+    """Start ``workers`` (each waits on ``start``, sized ``len(workers) + 1``), release them
+    at once and join them; the ``perf_counter`` at their release."""
+    for w in workers:
+        w.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for w in workers:
+        w.join()
+    return t0
+
+
+def proxy_to(url: str) -> None:
+    """Route this process's HTTP through ``url``: how the official clients reach a local sink.
+
+    Ours ignore the environment (``trust_env=False``), so this changes nothing else.
+    """
+    os.environ["HTTP_PROXY"] = url
+    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
+        os.environ.pop(var, None)
+
+
+def attach_logger(name: str, handler: logging.Handler) -> logging.Logger:
+    """Logger ``name`` at INFO with ``handler`` as its only handler, not propagating."""
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
 
 
 def run_child(args: Sequence[str], timeout: float) -> dict[str, Any]:

@@ -25,13 +25,13 @@ import argparse
 import cProfile
 import logging
 import pstats
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import benchlib
 from bench_drain import BATCH, DEST, LOGSTORE, MAX_BYTES, SPOOL_CONFIG, fill
+from benchhandlers import INSERT_LOG, floor_connection
 from benchlib import AK, PROJECT, SK, EmulatorProcess
 
 from yai_spool.handlers.durable import SpoolHandler
@@ -77,27 +77,30 @@ def report(title: str, stats: pstats.Stats, records: int, top: int) -> str:
 WARMUP = 200  # first calls compile regexes and statements: not the steady state
 
 
+def profile_warm(
+    loop: Callable[[list[logging.LogRecord]], int],
+    records: list[logging.LogRecord],
+    close: Callable[[], object],
+) -> tuple[pstats.Stats, int]:
+    """Run ``loop`` over the first ``WARMUP`` records, profile it over the rest, then close."""
+    loop(records[:WARMUP])
+    try:
+        return profile(lambda: loop(records[WARMUP:]))
+    finally:
+        close()
+
+
 def sqlite_floor(directory: Path, records: list[logging.LogRecord]) -> tuple[pstats.Stats, int]:
-    conn = sqlite3.connect(directory / "floor.db", isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0"):
-        conn.execute(f"PRAGMA {pragma}")
-    conn.execute("CREATE TABLE logs (id INTEGER PRIMARY KEY, data TEXT, created REAL)")
+    conn = floor_connection(directory / "floor.db", check_same_thread=True)
     formatter = logging.Formatter()
     cursor = conn.cursor()
 
     def insert(batch: list[logging.LogRecord]) -> int:
         for record in batch:
-            cursor.execute(
-                "INSERT INTO logs (data, created) VALUES (?, ?)",
-                (formatter.format(record), record.created),
-            )
+            cursor.execute(INSERT_LOG, (formatter.format(record), record.created))
         return len(batch)
 
-    insert(records[:WARMUP])
-    try:
-        return profile(lambda: insert(records[WARMUP:]))
-    finally:
-        conn.close()
+    return profile_warm(insert, records, conn.close)
 
 
 def spool_emit(directory: Path, records: list[logging.LogRecord]) -> tuple[pstats.Stats, int]:
@@ -110,11 +113,7 @@ def spool_emit(directory: Path, records: list[logging.LogRecord]) -> tuple[pstat
             handler.handle(record)
         return len(batch)
 
-    handle(records[:WARMUP])
-    try:
-        return profile(lambda: handle(records[WARMUP:]))
-    finally:
-        handler.close()
+    return profile_warm(handle, records, handler.close)
 
 
 def drain_loop(path: Path, url: str) -> tuple[pstats.Stats, int]:
