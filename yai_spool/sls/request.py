@@ -29,7 +29,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 from urllib.parse import urlencode, urlsplit
 
 from yai_spool.sls.compression import Compression, compress
@@ -53,6 +53,7 @@ __all__ = [
     "Destination",
     "Endpoint",
     "PreparedRequest",
+    "RequestOptions",
     "SignatureMethod",
     "SignatureVersion",
     "build_put_logs_request",
@@ -267,36 +268,33 @@ def region_from_host(host: str) -> str | None:
     return match.group(1) if match else None
 
 
+class RequestOptions(TypedDict, total=False):
+    """The keywords of :func:`build_put_logs_request_from_raw` (and of the group form)."""
+
+    compression: Compression
+    signature_version: SignatureVersion
+    signature_method: SignatureMethod
+    region: str | None
+    hash_key: str | None
+    now: datetime | None
+    user_agent: str | None
+
+
 def build_put_logs_request(
     destination: Destination,
     group: LogGroup,
     credentials: Credentials,
-    *,
-    compression: Compression = Compression.LZ4,
-    signature_version: SignatureVersion = "v1",
-    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
-    region: str | None = None,
-    hash_key: str | None = None,
-    now: datetime | None = None,
-    user_agent: str | None = None,
+    **options: Unpack[RequestOptions],
 ) -> PreparedRequest:
-    """Encode ``group`` and build the signed request (see ``build_put_logs_request_from_raw``).
+    """Encode ``group`` and build the signed request (see ``build_put_logs_request_from_raw``,
+    which takes the same keywords).
 
     Raises:
         EncodeError: the group cannot be encoded.
         ConfigError: see ``build_put_logs_request_from_raw``.
     """
     return build_put_logs_request_from_raw(
-        destination,
-        encode_log_group(group),
-        credentials,
-        compression=compression,
-        signature_version=signature_version,
-        signature_method=signature_method,
-        region=region,
-        hash_key=hash_key,
-        now=now,
-        user_agent=user_agent,
+        destination, encode_log_group(group), credentials, **options
     )
 
 
