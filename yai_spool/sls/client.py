@@ -64,6 +64,7 @@ from yai_spool.sls.errors import (
 )
 from yai_spool.sls.exchange import (
     ClientTimeouts,
+    ClosingContext,
     Exchange,
     PutLogsOptions,
     PutLogsResult,
@@ -214,7 +215,7 @@ class _ClientBase:
 # ------------------------------------------------------------------------------ twins
 
 
-class PutLogsClient(_ClientBase):
+class PutLogsClient(ClosingContext, _ClientBase):
     """Blocking PutLogs client over one :class:`httpx.Client` (thread-safe, keep-alive).
 
     One call is one HTTP exchange: **no retries** (httpx transport ``retries=0``, no
@@ -295,17 +296,6 @@ class PutLogsClient(_ClientBase):
         if not self._closed:
             self._closed = True
             self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class AsyncPutLogsClient(_ClientBase):

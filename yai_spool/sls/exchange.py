@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Self, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 from yai_spool.sls.compression import Compression
@@ -58,10 +58,13 @@ from yai_spool.sls.signing import (
 )
 
 if TYPE_CHECKING:
+    import types
+
     from yai_spool.sls.model import LogGroup
 
 __all__ = [
     "ClientTimeouts",
+    "ClosingContext",
     "Exchange",
     "PhaseTimeouts",
     "PutLogsOptions",
@@ -285,6 +288,24 @@ class Exchange:
             f"signature_method={self.signature_method!r}, region={self.region!r}, "
             f"timeouts={self.timeouts!r}, proxy={mask_url_password(self.proxy)!r}"
         )
+
+
+class ClosingContext:
+    """``with client:`` closes the client on the way out (the blocking clients' protocol)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def mask_url_password(url: str | None) -> str | None:

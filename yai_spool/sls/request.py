@@ -105,12 +105,9 @@ def validate_project(project: str) -> str:
     Raises:
         ConfigError: naming the field.
     """
-    if not isinstance(project, str) or not _PROJECT_RE.fullmatch(project):
-        raise ConfigError(
-            f"project {project!r} is invalid: 3-63 characters of lower-case letters, digits "
-            "and hyphens"
-        )
-    return project
+    return _valid_name(
+        "project", project, _PROJECT_RE, "3-63 characters of lower-case letters, digits and hyphens"
+    )
 
 
 def validate_logstore(logstore: str) -> str:
@@ -119,12 +116,18 @@ def validate_logstore(logstore: str) -> str:
     Raises:
         ConfigError: naming the field.
     """
-    if not isinstance(logstore, str) or not _LOGSTORE_RE.fullmatch(logstore):
-        raise ConfigError(
-            f"logstore {logstore!r} is invalid: 2-63 characters of lower-case letters, "
-            "digits, hyphens and underscores"
-        )
-    return logstore
+    return _valid_name(
+        "logstore",
+        logstore,
+        _LOGSTORE_RE,
+        "2-63 characters of lower-case letters, digits, hyphens and underscores",
+    )
+
+
+def _valid_name(field: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ConfigError(f"{field} {value!r} is invalid: {rule}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

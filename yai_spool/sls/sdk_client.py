@@ -10,9 +10,8 @@ class is instantiated (optional extra ``yai-spool[sdk]``), and httpx never is.
 from __future__ import annotations
 
 import functools
-import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Self, Unpack, cast
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from yai_spool.sls.compression import Compression
 from yai_spool.sls.credentials import CredentialsProvider
@@ -27,7 +26,7 @@ from yai_spool.sls.errors import (
     YaiSpoolError,
     parse_error_response,
 )
-from yai_spool.sls.exchange import Exchange, PutLogsOptions, PutLogsResult
+from yai_spool.sls.exchange import ClosingContext, Exchange, PutLogsOptions, PutLogsResult
 from yai_spool.sls.exchange import where as _where
 from yai_spool.sls.signing import DEFAULT_SIGNATURE_METHOD
 
@@ -158,7 +157,7 @@ def _sdk_transport_error(cause: BaseException | None, where: str) -> TransportEr
     return TransportError(f"{where}: transport failure ({detail})")
 
 
-class SdkPutLogsClient:
+class SdkPutLogsClient(ClosingContext):
     """The :class:`PutLogsClient` interface over the official SDK's ``LogClient.put_logs``.
 
     A baseline for benchmarks and a bridge for users of ``aliyun-log-python-sdk`` (optional
@@ -344,17 +343,6 @@ class SdkPutLogsClient:
         if not self._closed:
             self._closed = True
             self._sdk._session.close()  # LogClient has no close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
