@@ -368,19 +368,33 @@ def assert_requests_eventually(emu: Emulator, store: str, expected: int) -> None
 # --------------------------------------------------------------------- SLS errors
 
 ERROR_CODES = [
-    (ErrorCode.InternalServerError, Outcome.RETRY),
-    (ErrorCode.ServerBusy, Outcome.RETRY),
-    (ErrorCode.RequestTimeout, Outcome.RETRY),
-    (ErrorCode.Unauthorized, Outcome.CREDENTIALS),
-    (ErrorCode.SignatureNotMatch, Outcome.CREDENTIALS),
-    (ErrorCode.ProjectNotExist, Outcome.CREDENTIALS),
-    (ErrorCode.LogStoreNotExist, Outcome.CREDENTIALS),
-    (ErrorCode.WriteQuotaExceed, Outcome.THROTTLED),
-    (ErrorCode.ShardWriteQuotaExceed, Outcome.THROTTLED),
-    (ErrorCode.PostBodyTooLarge, Outcome.REJECTED),
-    (ErrorCode.InvalidLogSize, Outcome.REJECTED),
-    (ErrorCode.PostBodyInvalid, Outcome.REJECTED),
-    (ErrorCode.RequestTimeExpired, Outcome.RETRY),
+    (code, outcome)
+    for outcome, codes in (
+        (
+            Outcome.RETRY,
+            (
+                ErrorCode.InternalServerError,
+                ErrorCode.ServerBusy,
+                ErrorCode.RequestTimeout,
+                ErrorCode.RequestTimeExpired,
+            ),
+        ),
+        (
+            Outcome.CREDENTIALS,
+            (
+                ErrorCode.Unauthorized,
+                ErrorCode.SignatureNotMatch,
+                ErrorCode.ProjectNotExist,
+                ErrorCode.LogStoreNotExist,
+            ),
+        ),
+        (Outcome.THROTTLED, (ErrorCode.WriteQuotaExceed, ErrorCode.ShardWriteQuotaExceed)),
+        (
+            Outcome.REJECTED,
+            (ErrorCode.PostBodyTooLarge, ErrorCode.InvalidLogSize, ErrorCode.PostBodyInvalid),
+        ),
+    )
+    for code in codes
 ]
 
 

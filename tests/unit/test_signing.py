@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -470,7 +471,7 @@ class OracleCase:
             headers["Content-Type"] = self.content_type
         return headers
 
-    def sdk_provider(self) -> object:
+    def sdk_provider(self) -> Any:
         from aliyun.log.credentials import StaticCredentialsProvider
 
         return StaticCredentialsProvider("akid", self.secret, self.token)
