@@ -61,35 +61,32 @@ DATE = "Thu, 01 Jan 2026 00:00:00 GMT"
 BODY_SHA256 = "befb7246dee6cff5176578dbd8b8f4a10431d9622403b605a8af72656db009dd"
 
 
-def v1_headers(**extra: str) -> dict[str, str]:
+def unsigned_headers(**extra: str) -> dict[str, str]:
+    """The §3.3 request's headers before any signer adds its own (the V4 signer's input)."""
     headers = {
         "x-log-bodyrawsize": "74",
         "Content-Type": "application/x-protobuf",
         "x-log-compresstype": "lz4",
         "x-log-apiversion": "0.6.0",
         "Host": HOST,
+    }
+    headers.update(extra)
+    return headers
+
+
+def v1_headers(**extra: str) -> dict[str, str]:
+    """The §3.3 request as the V1 signer sees it: method, Date and Content-MD5 added."""
+    v1 = {
         "x-log-signaturemethod": "hmac-sha1",
         "Date": DATE,
         "Content-MD5": "06B922B18335D4932A3F988E1BE4585D",
     }
-    headers.update(extra)
-    return headers
+    return unsigned_headers(**{**v1, **extra})
 
 
-def v4_headers(**extra: str) -> dict[str, str]:
-    """The §3.3 request's headers before V4 signing adds its own."""
-    headers = {
-        "x-log-bodyrawsize": "74",
-        "Content-Type": "application/x-protobuf",
-        "x-log-compresstype": "lz4",
-        "x-log-apiversion": "0.6.0",
-        "Host": HOST,
-    }
-    headers.update(extra)
-    return headers
-
-
-V4_SIGNED = v4_headers(**{"x-log-content-sha256": BODY_SHA256, "x-log-date": "20260101T000000Z"})
+V4_SIGNED = unsigned_headers(
+    **{"x-log-content-sha256": BODY_SHA256, "x-log-date": "20260101T000000Z"}
+)
 
 
 def sign_route(headers: dict[str, str], signature_method: SignatureMethod | None = None) -> None:
@@ -292,7 +289,7 @@ def test_v4_worked_example() -> None:
 
 
 def test_sign_v4_builds_the_authorization_header() -> None:
-    headers = v4_headers()
+    headers = unsigned_headers()
     now = datetime(2026, 1, 1, 8, tzinfo=timezone(timedelta(hours=8)))  # = 00:00 UTC
     sign_v4(headers, Credentials(AKID, SECRET), "POST", LB_PATH, {}, LZ4_BODY, "cn-hangzhou", now)
     assert headers["x-log-content-sha256"] == BODY_SHA256
