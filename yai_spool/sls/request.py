@@ -215,17 +215,14 @@ class Destination:
     def host_header(self) -> str:
         """The ``Host`` header: ``{project}.{host}``, plus ``:port`` for a non-IP endpoint."""
         endpoint = self.endpoint
-        if endpoint.is_ip:
-            return f"{self.project}.{endpoint.host}"
-        return f"{self.project}.{endpoint.netloc}"
+        return f"{self.project}.{endpoint.host if endpoint.is_ip else endpoint.netloc}"
 
     @property
     def base_url(self) -> str:
         """``scheme://netloc`` actually dialled (the endpoint itself for IP/localhost)."""
         endpoint = self.endpoint
-        if endpoint.is_ip:
-            return f"{endpoint.scheme}://{endpoint.netloc}"
-        return f"{endpoint.scheme}://{self.project}.{endpoint.netloc}"
+        host = endpoint.netloc if endpoint.is_ip else f"{self.project}.{endpoint.netloc}"
+        return f"{endpoint.scheme}://{host}"
 
 
 _MASKED_HEADERS = frozenset({"authorization", "x-acs-security-token"})
