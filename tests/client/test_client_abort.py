@@ -110,6 +110,25 @@ def _wait_until_on_the_wire(accepted: list[socket.socket]) -> None:
     raise AssertionError("the request never reached the listener")
 
 
+def _abort_blocked_call(
+    client: PutLogsClient, settle: float, accepted: list[socket.socket] | None = None
+) -> Any:
+    """Start a call, check it is blocked, abort; return how the call ended (client closed).
+
+    ``accepted``: wait until the silent listener has the connection before settling.
+    """
+    thread, outcome = _call_in_thread(client)
+    if accepted is not None:
+        _wait_until_on_the_wire(accepted)
+    thread.join(settle)
+    assert thread.is_alive()  # really blocked: nothing answers
+    client.abort()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    client.close()
+    return outcome[0]
+
+
 def _client(url: str) -> PutLogsClient:
     return PutLogsClient(
         url, access_key_id=KEY_ID, access_key_secret=SECRET, timeouts=SLOW, verify=False
@@ -118,44 +137,22 @@ def _client(url: str) -> PutLogsClient:
 
 def test_abort_ends_a_call_waiting_for_a_response() -> None:
     with silent_listener() as (port, accepted):
-        client = _client(f"http://127.0.0.1:{port}")
-        thread, outcome = _call_in_thread(client)
-        _wait_until_on_the_wire(accepted)
-        thread.join(0.2)
-        assert thread.is_alive()  # really blocked: nothing answers
-        client.abort()
-        thread.join(DEADLINE)
-        assert not thread.is_alive()
-        assert isinstance(outcome[0], ConnectionLost), outcome
-        assert "aborted" in str(outcome[0])
-        client.close()
+        ended = _abort_blocked_call(_client(f"http://127.0.0.1:{port}"), 0.2, accepted)
+        assert isinstance(ended, ConnectionLost), ended
+        assert "aborted" in str(ended)
 
 
 def test_abort_ends_a_connect_that_never_completes() -> None:
     with syn_black_hole() as port:
-        client = _client(f"http://127.0.0.1:{port}")
-        thread, outcome = _call_in_thread(client)
-        thread.join(0.3)
-        assert thread.is_alive()
-        client.abort()
-        thread.join(DEADLINE)
-        assert not thread.is_alive()
-        assert isinstance(outcome[0], ConnectError), outcome
-        client.close()
+        ended = _abort_blocked_call(_client(f"http://127.0.0.1:{port}"), 0.3)
+        assert isinstance(ended, ConnectError), ended
 
 
 def test_abort_ends_a_tls_handshake_that_never_completes() -> None:
     with silent_listener() as (port, accepted):
-        client = _client(f"https://127.0.0.1:{port}")
-        thread, outcome = _call_in_thread(client)
-        _wait_until_on_the_wire(accepted)
-        thread.join(0.2)
-        assert thread.is_alive()  # inside the handshake: the server never answers ClientHello
-        client.abort()
-        thread.join(DEADLINE)
-        assert not thread.is_alive()
-        assert isinstance(outcome[0], TransportError), outcome
-        client.close()
+        # Blocked inside the handshake: the server never answers ClientHello.
+        ended = _abort_blocked_call(_client(f"https://127.0.0.1:{port}"), 0.2, accepted)
+        assert isinstance(ended, TransportError), ended
 
 
 def test_calls_after_abort_fail_at_once_without_touching_the_network() -> None:

@@ -338,22 +338,25 @@ def _refused(
     assert emulator.count(PROJECT, logstore) == 0
 
 
+@pytest.mark.parametrize(
+    ("case", "identity", "code"),
+    [
+        ("wrong-secret", {"secret": "not-the-secret"}, ErrorCode.SignatureNotMatch),
+        ("unknown-key", {"key_id": "LTAI5tNobodyKnowsMe"}, ErrorCode.Unauthorized),
+    ],
+)
 @pytest.mark.parametrize("sender_id", SENDER_IDS)
-def test_wrong_secret_is_signature_not_match(
-    emulator: Emulator, make_sender: MakeSender, sender_id: str
+def test_a_bad_identity_is_refused_with_401(  # noqa: PLR0917 - pytest passes fixtures by name
+    emulator: Emulator,
+    make_sender: MakeSender,
+    sender_id: str,
+    case: str,
+    identity: dict[str, str],
+    code: ErrorCode,
 ) -> None:
-    sender = make_sender(sender_id, secret="not-the-secret")
-    logstore = _logstore("wrong-secret", sender_id)
-    _refused(emulator, sender, logstore, 401, ErrorCode.SignatureNotMatch)
-
-
-@pytest.mark.parametrize("sender_id", SENDER_IDS)
-def test_unknown_key_id_is_unauthorized(
-    emulator: Emulator, make_sender: MakeSender, sender_id: str
-) -> None:
-    sender = make_sender(sender_id, key_id="LTAI5tNobodyKnowsMe")
-    logstore = _logstore("unknown-key", sender_id)
-    _refused(emulator, sender, logstore, 401, ErrorCode.Unauthorized)
+    """A wrong secret is SignatureNotMatch, an unknown key id Unauthorized: both 401."""
+    sender = make_sender(sender_id, **identity)
+    _refused(emulator, sender, _logstore(case, sender_id), 401, code)
 
 
 @pytest.mark.parametrize("sender_id", SENDER_IDS)

@@ -9,7 +9,9 @@ tests/conformance/test_node_signers.py, since it needs Node.js)."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +23,7 @@ from yai_spool.sls.signing import (
     EMPTY_SHA256,
     SIGNATURE_METHODS,
     ParsedAuthorization,
+    SignatureMethod,
     UnsupportedSignatureMethod,
     content_md5,
     content_sha256,
@@ -51,23 +54,44 @@ LZ4_BODY = bytes.fromhex(
 )
 HOST = "my-project.cn-hangzhou.log.aliyuncs.com"
 LB_PATH = "/logstores/my-logstore/shards/lb"
+ROUTE_PATH = "/logstores/my-logstore/shards/route"
+ROUTE_QUERY = {"key": "user 42"}
+STS_CREDS = Credentials(AKID, SECRET, "STS.tok")
 DATE = "Thu, 01 Jan 2026 00:00:00 GMT"
 BODY_SHA256 = "befb7246dee6cff5176578dbd8b8f4a10431d9622403b605a8af72656db009dd"
 
 
-def v1_headers(**extra: str) -> dict[str, str]:
+def unsigned_headers(**extra: str) -> dict[str, str]:
+    """The §3.3 request's headers before any signer adds its own (the V4 signer's input)."""
     headers = {
         "x-log-bodyrawsize": "74",
         "Content-Type": "application/x-protobuf",
         "x-log-compresstype": "lz4",
         "x-log-apiversion": "0.6.0",
         "Host": HOST,
+    }
+    headers.update(extra)
+    return headers
+
+
+def v1_headers(**extra: str) -> dict[str, str]:
+    """The §3.3 request as the V1 signer sees it: method, Date and Content-MD5 added."""
+    v1 = {
         "x-log-signaturemethod": "hmac-sha1",
         "Date": DATE,
         "Content-MD5": "06B922B18335D4932A3F988E1BE4585D",
     }
-    headers.update(extra)
-    return headers
+    return unsigned_headers(**{**v1, **extra})
+
+
+V4_SIGNED = unsigned_headers(
+    **{"x-log-content-sha256": BODY_SHA256, "x-log-date": "20260101T000000Z"}
+)
+
+
+def sign_route(headers: dict[str, str], signature_method: SignatureMethod | None = None) -> None:
+    """``sign_v1`` of the §3.3 route-key request with the STS credentials."""
+    sign_v1(headers, STS_CREDS, "POST", ROUTE_PATH, ROUTE_QUERY, signature_method=signature_method)
 
 
 def test_worked_example_body_digests() -> None:
@@ -89,38 +113,24 @@ def test_v1_worked_example_lb() -> None:
 
 def test_v1_worked_example_sts_and_route_key_signs_the_decoded_value() -> None:
     headers = v1_headers(**{"x-acs-security-token": "STS.tok"})
-    path = "/logstores/my-logstore/shards/route"
-    sts = v1_string_to_sign("POST", path, {"key": "user 42"}, headers)
+    sts = v1_string_to_sign("POST", ROUTE_PATH, ROUTE_QUERY, headers)
     assert "\nx-acs-security-token:STS.tok\nx-log-apiversion:0.6.0\n" in sts
     assert sts.endswith("\n/logstores/my-logstore/shards/route?key=user 42")
-    assert (
-        v1_signature(SECRET, "POST", path, {"key": "user 42"}, headers)
-        == "oHjVLPehi2DubCIE/U5UtGgzL3s="
+    assert v1_signature(SECRET, "POST", ROUTE_PATH, ROUTE_QUERY, headers) == (
+        "oHjVLPehi2DubCIE/U5UtGgzL3s="
     )
 
 
 def test_sign_v1_builds_the_authorization_header_and_unsigned_date_copy() -> None:
     headers = v1_headers()
     del headers["x-log-signaturemethod"]
-    sign_v1(
-        headers,
-        Credentials(AKID, SECRET, "STS.tok"),
-        "POST",
-        "/logstores/my-logstore/shards/route",
-        {"key": "user 42"},
-    )
+    sign_route(headers)
     assert headers["Authorization"] == "LOG LTAI5tTestKeyId:oHjVLPehi2DubCIE/U5UtGgzL3s="
     assert headers["x-acs-security-token"] == "STS.tok"
     assert headers["x-log-signaturemethod"] == "hmac-sha1"
     assert headers["x-log-date"] == DATE
     # Re-signing (a retry) must not sign the x-log-date copy nor duplicate headers.
-    sign_v1(
-        headers,
-        Credentials(AKID, SECRET, "STS.tok"),
-        "POST",
-        "/logstores/my-logstore/shards/route",
-        {"key": "user 42"},
-    )
+    sign_route(headers)
     assert headers["Authorization"] == "LOG LTAI5tTestKeyId:oHjVLPehi2DubCIE/U5UtGgzL3s="
     assert sum(1 for name in headers if name.lower() == "authorization") == 1
 
@@ -165,9 +175,8 @@ def test_v1_hmac_sha256_worked_example_sts_and_route_key() -> None:
     headers = v1_headers(
         **{"x-log-signaturemethod": "hmac-sha256", "x-acs-security-token": "STS.tok"}
     )
-    path = "/logstores/my-logstore/shards/route"
     got = v1_signature(
-        SECRET, "POST", path, {"key": "user 42"}, headers, signature_method="hmac-sha256"
+        SECRET, "POST", ROUTE_PATH, ROUTE_QUERY, headers, signature_method="hmac-sha256"
     )
     assert got == SHA256_STS_ROUTE
 
@@ -175,24 +184,11 @@ def test_v1_hmac_sha256_worked_example_sts_and_route_key() -> None:
 def test_sign_v1_with_hmac_sha256_sets_the_header_and_signs_with_it() -> None:
     headers = v1_headers()
     del headers["x-log-signaturemethod"]
-    sign_v1(
-        headers,
-        Credentials(AKID, SECRET, "STS.tok"),
-        "POST",
-        "/logstores/my-logstore/shards/route",
-        {"key": "user 42"},
-        signature_method="hmac-sha256",
-    )
+    sign_route(headers, signature_method="hmac-sha256")
     assert headers["x-log-signaturemethod"] == "hmac-sha256"
     assert headers["Authorization"] == f"LOG {AKID}:{SHA256_STS_ROUTE}"
     # signature_method=None re-signs with the method the request already names (a retry).
-    sign_v1(
-        headers,
-        Credentials(AKID, SECRET, "STS.tok"),
-        "POST",
-        "/logstores/my-logstore/shards/route",
-        {"key": "user 42"},
-    )
+    sign_route(headers)
     assert headers["Authorization"] == f"LOG {AKID}:{SHA256_STS_ROUTE}"
     # An explicit method replaces the header (any spelling of its name), never duplicates it.
     headers["X-Log-SignatureMethod"] = headers.pop("x-log-signaturemethod")
@@ -266,16 +262,7 @@ def test_v1_falls_back_to_x_log_date_when_date_is_missing() -> None:
 
 
 def test_v4_worked_example() -> None:
-    headers = {
-        "x-log-bodyrawsize": "74",
-        "Content-Type": "application/x-protobuf",
-        "x-log-compresstype": "lz4",
-        "x-log-apiversion": "0.6.0",
-        "Host": HOST,
-        "x-log-content-sha256": BODY_SHA256,
-        "x-log-date": "20260101T000000Z",
-        "User-Agent": "not signed",
-    }
+    headers = {**V4_SIGNED, "User-Agent": "not signed"}
     canonical, signed = v4_canonical_request("POST", LB_PATH, {}, headers)
     assert canonical == (
         "POST\n/logstores/my-logstore/shards/lb\n\n"
@@ -302,13 +289,7 @@ def test_v4_worked_example() -> None:
 
 
 def test_sign_v4_builds_the_authorization_header() -> None:
-    headers = {
-        "x-log-bodyrawsize": "74",
-        "Content-Type": "application/x-protobuf",
-        "x-log-compresstype": "lz4",
-        "x-log-apiversion": "0.6.0",
-        "Host": HOST,
-    }
+    headers = unsigned_headers()
     now = datetime(2026, 1, 1, 8, tzinfo=timezone(timedelta(hours=8)))  # = 00:00 UTC
     sign_v4(headers, Credentials(AKID, SECRET), "POST", LB_PATH, {}, LZ4_BODY, "cn-hangzhou", now)
     assert headers["x-log-content-sha256"] == BODY_SHA256
@@ -464,44 +445,40 @@ content_types = st.one_of(
 )
 
 
-@settings(max_examples=120, deadline=None)
-@given(
-    methods, paths, query_params, extension_headers, bodies, secrets, st.booleans(), content_types
-)
-def test_v1_matches_the_official_sdk(  # noqa: PLR0917 - hypothesis passes strategies positionally
-    method: str,
-    path: str,
-    query: dict[str, str],
-    headers: dict[str, str],
-    body: bytes,
-    secret: str,
-    with_token: bool,
-    content_type: str | None,
-) -> None:
-    from aliyun.log.auth import AuthV1
-    from aliyun.log.credentials import StaticCredentialsProvider
+@dataclass(frozen=True)
+class OracleCase:
+    """One random request for the SDK oracle tests (what both signers are given)."""
 
-    token = "STS.token+/=" if with_token else ""
-    sdk_headers = dict(headers)
-    if content_type:
-        sdk_headers["Content-Type"] = content_type
-    AuthV1(StaticCredentialsProvider("akid", secret, token)).sign_request(
-        method, path, dict(query), sdk_headers, body
-    )
-    # The SDK chose Date (now) and Content-MD5; sign the same request with ours.
-    ours = dict(headers)
-    if content_type:
-        ours["Content-Type"] = content_type
-    ours["Date"] = sdk_headers["Date"]
-    if body:
-        ours["Content-MD5"] = content_md5(body)
-    sign_v1(ours, Credentials("akid", secret, token or None), method, path, query)
-    assert ours["Authorization"] == sdk_headers["Authorization"]
-    assert ours["x-log-date"] == sdk_headers["x-log-date"]
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    secret: str
+    with_token: bool
+    content_type: str | None
+
+    @property
+    def token(self) -> str:
+        return "STS.token+/=" if self.with_token else ""
+
+    def base_headers(self, **extra: str) -> dict[str, str]:
+        headers = {**self.headers, **extra}
+        if self.content_type:
+            headers["Content-Type"] = self.content_type
+        return headers
+
+    def sdk_provider(self) -> Any:
+        from aliyun.log.credentials import StaticCredentialsProvider
+
+        return StaticCredentialsProvider("akid", self.secret, self.token)
+
+    def credentials(self) -> Credentials:
+        return Credentials("akid", self.secret, self.token or None)
 
 
-@settings(max_examples=120, deadline=None)
-@given(
+oracle_cases = st.builds(
+    OracleCase,
     methods,
     paths,
     query_params,
@@ -510,38 +487,45 @@ def test_v1_matches_the_official_sdk(  # noqa: PLR0917 - hypothesis passes strat
     secrets,
     st.booleans(),
     content_types,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(oracle_cases)
+def test_v1_matches_the_official_sdk(case: OracleCase) -> None:
+    from aliyun.log.auth import AuthV1
+
+    sdk_headers = case.base_headers()
+    AuthV1(case.sdk_provider()).sign_request(
+        case.method, case.path, dict(case.query), sdk_headers, case.body
+    )
+    # The SDK chose Date (now) and Content-MD5; sign the same request with ours.
+    ours = case.base_headers(Date=sdk_headers["Date"])
+    if case.body:
+        ours["Content-MD5"] = content_md5(case.body)
+    sign_v1(ours, case.credentials(), case.method, case.path, case.query)
+    assert ours["Authorization"] == sdk_headers["Authorization"]
+    assert ours["x-log-date"] == sdk_headers["x-log-date"]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    oracle_cases,
     st.sampled_from(["cn-hangzhou", "ap-southeast-1", "us-west-1"]),
     st.datetimes(
         min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
     ),
 )
-def test_v4_matches_the_official_sdk(  # noqa: PLR0917 - hypothesis passes strategies positionally
-    method: str,
-    path: str,
-    query: dict[str, str],
-    headers: dict[str, str],
-    body: bytes,
-    secret: str,
-    with_token: bool,
-    content_type: str | None,
-    region: str,
-    now: datetime,
-) -> None:
+def test_v4_matches_the_official_sdk(case: OracleCase, region: str, now: datetime) -> None:
     from aliyun.log.auth import AuthV4
-    from aliyun.log.credentials import StaticCredentialsProvider
 
-    token = "STS.token+/=" if with_token else ""
-    base = dict(headers, Host="proj.example.test:8080")
-    if content_type:
-        base["Content-Type"] = content_type
+    base = case.base_headers(Host="proj.example.test:8080")
     sdk_headers = dict(base)
-    expected = AuthV4(StaticCredentialsProvider("akid", secret, token), region)._do_sign_request(
-        method, path, dict(query), sdk_headers, body, format_v4_date(now)
+    expected = AuthV4(case.sdk_provider(), region)._do_sign_request(
+        case.method, case.path, dict(case.query), sdk_headers, case.body, format_v4_date(now)
     )
     ours = dict(base)
-    sign_v4(
-        ours, Credentials("akid", secret, token or None), method, path, query, body, region, now
-    )
+    sign_v4(ours, case.credentials(), case.method, case.path, case.query, case.body, region, now)
     assert ours["Authorization"] == expected
     assert ours["x-log-content-sha256"] == sdk_headers["x-log-content-sha256"]
 
@@ -600,15 +584,7 @@ def test_verify_request_v1() -> None:
 
 
 def test_verify_request_v4_checks_scope_date() -> None:
-    headers = {
-        "x-log-bodyrawsize": "74",
-        "content-type": "application/x-protobuf",
-        "x-log-compresstype": "lz4",
-        "x-log-apiversion": "0.6.0",
-        "host": HOST,
-        "x-log-content-sha256": BODY_SHA256,
-        "x-log-date": "20260101T000000Z",
-    }
+    headers = {name.lower(): value for name, value in V4_SIGNED.items()}
     auth = parse_authorization(V4_AUTH)
     assert verify_request(auth, SECRET, "POST", LB_PATH, {}, headers)
     assert verify_v4(SECRET, auth.signature, "cn-hangzhou", "POST", LB_PATH, {}, headers)

@@ -81,29 +81,29 @@ _zstd_local = threading.local()
 
 
 def _lz4() -> Any:
+    # lz4 ships no type information (see pyproject's mypy override): its results are Any,
+    # and the wrappers below give them their documented types.
     import lz4.block  # noqa: PLC0415 - shipping side only (see the module docstring)
 
     return lz4.block
 
 
-def _zstd() -> Any:
-    import zstandard  # noqa: PLC0415 - shipping side only (see the module docstring)
-
-    return zstandard
-
-
 def _zstd_compressor() -> zstandard.ZstdCompressor:
-    cctx = getattr(_zstd_local, "cctx", None)
+    cctx: zstandard.ZstdCompressor | None = getattr(_zstd_local, "cctx", None)
     if cctx is None:
-        cctx = _zstd().ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+        import zstandard  # noqa: PLC0415 - shipping side only (see the module docstring)
+
+        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
         _zstd_local.cctx = cctx
     return cctx
 
 
 def _zstd_decompressor() -> zstandard.ZstdDecompressor:
-    dctx = getattr(_zstd_local, "dctx", None)
+    dctx: zstandard.ZstdDecompressor | None = getattr(_zstd_local, "dctx", None)
     if dctx is None:
-        dctx = _zstd().ZstdDecompressor()
+        import zstandard  # noqa: PLC0415 - shipping side only (see the module docstring)
+
+        dctx = zstandard.ZstdDecompressor()
         _zstd_local.dctx = dctx
     return dctx
 
@@ -111,7 +111,8 @@ def _zstd_decompressor() -> zstandard.ZstdDecompressor:
 def compress(kind: Compression, raw: bytes) -> bytes:
     """Compress an encoded LogGroup for the wire. ``NONE`` returns ``raw`` unchanged."""
     if kind is Compression.LZ4:
-        return _lz4().compress(raw, store_size=False)
+        block: bytes = _lz4().compress(raw, store_size=False)
+        return block
     if kind is Compression.ZSTD:
         return _zstd_compressor().compress(raw)
     if kind is Compression.DEFLATE:
@@ -156,13 +157,15 @@ def _lz4_decompress(body: bytes, raw_size: int) -> bytes:
     # that needs less returns short, which the caller's length check catches.
     block = _lz4()
     try:
-        return block.decompress(body, uncompressed_size=raw_size)  # type: ignore[no-any-return]
+        out: bytes = block.decompress(body, uncompressed_size=raw_size)
     except (block.LZ4BlockError, ValueError, MemoryError) as exc:
         raise CompressionError(f"corrupt lz4 block: {exc}") from exc
+    return out
 
 
 def _zstd_decompress(body: bytes, raw_size: int) -> bytes:
-    zstandard = _zstd()
+    import zstandard  # noqa: PLC0415 - shipping side only (see the module docstring)
+
     try:
         declared = zstandard.frame_content_size(body)
     except zstandard.ZstdError as exc:

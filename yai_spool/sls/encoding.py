@@ -474,7 +474,11 @@ def encode_protobuf(group: LogGroup) -> bytes:
     """
     global _LogGroupRaw  # noqa: PLW0603 - lazy import of an optional dependency
     if _LogGroupRaw is None:
-        from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # noqa: PLC0415
+        # Generated protobuf code builds its classes at import time, so the module has no
+        # attribute a type checker can see (the SDK ships no stubs for it).
+        from aliyun.log.log_logs_raw_pb2 import (  # type: ignore[attr-defined]  # noqa: PLC0415
+            LogGroupRaw,
+        )
 
         _LogGroupRaw = LogGroupRaw
     message = _LogGroupRaw()
@@ -496,7 +500,8 @@ def encode_protobuf(group: LogGroup) -> bytes:
             tag = message.LogTags.add()
             tag.Key = key
             tag.Value = value
-        return message.SerializeToString()
+        encoded: bytes = message.SerializeToString()
+        return encoded
     except EncodeError:
         raise
     except (UnicodeEncodeError, ValueError, TypeError) as exc:

@@ -29,7 +29,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 from urllib.parse import urlencode, urlsplit
 
 from yai_spool.sls.compression import Compression, compress
@@ -53,6 +53,7 @@ __all__ = [
     "Destination",
     "Endpoint",
     "PreparedRequest",
+    "RequestOptions",
     "SignatureMethod",
     "SignatureVersion",
     "build_put_logs_request",
@@ -104,12 +105,9 @@ def validate_project(project: str) -> str:
     Raises:
         ConfigError: naming the field.
     """
-    if not isinstance(project, str) or not _PROJECT_RE.fullmatch(project):
-        raise ConfigError(
-            f"project {project!r} is invalid: 3-63 characters of lower-case letters, digits "
-            "and hyphens"
-        )
-    return project
+    return _valid_name(
+        "project", project, _PROJECT_RE, "3-63 characters of lower-case letters, digits and hyphens"
+    )
 
 
 def validate_logstore(logstore: str) -> str:
@@ -118,12 +116,18 @@ def validate_logstore(logstore: str) -> str:
     Raises:
         ConfigError: naming the field.
     """
-    if not isinstance(logstore, str) or not _LOGSTORE_RE.fullmatch(logstore):
-        raise ConfigError(
-            f"logstore {logstore!r} is invalid: 2-63 characters of lower-case letters, "
-            "digits, hyphens and underscores"
-        )
-    return logstore
+    return _valid_name(
+        "logstore",
+        logstore,
+        _LOGSTORE_RE,
+        "2-63 characters of lower-case letters, digits, hyphens and underscores",
+    )
+
+
+def _valid_name(field: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ConfigError(f"{field} {value!r} is invalid: {rule}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,17 +215,14 @@ class Destination:
     def host_header(self) -> str:
         """The ``Host`` header: ``{project}.{host}``, plus ``:port`` for a non-IP endpoint."""
         endpoint = self.endpoint
-        if endpoint.is_ip:
-            return f"{self.project}.{endpoint.host}"
-        return f"{self.project}.{endpoint.netloc}"
+        return f"{self.project}.{endpoint.host if endpoint.is_ip else endpoint.netloc}"
 
     @property
     def base_url(self) -> str:
         """``scheme://netloc`` actually dialled (the endpoint itself for IP/localhost)."""
         endpoint = self.endpoint
-        if endpoint.is_ip:
-            return f"{endpoint.scheme}://{endpoint.netloc}"
-        return f"{endpoint.scheme}://{self.project}.{endpoint.netloc}"
+        host = endpoint.netloc if endpoint.is_ip else f"{self.project}.{endpoint.netloc}"
+        return f"{endpoint.scheme}://{host}"
 
 
 _MASKED_HEADERS = frozenset({"authorization", "x-acs-security-token"})
@@ -267,36 +268,33 @@ def region_from_host(host: str) -> str | None:
     return match.group(1) if match else None
 
 
+class RequestOptions(TypedDict, total=False):
+    """The keywords of :func:`build_put_logs_request_from_raw` (and of the group form)."""
+
+    compression: Compression
+    signature_version: SignatureVersion
+    signature_method: SignatureMethod
+    region: str | None
+    hash_key: str | None
+    now: datetime | None
+    user_agent: str | None
+
+
 def build_put_logs_request(
     destination: Destination,
     group: LogGroup,
     credentials: Credentials,
-    *,
-    compression: Compression = Compression.LZ4,
-    signature_version: SignatureVersion = "v1",
-    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
-    region: str | None = None,
-    hash_key: str | None = None,
-    now: datetime | None = None,
-    user_agent: str | None = None,
+    **options: Unpack[RequestOptions],
 ) -> PreparedRequest:
-    """Encode ``group`` and build the signed request (see ``build_put_logs_request_from_raw``).
+    """Encode ``group`` and build the signed request (see ``build_put_logs_request_from_raw``,
+    which takes the same keywords).
 
     Raises:
         EncodeError: the group cannot be encoded.
         ConfigError: see ``build_put_logs_request_from_raw``.
     """
     return build_put_logs_request_from_raw(
-        destination,
-        encode_log_group(group),
-        credentials,
-        compression=compression,
-        signature_version=signature_version,
-        signature_method=signature_method,
-        region=region,
-        hash_key=hash_key,
-        now=now,
-        user_agent=user_agent,
+        destination, encode_log_group(group), credentials, **options
     )
 
 

@@ -22,14 +22,7 @@
 
 const path = require('path');
 
-function readStdin() {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    process.stdin.on('data', (c) => chunks.push(c));
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    process.stdin.on('error', reject);
-  });
-}
+const { runJob } = require('./json_job');
 
 function encodeLogGroup(group) {
   const protobuf = require('protobufjs');
@@ -171,15 +164,10 @@ function viaAliyunSdk(job) {
 
 const CLIENTS = { gateway: viaGateway, log: viaLog, 'aliyun-sdk': viaAliyunSdk };
 
-async function main() {
-  const job = JSON.parse(await readStdin());
+async function main(job) {
   const send = CLIENTS[job.client];
   if (!send) throw new Error(`unknown client ${job.client}`);
-  const result = await send(job);
-  process.stdout.write(JSON.stringify(result) + '\n');
+  return send(job);
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e && e.stack) || e}\n`);
-  process.exit(2);
-});
+runJob(main);

@@ -16,17 +16,9 @@
 const GatewayClient = require('@alicloud/gateway-sls').default;
 const LogClient = require('@alicloud/log');
 
-function readStdin() {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    process.stdin.on('data', (c) => chunks.push(c));
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    process.stdin.on('error', reject);
-  });
-}
+const { runJob } = require('./json_job');
 
-async function main() {
-  const cases = JSON.parse(await readStdin());
+async function main(cases) {
   const gateway = new GatewayClient();
   const answers = [];
   for (const c of cases) {
@@ -43,10 +35,7 @@ async function main() {
     }
     answers.push({ gateway: gatewaySig, log });
   }
-  process.stdout.write(JSON.stringify(answers));
+  return answers;
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e && e.stack) || e}\n`);
-  process.exit(2);
-});
+runJob(main);
