@@ -51,7 +51,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from yai_spool.spool import (
     Batch,
@@ -121,7 +121,7 @@ class MemorySpoolConfig:
 # GC to walk (a full collection over them stalls every thread, the event loop included), and
 # it takes a fraction of the memory. Batches carry the stored logs, ready to send.
 _ID, _DATA, _NBYTES, _AT, _ATTEMPTS = range(5)
-_Rec = list
+_Rec: TypeAlias = list[Any]
 
 
 class _Drops(Counter[str]):

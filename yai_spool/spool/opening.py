@@ -178,12 +178,14 @@ class SpoolOpening(SpoolState):
                     # Now, while there is space: the ledger must exist before the disk fills.
                     Ledger.create(self.path)
                 with open_lock(self.path, exclusive=False):
-                    store, ino, problem = self._try_open(check, events if audit else None)
-                if store is None:
+                    opened, ino, problem = self._try_open(check, events if audit else None)
+                if opened is None:
                     store, ino = self._quarantine_and_open(ino, str(problem), check, events)
-                elif audit:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._audit_mark(store, events)
+                else:
+                    store = opened
+                    if audit:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._audit_mark(store, events)
         except SpoolError:
             raise
         except sqlite3.Error as exc:

@@ -302,7 +302,8 @@ class SpoolQueue(SQLiteAckQueue):
         # Order matters: everything that can refuse the file (header, foreign/newer schema,
         # quick_check) only READS, so a refused or corrupt file is left byte-for-byte as found.
         conn = self._conn = self._new_db_connection(self.path, self.multithreading, self.timeout)
-        self._getter = self._putter = conn
+        # persist-queue's SQLBase.__init__ assigns None to both (untyped), so mypy infers None.
+        self._getter = self._putter = conn  # type: ignore[assignment]
         self._cursor = conn.cursor()
         try:
             self.schema_version = read_schema_version(conn)
@@ -352,7 +353,7 @@ class SpoolQueue(SQLiteAckQueue):
     def ack_failed(self, *args: Any, **kwargs: Any) -> int | None:
         _unsupported("ack_failed")
 
-    def update(self, *args: Any, **kwargs: Any) -> int | None:
+    def update(self, item: Any, id: int | None = None) -> int:
         _unsupported("update")
 
     def resume_unack_tasks(self) -> None:
@@ -470,7 +471,11 @@ class SpoolQueue(SQLiteAckQueue):
         nbytes += int(b)
         upto = int(mx) if mx is not None else start
         self._tail_cache = (gen, acct_id, upto, rows, nbytes)
-        return Acct(gen, acct_id, *(int(v) for v in row[2:]), rows, nbytes, upto)
+        in_rows, in_bytes, out_rows, out_bytes, dead_rows, dead_bytes = map(int, row[2:])
+        return Acct(
+            gen, acct_id, in_rows, in_bytes, out_rows, out_bytes, dead_rows, dead_bytes,
+            rows, nbytes, upto,
+        )  # fmt: skip
 
     def reconcile(self, conn: sqlite3.Connection) -> Acct:
         """Fold the tail into the accounting row (write transaction). Required before removals."""
@@ -808,7 +813,8 @@ class SpoolQueue(SQLiteAckQueue):
     def dead_filter(
         ids_json: str | None, error_code: str | None, dead_before: float | None
     ) -> tuple[str, list[Any]]:
-        clauses, params = ["1"], []
+        clauses: list[str] = ["1"]
+        params: list[Any] = []
         if ids_json is not None:
             clauses.append(_IDS)
             params.append(ids_json)
