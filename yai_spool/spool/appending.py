@@ -28,12 +28,7 @@ from yai_spool.spool.exceptions import (
     SpoolRecordTooLarge,
     storage_reason,
 )
-from yai_spool.spool.store import (
-    GROUP_ROWS,
-    Acct,
-    Row,
-    SpoolQueue,
-)
+from yai_spool.spool.store import GROUP_ROWS, Acct, Row, SpoolQueue
 from yai_spool.spool.types import (
     DropReason,
     WhenFull,

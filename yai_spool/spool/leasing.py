@@ -24,9 +24,7 @@ from yai_spool.spool.schema import (
     encode_stored,
 )
 from yai_spool.spool.settling import SpoolSettling
-from yai_spool.spool.store import (
-    SpoolQueue,
-)
+from yai_spool.spool.store import SpoolQueue
 from yai_spool.spool.types import (
     Batch,
 )

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from yai_spool.spool.connection import CorruptFileError, connect, keep_forever
 from yai_spool.spool.exceptions import (
     SpoolClosedError,
     SpoolCorruptError,
@@ -38,13 +39,7 @@ from yai_spool.spool.files import open_lock, prepare_files, quarantine
 from yai_spool.spool.ledger import Ledger
 from yai_spool.spool.ledger import read as read_ledger
 from yai_spool.spool.state import _TIGHT_RESTART_BYTES, SpoolState
-from yai_spool.spool.store import (
-    Acct,
-    CorruptFileError,
-    SpoolQueue,
-    connect,
-    keep_forever,
-)
+from yai_spool.spool.store import Acct, SpoolQueue
 from yai_spool.spool.types import (
     SpoolEvent,
 )

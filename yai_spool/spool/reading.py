@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from yai_spool.spool.connection import busy_retry
 from yai_spool.spool.flushing import SpoolFlushing
 from yai_spool.spool.ledger import read as read_ledger
 from yai_spool.spool.schema import (
@@ -27,10 +28,7 @@ from yai_spool.spool.schema import (
     decode_stored,
     read_schema_version,
 )
-from yai_spool.spool.store import (
-    LAST_DROP,
-    busy_retry,
-)
+from yai_spool.spool.store import LAST_DROP
 from yai_spool.spool.types import (
     DeadLetter,
     LastError,

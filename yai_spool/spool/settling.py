@@ -22,9 +22,7 @@ from yai_spool.spool.opening import SpoolOpening
 from yai_spool.spool.schema import (
     LEASED,
 )
-from yai_spool.spool.store import (
-    SpoolQueue,
-)
+from yai_spool.spool.store import SpoolQueue
 from yai_spool.spool.types import (
     Batch,
     RecordState,

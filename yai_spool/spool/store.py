@@ -18,20 +18,28 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import ctypes
 import itertools
 import json
 import operator
 import os
 import sqlite3
-import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn, TypeVar
 
 from persistqueue.sqlackqueue import SQLiteAckQueue
 
+from yai_spool.spool.connection import (
+    _NEVER_CLOSE,  # noqa: F401 - importable from here as before the move to connection.py
+    CorruptFileError,
+    busy_retry,
+    configure,
+    connect,
+    is_corrupt,
+    keep_forever,
+    open_connection,
+)
+from yai_spool.spool.connection import is_corrupt as _is_corrupt  # noqa: F401 - as before
 from yai_spool.spool.schema import (
     CODEC_JSON,
     CODEC_LOG,
@@ -51,6 +59,8 @@ __all__ = [
     "CorruptFileError",
     "Row",
     "SpoolQueue",
+    "busy_retry",
+    "configure",
     "connect",
     "keep_forever",
     "open_connection",
@@ -83,119 +93,6 @@ _UPSERT_DROP: Final = (
     "ELSE value + excluded.value END"
 )
 _UPSERT_DROPS_2: Final = _UPSERT_DROP.replace("VALUES (?, ?)", "VALUES (?, ?), (?, ?)")
-
-
-# Objects holding SQLite connections that must never be closed by this process: connections
-# inherited across fork(), connections to a file found corrupt, connections to a file another
-# process quarantined. Closing one could checkpoint with stale state into a damaged file, or
-# delete a -wal by name (the corrupt file's evidence, or the *new* file's WAL). An extra
-# reference (Py_IncRef) keeps them alive even through interpreter shutdown.
-_NEVER_CLOSE: list[object] = []
-
-
-def keep_forever(obj: object) -> None:
-    """Never close ``obj``'s connections in this process (see ``_NEVER_CLOSE``)."""
-    if obj is None:
-        return
-    _NEVER_CLOSE.append(obj)
-    with contextlib.suppress(Exception):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
-
-
-class CorruptFileError(Exception):
-    """Internal: ``quick_check`` (or reading the header) found the file damaged."""
-
-
-def open_connection(file: str, *, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
-    """Open without writing anything: the caller inspects the file before ``configure``.
-
-    ``isolation_level=None``: no implicit transactions; every write is either one autocommit
-    statement (append) or an explicit ``BEGIN IMMEDIATE`` (so the write lock is taken up front
-    and SQLite's busy handler applies, instead of failing on a read-to-write upgrade).
-    """
-    if readonly:
-        # mode=ro: never creates or writes the database file. (SQLite may still create empty
-        # -wal/-shm companions, with the database file's mode, when no writer has them open.)
-        uri = f"file:{urllib.parse.quote(file)}?mode=ro"
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA query_only = ON")
-        return conn
-    return sqlite3.connect(
-        file, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-
-
-def configure(conn: sqlite3.Connection, *, synchronous: str, wal_max_bytes: int) -> None:
-    """The writer PRAGMAs (WAL; per-connection settings)."""
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise sqlite3.OperationalError(f"could not switch to WAL (journal_mode={mode})")
-    # Values come from an allow-list (Synchronous enum), never from free text.
-    if synchronous not in ("NORMAL", "FULL"):
-        raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    # Checkpoints never run on a producer's commit; the flusher (or, as a fallback, a
-    # producer whose WAL passed wal_max_bytes) runs them explicitly.
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
-    conn.execute(f"PRAGMA journal_size_limit = {int(wal_max_bytes)}")
-    conn.execute("PRAGMA temp_store = MEMORY")
-
-
-def connect(
-    file: str, *, synchronous: str, busy_timeout: float, wal_max_bytes: int
-) -> sqlite3.Connection:
-    """A configured writer connection to a file already known to be a sound spool."""
-    conn = open_connection(file, readonly=False, busy_timeout=busy_timeout)
-    try:
-        configure(conn, synchronous=synchronous, wal_max_bytes=wal_max_bytes)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-# Waiting for another process's write lock. SQLite's own busy handler sleeps 1, 2, 5, 10,
-# 15, 20, 25 ms ... between tries (its compiled-in table), so an append that meets a
-# flusher's transaction in another process waited 78 ms after 7 unlucky tries (measured:
-# emit p99.9 79 ms beside a draining daemon). The writer connection sets busy_timeout 0 and
-# retries here instead, polling from 20 µs up to 0.5 ms, until busy_timeout has passed.
-_BUSY_FIRST: Final = 0.00002
-_BUSY_MAX: Final = 0.0005
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
-
-
-def busy_retry(run: Callable[[], _T], first: sqlite3.OperationalError, timeout: float) -> _T:
-    """Run ``run`` again until it stops failing with SQLITE_BUSY or ``timeout`` passes.
-
-    ``first`` is the busy error that brought the caller here (re-raised on timeout; any
-    other error is raised at once).
-    """
-    if not _is_busy(first):
-        raise first
-    deadline = time.monotonic() + timeout
-    delay = _BUSY_FIRST
-    while True:
-        if time.monotonic() >= deadline:
-            raise first
-        time.sleep(delay)  # another process holds the write lock: nothing to wait on
-        delay = min(delay * 2, _BUSY_MAX)
-        try:
-            return run()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-            first = exc
-
-
-def _is_corrupt(exc: BaseException) -> bool:
-    name = getattr(exc, "sqlite_errorname", None) or ""
-    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +226,7 @@ class SpoolQueue(SQLiteAckQueue):
             if conn.execute("SELECT json_valid('[1]')").fetchone()[0] != 1:
                 raise sqlite3.NotSupportedError("SQLite JSON functions are required")
         except BaseException as exc:
-            if isinstance(exc, CorruptFileError) or _is_corrupt(exc):
+            if isinstance(exc, CorruptFileError) or is_corrupt(exc):
                 # Closing could checkpoint into the damaged file or delete its WAL: the file
                 # goes to quarantine exactly as found.
                 keep_forever(self)
@@ -575,23 +472,12 @@ class SpoolQueue(SQLiteAckQueue):
     @staticmethod
     def revert_expired(conn: sqlite3.Connection, now: float) -> int:
         """READY again (attempts + 1) for every lease whose ``lease_until <= now``."""
-        reverted = 0
-        for token, lo, hi in conn.execute(
-            "SELECT token, lo, hi FROM leases WHERE lease_until <= ?", (now,)
-        ).fetchall():
-            reverted += _revert_range(conn, token, lo, hi)
-            conn.execute("DELETE FROM leases WHERE token = ?", (token,))
-        return reverted
+        return _revert_leases(conn, "lease_until <= ?", now)
 
     @staticmethod
     def revert_foreign(conn: sqlite3.Connection, owner_id: str) -> int:
         """READY again for every lease not held by ``owner_id`` (the new lock holder)."""
-        reverted = 0
-        for token, lo, hi in conn.execute(
-            "SELECT token, lo, hi FROM leases WHERE owner_id != ?", (owner_id,)
-        ).fetchall():
-            reverted += _revert_range(conn, token, lo, hi)
-        conn.execute("DELETE FROM leases WHERE owner_id != ?", (owner_id,))
+        reverted = _revert_leases(conn, "owner_id != ?", owner_id)
         # Safety net (one full scan, only at flusher start): LEASED rows without a lease row.
         reverted += conn.execute(
             f"UPDATE {Q} SET status = {READY}, owner = NULL, attempts = attempts + 1 "
@@ -889,3 +775,14 @@ def _revert_range(conn: sqlite3.Connection, token: str, lo: int, hi: int) -> int
         "WHERE _id BETWEEN ? AND ? AND owner = ?",
         (lo, hi, token),
     ).rowcount
+
+
+def _revert_leases(conn: sqlite3.Connection, where: str, param: object) -> int:
+    """Revert the rows of every lease matching ``where`` (a fixed predicate) and drop them."""
+    reverted = 0
+    for token, lo, hi in conn.execute(
+        f"SELECT token, lo, hi FROM leases WHERE {where}", (param,)
+    ).fetchall():
+        reverted += _revert_range(conn, token, lo, hi)
+    conn.execute(f"DELETE FROM leases WHERE {where}", (param,))
+    return reverted
