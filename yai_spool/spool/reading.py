@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -148,11 +149,7 @@ class SpoolReading(SpoolFlushing):
         schema.py): once the newest rows are deleted a later append may reuse an id <= the
         mark, which can only make a waiter wait for that newer record too, never stop early.
         """
-        with self._locked(write=False) as store:
-            try:
-                row = store.conn.execute(f"SELECT max(_id) FROM {QUEUE_TABLE}").fetchone()
-            except sqlite3.Error as exc:
-                raise self._storage_error("high_water", exc) from exc
+        (row,) = self._query("high_water", f"SELECT max(_id) FROM {QUEUE_TABLE}")
         return int(row[0] or 0)
 
     def pending_through(self, max_id: int) -> int:
@@ -160,27 +157,19 @@ class SpoolReading(SpoolFlushing):
 
         DEAD records are not pending: they left the queue table.
         """
-        with self._locked(write=False) as store:
-            try:
-                row = store.conn.execute(
-                    f"SELECT count(*) FROM {QUEUE_TABLE} WHERE _id <= ?", (int(max_id),)
-                ).fetchone()
-            except sqlite3.Error as exc:
-                raise self._storage_error("pending_through", exc) from exc
+        sql = f"SELECT count(*) FROM {QUEUE_TABLE} WHERE _id <= ?"
+        (row,) = self._query("pending_through", sql, (int(max_id),))
         return int(row[0])
 
     def dead_letters(self, limit: int = 100, *, after_id: int = 0) -> list[DeadLetter]:
         """DEAD records in id order (page with ``after_id``); undecodable entries as raw text."""
-        with self._locked(write=False) as store:
-            try:
-                rows = store.conn.execute(
-                    "SELECT _id, orig_id, dest, data, nbytes, timestamp, attempts, err_code, "
-                    f"err_message, err_request_id, dead_at, {store.codec_column} "
-                    "FROM dead_letters WHERE _id > ? ORDER BY _id LIMIT ?",
-                    (after_id, limit),
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise self._storage_error("dead_letters", exc) from exc
+        rows = self._query(
+            "dead_letters",
+            "SELECT _id, orig_id, dest, data, nbytes, timestamp, attempts, err_code, "
+            "err_message, err_request_id, dead_at, {codec} "
+            "FROM dead_letters WHERE _id > ? ORDER BY _id LIMIT ?",
+            (after_id, limit),
+        )
         out = []
         for r in rows:
             entry = _shown(r[3], r[11])
@@ -201,17 +190,13 @@ class SpoolReading(SpoolFlushing):
         if state is RecordState.DEAD:
             raise ValueError("queued() lists READY or LEASED records; use dead_letters()")
         predicate = f"status < {LEASED}" if state is RecordState.READY else f"status = {LEASED}"
-        with self._locked(write=False) as store:
-            try:
-                rows = store.conn.execute(
-                    "SELECT _id, data, timestamp, dest, nbytes, attempts, err_code, err_message, "
-                    f"err_request_id, {store.codec_column} FROM {QUEUE_TABLE} "
-                    f"WHERE _id > ? AND {predicate} "
-                    "ORDER BY _id LIMIT ?",
-                    (after_id, limit),
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise self._storage_error("queued", exc) from exc
+        rows = self._query(
+            "queued",
+            "SELECT _id, data, timestamp, dest, nbytes, attempts, err_code, err_message, "
+            f"err_request_id, {{codec}} FROM {QUEUE_TABLE} WHERE _id > ? AND {predicate} "
+            "ORDER BY _id LIMIT ?",
+            (after_id, limit),
+        )
         out = []
         for r in rows:
             entry = _shown(r[1], r[9])
@@ -224,11 +209,20 @@ class SpoolReading(SpoolFlushing):
 
     def quick_check(self) -> list[str]:
         """``PRAGMA quick_check`` rows (``["ok"]`` when the file is sound); reads only."""
+        return [str(r[0]) for r in self._query("quick_check", "PRAGMA quick_check")]
+
+    def _query(self, op: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """All rows of one read on this process's connection; SQLite failures typed.
+
+        ``{codec}`` in ``sql`` stands for the row's codec column (``SpoolQueue.codec_column``:
+        a read-only view of a v1 file has none), resolved on the connection actually used.
+        """
         with self._locked(write=False) as store:
             try:
-                return [str(r[0]) for r in store.conn.execute("PRAGMA quick_check").fetchall()]
+                sql = sql.replace("{codec}", store.codec_column)
+                return store.conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise self._storage_error("quick_check", exc) from exc
+                raise self._storage_error(op, exc) from exc
 
     def vacuum(self) -> None:
         """Rebuild the file to give free pages back to the filesystem (persist-queue's VACUUM).

@@ -645,10 +645,7 @@ class SpoolQueue(SQLiteAckQueue):
         self, conn: sqlite3.Connection, ids_json: str, token: str | None, owner_id: str
     ) -> tuple[int, int]:
         pred, param = self.owner_clause(token, owner_id)
-        sizes = conn.execute(
-            f"DELETE FROM {Q} WHERE {_IDS} AND {pred} RETURNING nbytes", (ids_json, param)
-        ).fetchall()
-        return len(sizes), sum(int(s[0]) for s in sizes)
+        return _removed(conn, f"DELETE FROM {Q} WHERE {_IDS} AND {pred}", (ids_json, param))
 
     def release_leased(
         self,
@@ -690,10 +687,7 @@ class SpoolQueue(SQLiteAckQueue):
             f"WHERE {_IDS} AND {pred} ORDER BY _id",
             (attempts, *error, now, ids_json, param),
         )
-        sizes = conn.execute(
-            f"DELETE FROM {Q} WHERE {_IDS} AND {pred} RETURNING nbytes", (ids_json, param)
-        ).fetchall()
-        return len(sizes), sum(int(s[0]) for s in sizes)
+        return _removed(conn, f"DELETE FROM {Q} WHERE {_IDS} AND {pred}", (ids_json, param))
 
     @staticmethod
     def dead_filter(
@@ -724,10 +718,7 @@ class SpoolQueue(SQLiteAckQueue):
             f"WHERE {where} ORDER BY _id",
             (now, *params),
         )
-        sizes = conn.execute(
-            f"DELETE FROM dead_letters WHERE {where} RETURNING nbytes", params
-        ).fetchall()
-        return len(sizes), sum(int(s[0]) for s in sizes)
+        return _removed(conn, f"DELETE FROM dead_letters WHERE {where}", params)
 
     @staticmethod
     def evict_oldest(
@@ -763,8 +754,13 @@ class SpoolQueue(SQLiteAckQueue):
 
     @staticmethod
     def purge_queue(conn: sqlite3.Connection, status_pred: str) -> tuple[int, int]:
-        sizes = conn.execute(f"DELETE FROM {Q} WHERE {status_pred} RETURNING nbytes").fetchall()
-        return len(sizes), sum(int(s[0]) for s in sizes)
+        return _removed(conn, f"DELETE FROM {Q} WHERE {status_pred}", ())
+
+
+def _removed(conn: sqlite3.Connection, delete: str, params: Sequence[Any]) -> tuple[int, int]:
+    """Run ``delete`` (a DELETE statement); (rows removed, their bytes) via RETURNING."""
+    sizes = conn.execute(f"{delete} RETURNING nbytes", params).fetchall()
+    return len(sizes), sum(int(s[0]) for s in sizes)
 
 
 def _revert_range(conn: sqlite3.Connection, token: str, lo: int, hi: int) -> int:
