@@ -39,9 +39,36 @@ from yai_spool.spool.appending import (  # noqa: F401
 )
 from yai_spool.spool.common import CHECKPOINT_MODES as _CHECKPOINT_MODES  # noqa: F401
 from yai_spool.spool.common import settle_ids as _ids_of  # noqa: F401
+from yai_spool.spool.connection import busy_retry, connect, keep_forever  # noqa: F401
+from yai_spool.spool.exceptions import (  # noqa: F401
+    SpoolAppendStorageError,
+    SpoolClosedError,
+    SpoolCorruptError,
+    SpoolEncodeError,
+    SpoolError,
+    SpoolFull,
+    SpoolPermissionError,
+    SpoolReadOnlyError,
+    SpoolRecordTooLarge,
+    SpoolStorageError,
+    storage_reason,
+)
+from yai_spool.spool.files import FlusherLock, open_lock, prepare_files, quarantine  # noqa: F401
+from yai_spool.spool.housekeeper import Housekeeper  # noqa: F401
 from yai_spool.spool.leasing import _MIN_WINDOW, SpoolLeasing, _as_stored_log  # noqa: F401
+from yai_spool.spool.ledger import Ledger  # noqa: F401
+from yai_spool.spool.ledger import read as read_ledger  # noqa: F401
 from yai_spool.spool.opening import _RECONCILE_TAIL  # noqa: F401
 from yai_spool.spool.reading import SpoolReading, _shown, _size  # noqa: F401
+from yai_spool.spool.schema import (  # noqa: F401
+    CODEC_JSON,
+    CODEC_LOG,
+    LEASED,
+    QUEUE_TABLE,
+    decode_stored,
+    encode_stored,
+    read_schema_version,
+)
 from yai_spool.spool.settling import _BOOK_SIZE  # noqa: F401
 from yai_spool.spool.state import (  # noqa: F401
     _FORK_LOCK_WAIT,
@@ -53,7 +80,29 @@ from yai_spool.spool.state import (  # noqa: F401
     _fork_held,
     _live_spools,
 )
-from yai_spool.spool.types import SpoolConfig
+from yai_spool.spool.store import (  # noqa: F401
+    GROUP_ROWS,
+    LAST_DROP,
+    Acct,
+    CorruptFileError,
+    Row,
+    SpoolQueue,
+)
+from yai_spool.spool.types import (  # noqa: F401
+    Batch,
+    CheckpointResult,
+    DeadLetter,
+    DropReason,
+    LastError,
+    QueuedRecord,
+    RecordState,
+    SpoolConfig,
+    SpoolEvent,
+    SpoolStats,
+    WhenFull,
+)
+from yai_spool.spool.walcheck import WalScan, judge, same_generation  # noqa: F401
+from yai_spool.spool.walcheck import scan as scan_wal  # noqa: F401
 
 __all__ = ["Spool"]
 

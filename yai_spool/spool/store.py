@@ -25,13 +25,16 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn
 
 from persistqueue.sqlackqueue import SQLiteAckQueue
 
 from yai_spool.spool.connection import (
-    _NEVER_CLOSE,  # noqa: F401 - importable from here as before the move to connection.py
+    _BUSY_FIRST,  # noqa: F401 - the private names are importable from here as before the move
+    _BUSY_MAX,  # noqa: F401
+    _NEVER_CLOSE,  # noqa: F401
     CorruptFileError,
+    _is_busy,  # noqa: F401
     busy_retry,
     configure,
     connect,
@@ -39,7 +42,7 @@ from yai_spool.spool.connection import (
     keep_forever,
     open_connection,
 )
-from yai_spool.spool.connection import is_corrupt as _is_corrupt  # noqa: F401 - as before
+from yai_spool.spool.connection import is_corrupt as _is_corrupt  # noqa: F401
 from yai_spool.spool.schema import (
     CODEC_JSON,
     CODEC_LOG,
@@ -67,7 +70,6 @@ __all__ = [
 ]
 
 Q: Final = QUEUE_TABLE
-_T = TypeVar("_T")
 _INSERT: Final = (
     f"INSERT INTO {Q} (data, timestamp, status, dest, nbytes, codec, log_time, level, logger) "
     f"VALUES (?, ?, {READY}, ?, ?, {CODEC_LOG}, ?, ?, ?)"
