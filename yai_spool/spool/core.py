@@ -16,7 +16,8 @@ Plain inheritance, no delegation: a method call costs what it cost when all of t
 this module (CPython caches the lookup per type), so the append path has no extra layer.
 
 The names this module held before the split (the helpers and constants now in the modules
-above) are imported back below, so ``core.<name>`` keeps working.
+above, and the types it imported) are still found as ``core.<name>``: a module
+``__getattr__`` looks them up where they live now.
 """
 
 from __future__ import annotations
@@ -27,82 +28,32 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-# Imports marked F401 are names this module held before the split, kept importable from here.
-from yai_spool.spool.appending import (  # noqa: F401
-    _FULL_RECHECK,
-    _LEAD,
-    SpoolAppending,
-    _allocate_lock,
-    _outcome,
+from yai_spool.spool import (
+    appending,
+    common,
+    connection,
+    exceptions,
+    files,
+    housekeeper,
+    leasing,
+    ledger,
+    opening,
+    reading,
+    schema,
+    settling,
+    state,
+    store,
+    types,
+    upkeep,
+    walcheck,
 )
-from yai_spool.spool.common import CHECKPOINT_MODES as _CHECKPOINT_MODES  # noqa: F401
-from yai_spool.spool.common import settle_ids as _ids_of  # noqa: F401
-from yai_spool.spool.connection import busy_retry, connect, keep_forever  # noqa: F401
-from yai_spool.spool.exceptions import (  # noqa: F401
-    SpoolAppendStorageError,
-    SpoolClosedError,
-    SpoolCorruptError,
-    SpoolEncodeError,
-    SpoolError,
-    SpoolFull,
-    SpoolPermissionError,
-    SpoolReadOnlyError,
-    SpoolRecordTooLarge,
-    SpoolStorageError,
-    storage_reason,
-)
-from yai_spool.spool.files import FlusherLock, open_lock, prepare_files, quarantine  # noqa: F401
-from yai_spool.spool.housekeeper import Housekeeper  # noqa: F401
-from yai_spool.spool.leasing import _MIN_WINDOW, SpoolLeasing, _as_stored_log  # noqa: F401
-from yai_spool.spool.ledger import Ledger  # noqa: F401
-from yai_spool.spool.ledger import read as read_ledger  # noqa: F401
-from yai_spool.spool.opening import _RECONCILE_TAIL  # noqa: F401
-from yai_spool.spool.reading import SpoolReading, _shown, _size  # noqa: F401
-from yai_spool.spool.schema import (  # noqa: F401
-    CODEC_JSON,
-    CODEC_LOG,
-    LEASED,
-    QUEUE_TABLE,
-    decode_stored,
-    encode_stored,
-    read_schema_version,
-)
-from yai_spool.spool.settling import _BOOK_SIZE  # noqa: F401
-from yai_spool.spool.state import (  # noqa: F401
-    _FORK_LOCK_WAIT,
-    _TIGHT_FREE,
-    _TIGHT_REFRESH,
-    _TIGHT_RESTART_BYTES,
-    _after_fork,
-    _before_fork,
-    _fork_held,
-    _live_spools,
-)
-from yai_spool.spool.store import (  # noqa: F401
-    GROUP_ROWS,
-    LAST_DROP,
-    Acct,
-    CorruptFileError,
-    Row,
-    SpoolQueue,
-)
-from yai_spool.spool.types import (  # noqa: F401
-    Batch,
-    CheckpointResult,
-    DeadLetter,
-    DropReason,
-    LastError,
-    QueuedRecord,
-    RecordState,
-    SpoolConfig,
-    SpoolEvent,
-    SpoolStats,
-    WhenFull,
-)
-from yai_spool.spool.walcheck import WalScan, judge, same_generation  # noqa: F401
-from yai_spool.spool.walcheck import scan as scan_wal  # noqa: F401
+from yai_spool.spool.appending import SpoolAppending
+from yai_spool.spool.leasing import SpoolLeasing
+from yai_spool.spool.reading import SpoolReading
+from yai_spool.spool.state import _live_spools
+from yai_spool.spool.types import SpoolConfig
 
 __all__ = ["Spool"]
 
@@ -208,3 +159,28 @@ class Spool(SpoolAppending, SpoolLeasing, SpoolReading):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Before the split this module held (or imported) the helpers, constants and types its
+# ``Spool`` used; ``core.<name>`` and ``from yai_spool.spool.core import <name>`` still find
+# them where they live now. Patching one here changes nothing: patch the module that uses it.
+_FORMER_HOMES: Final = (
+    appending, leasing, reading, settling, opening, upkeep, state, connection, exceptions,
+    files, housekeeper, ledger, schema, store, types, walcheck,
+)  # fmt: skip
+_RENAMED: Final = {
+    "_CHECKPOINT_MODES": (common, "CHECKPOINT_MODES"),
+    "_ids_of": (common, "settle_ids"),
+    "read_ledger": (ledger, "read"),
+    "scan_wal": (walcheck, "scan"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        module, attr = _RENAMED[name]
+        return getattr(module, attr)
+    for module in _FORMER_HOMES:
+        if name in vars(module):
+            return vars(module)[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
