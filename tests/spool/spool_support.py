@@ -80,6 +80,17 @@ def start_child(code: str, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]
     )
 
 
+def run_child_ok(code: str, *args: str, timeout: float) -> None:
+    """Run ``code`` in a child; it must exit 0 having printed exactly ``ok``."""
+    proc = start_child(code, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_quietly(proc)
+    assert proc.returncode == 0, (out.decode(), err.decode())
+    assert out.decode().split() == ["ok"]
+
+
 def read_line(stream: Any) -> str:
     line = stream.readline()
     if not line:

@@ -10,11 +10,10 @@ size stays exact whichever path was taken.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from pathlib import Path
 
 import pytest
-from spool_support import FakeClock, entry, kill_quietly, seq_of, start_child
+from spool_support import FakeClock, entry, run_child_ok, seq_of
 
 from yai_spool.spool import Batch, Spool, SpoolConfig
 from yai_spool.spool.files import open_lock, quarantine
@@ -258,15 +257,7 @@ os.write(1, b"ok\\n")
 def test_fork_while_other_threads_use_the_spool(tmp_path: Path) -> None:
     """Spool holds its locks across fork(): no child inherits SQLite's mutexes mid-call."""
     assert Spool.GUARDS_FORK is True
-    proc = start_child(
-        FORK_STRESS, str(tmp_path / "spool.db"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
-        kill_quietly(proc)
-    assert proc.returncode == 0, (out.decode(), err.decode())
-    assert out.decode().split() == ["ok"]
+    run_child_ok(FORK_STRESS, str(tmp_path / "spool.db"), timeout=300)
 
 
 def test_handler_leaves_fork_guarding_to_the_spool(tmp_path: Path) -> None:

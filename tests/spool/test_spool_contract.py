@@ -324,6 +324,19 @@ def test_release_puts_records_back_in_place_with_one_more_attempt(
     assert (error.status, error.at) == (503, backend.clock.now)
 
 
+def test_release_counts_records_and_the_failed_request_once(spool: SpoolBackend) -> None:
+    """``retried`` counts records; ``retry_requests`` / ``throttled_requests`` the request."""
+    fill(spool, 4)
+    batch = lease(spool)
+    assert spool.release(batch[:3], error_code="WriteQuotaExceed", message="q", throttled=True) == 3
+    assert spool.release(batch[3:], error_code="ServerBusy", message="busy") == 1
+    stats = spool.stats()
+    assert (stats.retried, stats.retry_requests, stats.throttled_requests) == (4, 2, 1)
+    assert spool.release(lease(spool)) == 4  # no error code: records only, no request
+    stats = spool.stats()
+    assert (stats.retried, stats.retry_requests, stats.throttled_requests) == (8, 2, 1)
+
+
 def test_release_without_counting_an_attempt_or_an_error(spool: SpoolBackend) -> None:
     spool.append(entry(0), dest="d")
     assert spool.release(lease(spool), count_attempt=False) == 1
@@ -470,6 +483,15 @@ def test_dead_letter_keeps_the_record_with_its_error(spool: SpoolBackend, backen
     assert (stats.ready_records, stats.leased_records) == (0, 0)
     assert stats.last_error is not None
     assert (stats.last_error.code, stats.last_error.status) == ("E3", None)
+
+
+def test_dead_letters_of_a_reordered_part_are_kept_oldest_first(spool: SpoolBackend) -> None:
+    """Settling goes in id order whatever order a part of a batch names its records in."""
+    fill(spool, 3)
+    batch = lease(spool)
+    part = batch.select([2, 0, 1])
+    assert spool.dead_letter(part, error_code="E", message=None, request_id=None) == 3
+    assert [d.original_id for d in spool.dead_letters()] == sorted(batch.ids)
 
 
 def test_dead_letters_page_oldest_first(spool: SpoolBackend) -> None:

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from spool_support import kill_quietly, read_line, start_child
+from spool_support import kill_quietly, read_line, run_child_ok, start_child
 
 from yai_spool.spool import FlusherLock, Spool, SpoolConfig
 
@@ -186,15 +186,7 @@ os.write(1, b"ok\\n")
 
 
 def test_fork_child_gets_its_own_connection(tmp_path: Path) -> None:
-    proc = start_child(
-        FORKER, str(tmp_path / "spool.db"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        kill_quietly(proc)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode().split() == ["ok"]
+    run_child_ok(FORKER, str(tmp_path / "spool.db"), timeout=60)
 
 
 def test_read_only_view_of_a_live_spool(tmp_path: Path) -> None:

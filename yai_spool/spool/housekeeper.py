@@ -31,7 +31,7 @@ import weakref
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from yai_spool.spool.core import Spool
+    from yai_spool.spool.upkeep import SpoolUpkeep
 
 __all__ = ["MIN_GAP", "TICK", "Housekeeper"]
 
@@ -46,7 +46,7 @@ _log = logging.getLogger("yai_spool.internal")
 class Housekeeper:
     """Runs ``spool._housekeep()`` every ``TICK`` seconds, or soon after ``wake()``."""
 
-    def __init__(self, spool: Spool) -> None:
+    def __init__(self, spool: SpoolUpkeep) -> None:
         self._ref = weakref.ref(spool)
         self._wake = threading.Event()
         self._urgent = threading.Event()

@@ -51,7 +51,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from yai_spool.spool import (
     Batch,
@@ -60,11 +60,19 @@ from yai_spool.spool import (
     DropReason,
     LastError,
     SpoolClosedError,
-    SpoolEncodeError,
     SpoolFull,
     SpoolRecordTooLarge,
     SpoolStats,
     WhenFull,
+)
+from yai_spool.spool.common import (
+    ENCODE_FAILURES,
+    append_type_error,
+    check_lease_args,
+    checkpoint_mode,
+    encode_error,
+    release_counts,
+    settle_ids,
 )
 from yai_spool.spool.schema import CODEC_LOG, decode_stored, encode_stored
 
@@ -76,8 +84,6 @@ _MiB = 1024 * 1024
 UNSENT_AT_CLOSE = "unsent_at_close"
 DEAD_EVICTED = "dead_evicted"
 CLOSED = "closed"
-#: The modes of ``PRAGMA wal_checkpoint`` that ``Spool.checkpoint`` takes.
-_WAL_MODES = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +127,7 @@ class MemorySpoolConfig:
 # GC to walk (a full collection over them stalls every thread, the event loop included), and
 # it takes a fraction of the memory. Batches carry the stored logs, ready to send.
 _ID, _DATA, _NBYTES, _AT, _ATTEMPTS = range(5)
-_Rec = list
+_Rec: TypeAlias = list[Any]
 
 
 class _Drops(Counter[str]):
@@ -206,9 +212,9 @@ class MemorySpool:
         """
         try:
             data = encode_stored(entry)
-        except (TypeError, ValueError, KeyError, RecursionError) as exc:
+        except ENCODE_FAILURES as exc:
             self._count_drop(DropReason.ENCODE_ERROR)
-            raise SpoolEncodeError(f"entry cannot be stored: {exc}") from exc
+            raise encode_error(exc) from exc
         self.append_log(data, dest=dest)
 
     def append_log(self, data: bytes, *, dest: str, **_: Any) -> None:
@@ -226,10 +232,7 @@ class MemorySpool:
         if self._pid != os.getpid():
             self.reopen_after_fork()
         if dest.__class__ is not str or data.__class__ is not bytes:
-            raise TypeError(
-                f"append_log needs bytes and a str dest, got {type(data).__name__}, "
-                f"{type(dest).__name__}"
-            )
+            raise append_type_error(data, dest)
         size = len(data)
         config = self.config
         if size > config.max_record_bytes or size > config.max_bytes:
@@ -322,8 +325,7 @@ class MemorySpool:
         Expired leases revert to READY first (one more attempt). At least one record is
         returned even if it alone is larger than ``max_bytes``.
         """
-        if max_records < 1 or max_bytes < 1 or lease_seconds <= 0:
-            raise ValueError("lease needs max_records >= 1, max_bytes >= 1, lease_seconds > 0")
+        check_lease_args(max_records, max_bytes, lease_seconds)
         now = self._clock()
         with self._lock:
             if self._closed:
@@ -370,18 +372,18 @@ class MemorySpool:
             n = self._release_locked(token, list(self._leases[token].recs), count_attempt=True)
             self._counts["leases_recovered"] += n
 
-    def _take(self, target: Batch | Iterable[int]) -> list[tuple[str, list[int]]]:
-        """Lock held: (token, ids still leased by it) for a Batch or plain ids."""
-        if isinstance(target, Batch):
-            lease = self._leases.get(target.token)
+    def _take(self, ids: list[int], token: str | None) -> list[tuple[str, list[int]]]:
+        """Lock held: (token, ids still leased by it) for a settle's ids (``settle_ids``)."""
+        if token is not None:
+            lease = self._leases.get(token)
             if lease is None:
                 return []
-            return [(target.token, [i for i in target.ids if i in lease.recs])]
+            return [(token, [i for i in ids if i in lease.recs])]
         by_token: dict[str, list[int]] = {}
-        for rec_id in target:
-            token = self._leased_by.get(int(rec_id))
-            if token is not None:
-                by_token.setdefault(token, []).append(int(rec_id))
+        for rec_id in ids:
+            held_by = self._leased_by.get(rec_id)
+            if held_by is not None:
+                by_token.setdefault(held_by, []).append(rec_id)
         return list(by_token.items())
 
     def _pop_leased(self, token: str, ids: Iterable[int]) -> list[_Rec]:
@@ -404,10 +406,11 @@ class MemorySpool:
 
     def ack(self, target: Batch | Iterable[int], *, request_id: str | None = None) -> int:
         """Delivered: forget these records (only those still leased). Returns how many."""
+        ids, token = settle_ids(target)
         with self._lock:
             n = 0
-            for token, ids in self._take(target):
-                n += len(self._pop_leased(token, ids))
+            for held_by, held in self._take(ids, token):
+                n += len(self._pop_leased(held_by, held))
             if n:
                 self._counts["delivered"] += n
                 self._last_success = (self._clock(), request_id)
@@ -426,18 +429,15 @@ class MemorySpool:
         status: int | None = None,
     ) -> int:
         """Retry later: back to READY in id order (attempts + 1 unless ``count_attempt=False``)."""
-        named = _named_ids(target)
-        if named is None:
+        ids, token = settle_ids(target)
+        if not ids:
             return 0  # as the durable spool: no ids, nothing recorded (no last error either)
         with self._lock:
             n = 0
-            for token, ids in self._take(named):
-                n += self._release_locked(token, ids, count_attempt=count_attempt)
-            self._counts["retried"] += n
-            if error_code is not None:  # one failed request gave these records back
-                self._counts["retry_requests"] += 1
-                if throttled:
-                    self._counts["throttled_requests"] += 1
+            for held_by, held in self._take(ids, token):
+                n += self._release_locked(held_by, held, count_attempt=count_attempt)
+            failed = error_code is not None  # one failed request gave these records back
+            self._counts.update(release_counts(n, failed=failed, throttled=throttled))
             if error_code is not None:
                 self._last_error = LastError(
                     error_code, message or "", request_id, self._clock(), status
@@ -476,16 +476,16 @@ class MemorySpool:
         status: int | None = None,
     ) -> int:
         """Give up on these leased records: keep them (bounded) as dead letters."""
-        named = _named_ids(target)
-        if named is None:
+        ids, token = settle_ids(target)
+        if not ids:
             return 0  # as the durable spool: no ids, nothing recorded (no last error either)
         now = self._clock()
         with self._lock:
             n = 0
             limit = self.config.max_dead_letters
-            for token, ids in self._take(named):
-                dest = self._leases[token].dest
-                for rec in self._pop_leased(token, ids):
+            for held_by, held in self._take(ids, token):
+                dest = self._leases[held_by].dest
+                for rec in self._pop_leased(held_by, held):
                     n += 1
                     if limit == 0:
                         self._dropped[DEAD_EVICTED] += 1
@@ -546,8 +546,7 @@ class MemorySpool:
             ValueError: ``mode`` is not one ``Spool.checkpoint`` takes (same calls, same
                 errors on both backends: a typo must not pass in memory and fail on disk).
         """
-        if mode.upper() not in _WAL_MODES:
-            raise ValueError(f"checkpoint mode must be one of {sorted(_WAL_MODES)}")
+        checkpoint_mode(mode)
         return CheckpointResult(busy=False, wal_frames=0, checkpointed_frames=0)
 
     def record_delivery(self, *, request_id: str | None = None, records: int = 0) -> None:
@@ -707,11 +706,3 @@ class MemorySpool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _named_ids(target: Batch | Iterable[int]) -> Batch | list[int] | None:
-    """``target`` for a settle, plain ids listed once; None when it names no id at all."""
-    if isinstance(target, Batch):
-        return target if target.ids else None
-    ids = list(target)
-    return ids or None

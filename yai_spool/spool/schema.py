@@ -320,6 +320,7 @@ def decode_entries(texts: Sequence[str]) -> list[Any]:
     Raises ValueError if any record is not JSON; the caller then decodes one by one.
     """
     joined = "[" + ",".join(texts) + "]"
+    out: list[Any]
     try:
         out = orjson.loads(joined)
     except orjson.JSONDecodeError:

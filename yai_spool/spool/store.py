@@ -18,20 +18,31 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import ctypes
 import itertools
 import json
 import operator
 import os
 import sqlite3
-import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn
 
 from persistqueue.sqlackqueue import SQLiteAckQueue
 
+from yai_spool.spool.connection import (
+    _BUSY_FIRST,  # noqa: F401 - the private names are importable from here as before the move
+    _BUSY_MAX,  # noqa: F401
+    _NEVER_CLOSE,  # noqa: F401
+    CorruptFileError,
+    _is_busy,  # noqa: F401
+    busy_retry,
+    configure,
+    connect,
+    is_corrupt,
+    keep_forever,
+    open_connection,
+)
+from yai_spool.spool.connection import is_corrupt as _is_corrupt  # noqa: F401
 from yai_spool.spool.schema import (
     CODEC_JSON,
     CODEC_LOG,
@@ -51,13 +62,14 @@ __all__ = [
     "CorruptFileError",
     "Row",
     "SpoolQueue",
+    "busy_retry",
+    "configure",
     "connect",
     "keep_forever",
     "open_connection",
 ]
 
 Q: Final = QUEUE_TABLE
-_T = TypeVar("_T")
 _INSERT: Final = (
     f"INSERT INTO {Q} (data, timestamp, status, dest, nbytes, codec, log_time, level, logger) "
     f"VALUES (?, ?, {READY}, ?, ?, {CODEC_LOG}, ?, ?, ?)"
@@ -83,119 +95,6 @@ _UPSERT_DROP: Final = (
     "ELSE value + excluded.value END"
 )
 _UPSERT_DROPS_2: Final = _UPSERT_DROP.replace("VALUES (?, ?)", "VALUES (?, ?), (?, ?)")
-
-
-# Objects holding SQLite connections that must never be closed by this process: connections
-# inherited across fork(), connections to a file found corrupt, connections to a file another
-# process quarantined. Closing one could checkpoint with stale state into a damaged file, or
-# delete a -wal by name (the corrupt file's evidence, or the *new* file's WAL). An extra
-# reference (Py_IncRef) keeps them alive even through interpreter shutdown.
-_NEVER_CLOSE: list[object] = []
-
-
-def keep_forever(obj: object) -> None:
-    """Never close ``obj``'s connections in this process (see ``_NEVER_CLOSE``)."""
-    if obj is None:
-        return
-    _NEVER_CLOSE.append(obj)
-    with contextlib.suppress(Exception):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
-
-
-class CorruptFileError(Exception):
-    """Internal: ``quick_check`` (or reading the header) found the file damaged."""
-
-
-def open_connection(file: str, *, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
-    """Open without writing anything: the caller inspects the file before ``configure``.
-
-    ``isolation_level=None``: no implicit transactions; every write is either one autocommit
-    statement (append) or an explicit ``BEGIN IMMEDIATE`` (so the write lock is taken up front
-    and SQLite's busy handler applies, instead of failing on a read-to-write upgrade).
-    """
-    if readonly:
-        # mode=ro: never creates or writes the database file. (SQLite may still create empty
-        # -wal/-shm companions, with the database file's mode, when no writer has them open.)
-        uri = f"file:{urllib.parse.quote(file)}?mode=ro"
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA query_only = ON")
-        return conn
-    return sqlite3.connect(
-        file, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-
-
-def configure(conn: sqlite3.Connection, *, synchronous: str, wal_max_bytes: int) -> None:
-    """The writer PRAGMAs (WAL; per-connection settings)."""
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise sqlite3.OperationalError(f"could not switch to WAL (journal_mode={mode})")
-    # Values come from an allow-list (Synchronous enum), never from free text.
-    if synchronous not in ("NORMAL", "FULL"):
-        raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    # Checkpoints never run on a producer's commit; the flusher (or, as a fallback, a
-    # producer whose WAL passed wal_max_bytes) runs them explicitly.
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
-    conn.execute(f"PRAGMA journal_size_limit = {int(wal_max_bytes)}")
-    conn.execute("PRAGMA temp_store = MEMORY")
-
-
-def connect(
-    file: str, *, synchronous: str, busy_timeout: float, wal_max_bytes: int
-) -> sqlite3.Connection:
-    """A configured writer connection to a file already known to be a sound spool."""
-    conn = open_connection(file, readonly=False, busy_timeout=busy_timeout)
-    try:
-        configure(conn, synchronous=synchronous, wal_max_bytes=wal_max_bytes)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-# Waiting for another process's write lock. SQLite's own busy handler sleeps 1, 2, 5, 10,
-# 15, 20, 25 ms ... between tries (its compiled-in table), so an append that meets a
-# flusher's transaction in another process waited 78 ms after 7 unlucky tries (measured:
-# emit p99.9 79 ms beside a draining daemon). The writer connection sets busy_timeout 0 and
-# retries here instead, polling from 20 µs up to 0.5 ms, until busy_timeout has passed.
-_BUSY_FIRST: Final = 0.00002
-_BUSY_MAX: Final = 0.0005
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
-
-
-def busy_retry(run: Callable[[], _T], first: sqlite3.OperationalError, timeout: float) -> _T:
-    """Run ``run`` again until it stops failing with SQLITE_BUSY or ``timeout`` passes.
-
-    ``first`` is the busy error that brought the caller here (re-raised on timeout; any
-    other error is raised at once).
-    """
-    if not _is_busy(first):
-        raise first
-    deadline = time.monotonic() + timeout
-    delay = _BUSY_FIRST
-    while True:
-        if time.monotonic() >= deadline:
-            raise first
-        time.sleep(delay)  # another process holds the write lock: nothing to wait on
-        delay = min(delay * 2, _BUSY_MAX)
-        try:
-            return run()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-            first = exc
-
-
-def _is_corrupt(exc: BaseException) -> bool:
-    name = getattr(exc, "sqlite_errorname", None) or ""
-    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +201,8 @@ class SpoolQueue(SQLiteAckQueue):
         # Order matters: everything that can refuse the file (header, foreign/newer schema,
         # quick_check) only READS, so a refused or corrupt file is left byte-for-byte as found.
         conn = self._conn = self._new_db_connection(self.path, self.multithreading, self.timeout)
-        self._getter = self._putter = conn
+        # persist-queue's SQLBase.__init__ assigns None to both (untyped), so mypy infers None.
+        self._getter = self._putter = conn  # type: ignore[assignment]
         self._cursor = conn.cursor()
         try:
             self.schema_version = read_schema_version(conn)
@@ -328,7 +228,7 @@ class SpoolQueue(SQLiteAckQueue):
             if conn.execute("SELECT json_valid('[1]')").fetchone()[0] != 1:
                 raise sqlite3.NotSupportedError("SQLite JSON functions are required")
         except BaseException as exc:
-            if isinstance(exc, CorruptFileError) or _is_corrupt(exc):
+            if isinstance(exc, CorruptFileError) or is_corrupt(exc):
                 # Closing could checkpoint into the damaged file or delete its WAL: the file
                 # goes to quarantine exactly as found.
                 keep_forever(self)
@@ -352,7 +252,7 @@ class SpoolQueue(SQLiteAckQueue):
     def ack_failed(self, *args: Any, **kwargs: Any) -> int | None:
         _unsupported("ack_failed")
 
-    def update(self, *args: Any, **kwargs: Any) -> int | None:
+    def update(self, item: Any, id: int | None = None) -> int:
         _unsupported("update")
 
     def resume_unack_tasks(self) -> None:
@@ -470,7 +370,11 @@ class SpoolQueue(SQLiteAckQueue):
         nbytes += int(b)
         upto = int(mx) if mx is not None else start
         self._tail_cache = (gen, acct_id, upto, rows, nbytes)
-        return Acct(gen, acct_id, *(int(v) for v in row[2:]), rows, nbytes, upto)
+        in_rows, in_bytes, out_rows, out_bytes, dead_rows, dead_bytes = map(int, row[2:])
+        return Acct(
+            gen, acct_id, in_rows, in_bytes, out_rows, out_bytes, dead_rows, dead_bytes,
+            rows, nbytes, upto,
+        )  # fmt: skip
 
     def reconcile(self, conn: sqlite3.Connection) -> Acct:
         """Fold the tail into the accounting row (write transaction). Required before removals."""
@@ -570,23 +474,12 @@ class SpoolQueue(SQLiteAckQueue):
     @staticmethod
     def revert_expired(conn: sqlite3.Connection, now: float) -> int:
         """READY again (attempts + 1) for every lease whose ``lease_until <= now``."""
-        reverted = 0
-        for token, lo, hi in conn.execute(
-            "SELECT token, lo, hi FROM leases WHERE lease_until <= ?", (now,)
-        ).fetchall():
-            reverted += _revert_range(conn, token, lo, hi)
-            conn.execute("DELETE FROM leases WHERE token = ?", (token,))
-        return reverted
+        return _revert_leases(conn, "lease_until <= ?", now)
 
     @staticmethod
     def revert_foreign(conn: sqlite3.Connection, owner_id: str) -> int:
         """READY again for every lease not held by ``owner_id`` (the new lock holder)."""
-        reverted = 0
-        for token, lo, hi in conn.execute(
-            "SELECT token, lo, hi FROM leases WHERE owner_id != ?", (owner_id,)
-        ).fetchall():
-            reverted += _revert_range(conn, token, lo, hi)
-        conn.execute("DELETE FROM leases WHERE owner_id != ?", (owner_id,))
+        reverted = _revert_leases(conn, "owner_id != ?", owner_id)
         # Safety net (one full scan, only at flusher start): LEASED rows without a lease row.
         reverted += conn.execute(
             f"UPDATE {Q} SET status = {READY}, owner = NULL, attempts = attempts + 1 "
@@ -754,10 +647,7 @@ class SpoolQueue(SQLiteAckQueue):
         self, conn: sqlite3.Connection, ids_json: str, token: str | None, owner_id: str
     ) -> tuple[int, int]:
         pred, param = self.owner_clause(token, owner_id)
-        sizes = conn.execute(
-            f"DELETE FROM {Q} WHERE {_IDS} AND {pred} RETURNING nbytes", (ids_json, param)
-        ).fetchall()
-        return len(sizes), sum(int(s[0]) for s in sizes)
+        return _removed(conn, f"DELETE FROM {Q} WHERE {_IDS} AND {pred}", (ids_json, param))
 
     def release_leased(
         self,
@@ -799,16 +689,14 @@ class SpoolQueue(SQLiteAckQueue):
             f"WHERE {_IDS} AND {pred} ORDER BY _id",
             (attempts, *error, now, ids_json, param),
         )
-        sizes = conn.execute(
-            f"DELETE FROM {Q} WHERE {_IDS} AND {pred} RETURNING nbytes", (ids_json, param)
-        ).fetchall()
-        return len(sizes), sum(int(s[0]) for s in sizes)
+        return _removed(conn, f"DELETE FROM {Q} WHERE {_IDS} AND {pred}", (ids_json, param))
 
     @staticmethod
     def dead_filter(
         ids_json: str | None, error_code: str | None, dead_before: float | None
     ) -> tuple[str, list[Any]]:
-        clauses, params = ["1"], []
+        clauses: list[str] = ["1"]
+        params: list[Any] = []
         if ids_json is not None:
             clauses.append(_IDS)
             params.append(ids_json)
@@ -832,10 +720,7 @@ class SpoolQueue(SQLiteAckQueue):
             f"WHERE {where} ORDER BY _id",
             (now, *params),
         )
-        sizes = conn.execute(
-            f"DELETE FROM dead_letters WHERE {where} RETURNING nbytes", params
-        ).fetchall()
-        return len(sizes), sum(int(s[0]) for s in sizes)
+        return _removed(conn, f"DELETE FROM dead_letters WHERE {where}", params)
 
     @staticmethod
     def evict_oldest(
@@ -871,8 +756,13 @@ class SpoolQueue(SQLiteAckQueue):
 
     @staticmethod
     def purge_queue(conn: sqlite3.Connection, status_pred: str) -> tuple[int, int]:
-        sizes = conn.execute(f"DELETE FROM {Q} WHERE {status_pred} RETURNING nbytes").fetchall()
-        return len(sizes), sum(int(s[0]) for s in sizes)
+        return _removed(conn, f"DELETE FROM {Q} WHERE {status_pred}", ())
+
+
+def _removed(conn: sqlite3.Connection, delete: str, params: Sequence[Any]) -> tuple[int, int]:
+    """Run ``delete`` (a DELETE statement); (rows removed, their bytes) via RETURNING."""
+    sizes = conn.execute(f"{delete} RETURNING nbytes", params).fetchall()
+    return len(sizes), sum(int(s[0]) for s in sizes)
 
 
 def _revert_range(conn: sqlite3.Connection, token: str, lo: int, hi: int) -> int:
@@ -883,3 +773,14 @@ def _revert_range(conn: sqlite3.Connection, token: str, lo: int, hi: int) -> int
         "WHERE _id BETWEEN ? AND ? AND owner = ?",
         (lo, hi, token),
     ).rowcount
+
+
+def _revert_leases(conn: sqlite3.Connection, where: str, param: object) -> int:
+    """Revert the rows of every lease matching ``where`` (a fixed predicate) and drop them."""
+    reverted = 0
+    for token, lo, hi in conn.execute(
+        f"SELECT token, lo, hi FROM leases WHERE {where}", (param,)
+    ).fetchall():
+        reverted += _revert_range(conn, token, lo, hi)
+    conn.execute(f"DELETE FROM leases WHERE {where}", (param,))
+    return reverted

@@ -172,6 +172,9 @@ class Batch:
         "sizes",
         "token",
     )
+    _entries: tuple[Any, ...] | None  # decoded (or given) entries, filled on first access
+    _logs: bytes | None  # None only for an entries-built batch not encoded yet
+    _offsets: list[int] | None  # start offset of each record in ``logs``, plus the end
     token: str
     dest: str
     ids: tuple[int, ...]
