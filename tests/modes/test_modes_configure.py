@@ -174,25 +174,59 @@ def test_toml_refuses_secrets_unknown_keys_and_missing_tables(tmp_path: Path) ->
         yai_spool.from_toml(empty)
 
 
-def test_a_handler_whose_constructor_raised_is_quiet_at_exit(tmp_path: Path) -> None:
-    """Handler.__init__ registers the handler with logging before our checks run, so
-    logging.shutdown() at exit reaches the half-built handler: it must own nothing and say
-    nothing (no AttributeError traceback on the way out)."""
+#: (handler class path, keywords) a constructor refuses; each is built through dictConfig,
+#: as an application's logging config would, and directly.
+REFUSED = {
+    "spool-bad-endpoint": ("yai_spool.SpoolHandler", {"endpoint": "not a url"}),
+    "memory-bad-project": ("yai_spool.MemoryQueueHandler", {"project": "NOT valid!"}),
+    "sync-bad-project": ("yai_spool.SyncSLSHandler", {"project": "NOT valid!"}),
+    "asyncio-bad-endpoint": (
+        "yai_spool.handlers.aio.AsyncSpoolHandler",
+        {"endpoint": "not a url"},
+    ),
+}
+
+
+@pytest.mark.parametrize("how", ["direct", "dictConfig"])
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_handler_whose_constructor_raised_is_quiet_at_exit(
+    tmp_path: Path, case: str, how: str
+) -> None:
+    """A constructor that raises must leave nothing for logging.shutdown() at exit: no
+    half-built handler in logging's list, no AttributeError traceback on the way out (the
+    exception's traceback keeps the refused object alive until exit)."""
     import subprocess
     import sys
     import textwrap
 
+    path, bad = REFUSED[case]
+    options = {
+        "project": "quiet-exit",
+        "logstore": "app",
+        "endpoint": "http://127.0.0.1:9",
+        "spool_path": str(tmp_path / "a.spool"),
+        **bad,
+    }
+    if "Spool" not in path:
+        del options["spool_path"]
     script = textwrap.dedent(f"""
-        import sys
-        from yai_spool import ConfigError, SpoolHandler
+        import importlib, logging.config, sys
+        module, _, name = {path!r}.rpartition(".")
+        options = {options!r}
         try:
-            SpoolHandler(project="p", logstore="l", endpoint="not a url",
-                         spool_path={str(tmp_path / "a.spool")!r})
-        except ConfigError as exc:
-            kept = exc  # its traceback keeps the half-built handler alive until exit
+            if {how!r} == "direct":
+                getattr(importlib.import_module(module), name)(**options)
+            else:
+                logging.config.dictConfig({{
+                    "version": 1,
+                    "handlers": {{"sls": {{"class": {path!r}, **options}}}},
+                    "root": {{"handlers": ["sls"]}},
+                }})
+        except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
+            kept = exc
             print("refused")
         else:
-            sys.exit("a bad endpoint was accepted")
+            sys.exit("bad arguments were accepted")
     """)
     done = subprocess.run(
         [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60

@@ -1,9 +1,14 @@
 """asyncio delivery (schemes 3 + 4 of the design note): a flusher task on a native async client.
 
-Owns :class:`AsyncFlusher`, the asyncio driver of the shared shipping core, the durable
-:class:`AsyncSpoolHandler`, and the start/stop plumbing: :func:`lifespan` for FastAPI /
-Starlette (``FastAPI(lifespan=yai_spool.handlers.aio.lifespan(handler))``) and :func:`running` (or
-``async with AsyncFlusher(handler)``) for any asyncio program.
+Owns :class:`AsyncFlusher`, the asyncio driver of the shared shipping core, and the start/stop
+plumbing: :func:`lifespan` for FastAPI / Starlette
+(``FastAPI(lifespan=yai_spool.handlers.aio.lifespan(handler))``) and :func:`running` (or
+``async with AsyncFlusher(handler)``) for any asyncio program. It is the asyncio public
+surface: ``AsyncSpoolHandler`` (:mod:`yai_spool.handlers.async_spool`) is re-exported here.
+
+Imports run one way: this module builds handlers with
+:func:`yai_spool.handlers.configure.make_handler`, which imports the handler classes, none of
+which imports this module (they only need the flusher's link protocol).
 
 How it works:
 
@@ -43,7 +48,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import dataclasses
 import functools
 import logging
 import random
@@ -55,13 +59,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from yai_spool.diagnostics import report_internal
-from yai_spool.handlers.core import (
-    as_timeouts,
-    asyncio_handlers,
-    is_shipping_path,
-    shipping_task,
-)
-from yai_spool.handlers.durable import SpoolHandler
+from yai_spool.handlers.async_spool import AsyncSpoolHandler
+from yai_spool.handlers.configure import make_handler
+from yai_spool.handlers.core import asyncio_handlers, shipping_task
 from yai_spool.shipping.flusher import FlusherConfig, FlusherStats, ShipCycle, ship_async
 from yai_spool.shipping.retry import Backoff
 from yai_spool.sls.errors import Outcome
@@ -588,126 +588,6 @@ class _Link:
             future.result(drain_timeout + 3.0)
 
 
-# --------------------------------------------------------------------------- durable handler
-
-
-class AsyncSpoolHandler(SpoolHandler):
-    """``SpoolHandler`` whose spool is drained by an :class:`AsyncFlusher` on your loop.
-
-    Every record is committed to the durable spool before ``emit`` returns (as with
-    ``SpoolHandler``: ``kill -9`` loses nothing); an asyncio task ships it. Takes the
-    arguments of :class:`~yai_spool.handlers.durable.SpoolHandler` (``flusher`` is fixed) plus:
-
-    Args:
-        max_in_flight: PutLogs requests in flight at once (default 4).
-        timeouts: per-request timeouts (``ClientTimeouts``, a mapping, or a total).
-        async_sender_factory: builds the async client (tests); default ``AsyncPutLogsClient``.
-
-    Start the flusher with :func:`lifespan` / :func:`running` / ``AsyncFlusher(handler)``.
-    Records logged before it starts (or after it stops) stay in the spool and ship at the
-    next start, from the daemon, or from a thread-flusher handler on the same spool.
-    """
-
-    mode_name = "spool"
-    fixed_options = (
-        "flusher",
-    )  # always the asyncio task (yai_spool.handlers.configure reads this)
-
-    def __init__(
-        self,
-        *,
-        max_in_flight: int = 4,
-        timeouts: Any = None,
-        async_sender_factory: Callable[[], Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if "flusher" in kwargs:
-            raise TypeError("AsyncSpoolHandler's flusher is always the asyncio task")
-        if kwargs.get("endpoint") is None and async_sender_factory is None:
-            raise ValueError("endpoint is required")
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
-        self._link: Any = None
-        super().__init__(flusher="none", **kwargs)
-        self.flusher_mode_name = "asyncio"
-        self.max_in_flight = max_in_flight
-        self.client_options = dataclasses.replace(
-            self._client_options, timeouts=None if timeouts is None else as_timeouts(timeouts)
-        )
-        if async_sender_factory is None:
-            self.client_options.check()  # a bad endpoint fails here, not on the first send
-        self._async_sender_factory = async_sender_factory or self.client_options.async_client
-        asyncio_handlers.add(self)
-
-    @property
-    def flusher_config(self) -> FlusherConfig:
-        return self._flusher_config
-
-    def handle(self, record: logging.LogRecord) -> Any:
-        if is_shipping_path(record):  # also the asyncio flusher task's own records
-            return False
-        return super().handle(record)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
-        link = self._link
-        if link is not None:
-            link.wake()
-
-    def flush_until(self, timeout: float) -> bool:
-        """Wait for delivery of what was logged so far (False on the loop's own thread)."""
-        link = self._link
-        if self._closed or link is None:
-            return False
-        try:
-            return bool(link.flush(timeout))
-        except Exception:
-            internal_log.debug("flush failed", exc_info=True)
-            return False
-
-    def close(self) -> None:
-        """Stop the flusher (drain until ``close_timeout``), then close the spool."""
-        link, self._link = self._link, None
-        if link is not None and not self._closed:
-            try:
-                # logging.shutdown(): what is left of the deadline its flush() started.
-                link.stop(self._bound.close_budget(self.close_timeout))
-            except Exception:
-                internal_log.debug("stopping the asyncio flusher failed", exc_info=True)
-        super().close()
-
-    def attach_flusher(self, link: Any) -> None:
-        if self._link is not None and self._link is not link:
-            raise RuntimeError(f"{self!r} already has a running flusher")
-        self._link = link
-
-    def detach_flusher(self, link: Any) -> None:
-        if self._link is link:
-            self._link = None
-
-    def make_async_sender(self) -> Any:
-        return self._async_sender_factory()
-
-    def stats(self) -> dict[str, Any]:
-        link = self._link
-        return {
-            "mode": "spool+asyncio",
-            "spool": self.spool.stats(),
-            "flusher": link.stats.snapshot() if link is not None else None,
-        }
-
-    def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self.project}/{self.logstore} "
-            f"spool={str(self.spool_path)!r} flusher=asyncio ({level})>"
-        )
-
-    def _after_fork_in_child(self) -> None:
-        self._link = None  # the parent's loop and task do not exist here
-        super()._after_fork_in_child()
-
-
 # --------------------------------------------------------------------------- lifespan
 
 
@@ -739,8 +619,6 @@ class _Lifespan(contextlib.AbstractAsyncContextManager[Any]):
     def _handlers(self) -> list[Any]:
         target = self.target
         if self.config or isinstance(target, Mapping):
-            from yai_spool.handlers.configure import make_handler  # noqa: PLC0415 - import cycle
-
             options = {**(target or {}), **self.config}
             options.setdefault("mode", "asyncio")
             handler = make_handler(**options)

@@ -1,0 +1,60 @@
+"""How every yai-spool handler is constructed: options first, ``logging`` registration last.
+
+Owns :class:`ConfiguredHandler`, the base of ``SpoolHandler``, ``MemoryQueueHandler``,
+``SyncSLSHandler`` (and so ``AsyncSpoolHandler``). A handler is built from one options object
+(:mod:`yai_spool.handlers.options`): either given (``make_handler`` / ``from_toml`` build it
+once), or built from the constructor's keywords (``SpoolHandler(project=..., ...)``, a
+``dictConfig`` ``class:`` entry).
+
+Invariants:
+
+- Every check runs before ``logging.Handler.__init__``: that call adds the handler to the list
+  ``logging.shutdown()`` flushes and closes at exit, so a constructor that raises leaves no
+  half-built handler there (its ``close()`` would otherwise meet missing attributes).
+- ``inspect.signature(cls)`` and ``help(cls)`` show the real keywords: ``__signature__`` is
+  derived from the options class of each subclass.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from yai_spool.handlers.options import HandlerOptions
+
+__all__ = ["ConfiguredHandler"]
+
+
+class ConfiguredHandler(logging.Handler):
+    """A ``logging.Handler`` built from one options object (see the module docstring).
+
+    Subclasses set :attr:`options_class` and implement :meth:`_configure`, which builds
+    everything the handler owns from the options; nothing of ``logging.Handler`` (its lock,
+    filters, formatter) exists yet while it runs.
+    """
+
+    options_class: ClassVar[type[HandlerOptions]] = HandlerOptions
+    options: HandlerOptions
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = cls.options_class.signature()  # type: ignore[attr-defined]
+
+    def __init__(self, options: HandlerOptions | None = None, /, **keywords: Any) -> None:
+        name = type(self).__name__
+        if options is None:
+            options = self.options_class.from_keywords(name, keywords)
+        elif keywords:
+            raise TypeError(f"{name}() takes an options object or keywords, not both")
+        elif not isinstance(options, self.options_class):
+            raise TypeError(
+                f"{name}() needs {self.options_class.__name__}, got {type(options).__name__}"
+            )
+        self.options = options
+        self._configure(options)
+        # Last (see the module docstring): from here on logging.shutdown() reaches us.
+        super().__init__(options.level)
+
+    def _configure(self, options: Any) -> None:
+        """Build the handler's own state from ``options`` (may raise; nothing to undo)."""
+        raise NotImplementedError
