@@ -1,7 +1,9 @@
 """How every yai-spool handler is constructed: options first, ``logging`` registration last.
 
 Owns :class:`ConfiguredHandler`, the base of ``SpoolHandler``, ``MemoryQueueHandler``,
-``SyncSLSHandler`` (and so ``AsyncSpoolHandler``). A handler is built from one options object
+``SyncSLSHandler`` (and so ``AsyncSpoolHandler``), and :class:`QueuedHandler`, what the
+queued modes add: the flusher mode and the ``flush()``/``close()`` bounds they share with
+``logging.shutdown()``. A handler is built from one options object
 (:mod:`yai_spool.handlers.options`): either given (``make_handler`` / ``from_toml`` build it
 once), or built from the constructor's keywords (``SpoolHandler(project=..., ...)``, a
 ``dictConfig`` ``class:`` entry).
@@ -20,9 +22,10 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from yai_spool.handlers.options import HandlerOptions
+from yai_spool.handlers.core import ShutdownBound
+from yai_spool.handlers.options import HandlerOptions, QueueOptions
 
-__all__ = ["ConfiguredHandler"]
+__all__ = ["ConfiguredHandler", "QueuedHandler"]
 
 
 class ConfiguredHandler(logging.Handler):
@@ -51,10 +54,44 @@ class ConfiguredHandler(logging.Handler):
                 f"{name}() needs {self.options_class.__name__}, got {type(options).__name__}"
             )
         self.options = options
+        self.project, self.logstore = options.project, options.logstore
+        self.endpoint = options.endpoint
+        # Everything that can refuse the arguments ran in the options; _configure builds what
+        # the handler owns.
         self._configure(options)
         # Last (see the module docstring): from here on logging.shutdown() reaches us.
         super().__init__(options.level)
 
     def _configure(self, options: Any) -> None:
         """Build the handler's own state from ``options`` (may raise; nothing to undo)."""
+        raise NotImplementedError
+
+
+class QueuedHandler(ConfiguredHandler):
+    """A handler with a queue and a flusher: ``flush()`` waits for delivery, bounded.
+
+    Subclasses implement ``flush_until(timeout)``; ``close()`` takes what is left of the
+    shared bound with ``self._bound.close_budget(self.close_timeout)``.
+    """
+
+    flusher_mode: str
+
+    def _configure(self, options: QueueOptions) -> None:
+        self.flusher_mode = options.flusher
+        # Plain attributes: callers (and tests) may change the bounds of a built handler.
+        self.flush_timeout, self.close_timeout = options.flush_timeout, options.close_timeout
+        self._bound = ShutdownBound()  # logging.shutdown(): flush + close share close_timeout
+
+    def flush(self) -> None:
+        """Wait (at most ``flush_timeout``) until records emitted so far are delivered.
+
+        Called by ``logging.shutdown()``, it waits at most ``close_timeout`` and the
+        ``close()`` that follows gets only what is left of that deadline.
+        """
+        if self._closed:
+            return  # logging.shutdown() flushes closed handlers too
+        self.flush_until(self._bound.flush_timeout(self.flush_timeout, self.close_timeout))
+
+    def flush_until(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for delivery; True if everything was delivered."""
         raise NotImplementedError

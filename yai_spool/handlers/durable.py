@@ -45,9 +45,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from yai_spool.handlers.base import ConfiguredHandler
-from yai_spool.handlers.core import LazySender, Router, ShutdownBound, handle_unlocked
-from yai_spool.handlers.options import FlusherMode, SpoolOptions
+from yai_spool.handlers.base import QueuedHandler
+from yai_spool.handlers.core import LazySender, Router, handle_unlocked
+from yai_spool.handlers.options import FlusherMode, SpoolOptions  # noqa: F401 - FlusherMode lived here
 from yai_spool.shipping.flusher import Sender, ThreadFlusher, in_flusher_thread
 from yai_spool.spool import Spool, SpoolDropped
 
@@ -64,7 +64,7 @@ def default_spool_path(project: str, logstore: str) -> Path:
     return Path(state) / "yai-spool" / f"{project}.{logstore}.spool"
 
 
-class SpoolHandler(ConfiguredHandler):
+class SpoolHandler(QueuedHandler):
     """Ship log records to SLS through a durable on-disk spool.
 
     Every argument is a keyword with a plain value, so ``logging.config.dictConfig`` can
@@ -128,16 +128,7 @@ class SpoolHandler(ConfiguredHandler):
     options: SpoolOptions
 
     def _configure(self, options: SpoolOptions) -> None:
-        # Everything that can refuse the arguments ran in SpoolOptions (before logging knows
-        # this handler, see handlers.base); what is left builds what the handler owns.
-        self.project, self.logstore, self.endpoint = (
-            options.project,
-            options.logstore,
-            options.endpoint,
-        )
-        self.flusher_mode: FlusherMode = options.flusher
-        self.flush_timeout, self.close_timeout = options.flush_timeout, options.close_timeout
-        self._bound = ShutdownBound()
+        super()._configure(options)
         # SpoolHandler has never checked the names: the spool takes any, the sender decides.
         self._router = router = Router.of(options, check_names=False)
         self._mapper, self._defaults, self._dest = router.mapper, router.defaults, router.dest
@@ -211,16 +202,6 @@ class SpoolHandler(ConfiguredHandler):
             if flusher is None:  # closed meanwhile
                 return
         flusher.wake()
-
-    def flush(self) -> None:
-        """Wait (at most ``flush_timeout``) until records emitted so far are delivered.
-
-        Called by ``logging.shutdown()``, it waits at most ``close_timeout`` and the
-        ``close()`` that follows gets only what is left of that deadline.
-        """
-        if self._closed:
-            return
-        self.flush_until(self._bound.flush_timeout(self.flush_timeout, self.close_timeout))
 
     def flush_until(self, timeout: float) -> bool:
         """Like :meth:`flush`, with an explicit bound; True if everything was delivered."""

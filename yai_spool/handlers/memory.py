@@ -32,18 +32,17 @@ import logging
 import threading
 from typing import Any, Protocol
 
-from yai_spool.handlers.base import ConfiguredHandler
+from yai_spool.handlers.base import QueuedHandler
 from yai_spool.handlers.core import (
     DropReporter,
     LazySender,
     Router,
-    ShutdownBound,
     asyncio_handlers,
     handle_unlocked,
     is_shipping_path,
     reset_after_fork,
 )
-from yai_spool.handlers.options import MemoryOptions, QueueFlusher
+from yai_spool.handlers.options import MemoryOptions, QueueFlusher  # noqa: F401 - QueueFlusher lived here
 from yai_spool.shipping.flusher import ThreadFlusher
 from yai_spool.spool import SpoolClosedError, SpoolDropped
 from yai_spool.spool.memory import MemorySpool
@@ -67,7 +66,7 @@ class FlusherLink(Protocol):
     def stop(self, drain_timeout: float = 5.0) -> None: ...
 
 
-class MemoryQueueHandler(ConfiguredHandler):
+class MemoryQueueHandler(QueuedHandler):
     """Queue records in memory (bounded) and ship them in batches from a flusher.
 
     Every argument is a keyword with a plain value, so ``logging.config.dictConfig`` can build
@@ -108,16 +107,7 @@ class MemoryQueueHandler(ConfiguredHandler):
     options: MemoryOptions
 
     def _configure(self, options: MemoryOptions) -> None:
-        # Every check ran in MemoryOptions or runs here, before logging knows this handler
-        # (handlers.base): a refused handler is never closed by logging.shutdown().
-        self.project, self.logstore, self.endpoint = (
-            options.project,
-            options.logstore,
-            options.endpoint,
-        )
-        self.flusher_mode: QueueFlusher = options.flusher
-        self.flush_timeout, self.close_timeout = options.flush_timeout, options.close_timeout
-        self._bound = ShutdownBound()  # logging.shutdown(): flush + close share close_timeout
+        super()._configure(options)
         self.max_in_flight = options.max_in_flight
         self._router = Router.of(options)
         self.client_options = options.client
@@ -168,14 +158,6 @@ class MemoryQueueHandler(ConfiguredHandler):
             if flusher is None:
                 return
         flusher.wake()
-
-    def flush(self) -> None:
-        """Wait (at most ``flush_timeout``) until records emitted so far are delivered.
-
-        Called by ``logging.shutdown()``, it waits at most ``close_timeout`` and the
-        ``close()`` that follows gets only what is left of that deadline.
-        """
-        self.flush_until(self._bound.flush_timeout(self.flush_timeout, self.close_timeout))
 
     def flush_until(self, timeout: float) -> bool:
         """Like :meth:`flush` with an explicit bound; True if everything was delivered.

@@ -387,6 +387,7 @@ _MAPPER_FIELDS: Final = tuple(
 class QueueOptions(HandlerOptions):
     """What the queued modes add: the queue's overflow rule, batching, flush/close bounds."""
 
+    flusher: str = "thread"  # narrowed by each mode (its choices are checked there)
     when_full: str = "drop_oldest"
     block_timeout: float = 1.0
     batch_size: int = 4096

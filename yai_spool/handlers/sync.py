@@ -71,13 +71,6 @@ class SyncSLSHandler(ConfiguredHandler):
     options: SyncOptions
 
     def _configure(self, options: SyncOptions) -> None:
-        # Every check ran in SyncOptions or runs here, before logging knows this handler
-        # (handlers.base): a refused handler is never closed by logging.shutdown().
-        self.project, self.logstore, self.endpoint = (
-            options.project,
-            options.logstore,
-            options.endpoint,
-        )
         self._router = Router.of(options)
         self._options = options.client
         if options.sender_factory is None:
