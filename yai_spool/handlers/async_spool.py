@@ -50,7 +50,8 @@ class AsyncSpoolHandler(SpoolHandler):
     options_class = AsyncSpoolOptions
     options: AsyncSpoolOptions
 
-    def _configure(self, options: AsyncSpoolOptions) -> None:
+    # options_class is AsyncSpoolOptions: what ConfiguredHandler hands in here.
+    def _configure(self, options: AsyncSpoolOptions) -> None:  # type: ignore[override]
         self._link: Any = None
         super()._configure(options)
         self.flusher_mode_name = "asyncio"

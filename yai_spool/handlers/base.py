@@ -23,7 +23,7 @@ import logging
 from typing import Any, ClassVar
 
 from yai_spool.handlers.core import ShutdownBound
-from yai_spool.handlers.options import HandlerOptions, QueueOptions
+from yai_spool.handlers.options import HandlerOptions
 
 __all__ = ["ConfiguredHandler", "QueuedHandler"]
 
@@ -38,6 +38,7 @@ class ConfiguredHandler(logging.Handler):
 
     options_class: ClassVar[type[HandlerOptions]] = HandlerOptions
     options: HandlerOptions
+    _closed: bool  # logging.Handler's own flag (set by its __init__, and by close())
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -76,7 +77,7 @@ class QueuedHandler(ConfiguredHandler):
 
     flusher_mode: str
 
-    def _configure(self, options: QueueOptions) -> None:
+    def _configure(self, options: Any) -> None:  # a QueueOptions (the subclass's options_class)
         self.flusher_mode = options.flusher
         # Plain attributes: callers (and tests) may change the bounds of a built handler.
         self.flush_timeout, self.close_timeout = options.flush_timeout, options.close_timeout

@@ -43,11 +43,11 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from yai_spool.handlers.base import QueuedHandler
 from yai_spool.handlers.core import LazySender, Router, handle_unlocked
-from yai_spool.handlers.options import FlusherMode, SpoolOptions  # noqa: F401 - FlusherMode lived here
+from yai_spool.handlers.options import FlusherMode, HandlerOptions, SpoolOptions  # noqa: F401 - FlusherMode lived here
 from yai_spool.shipping.flusher import Sender, ThreadFlusher, in_flusher_thread
 from yai_spool.spool import Spool, SpoolDropped
 
@@ -124,7 +124,7 @@ class SpoolHandler(QueuedHandler):
         TypeError: an unknown keyword (named, with a did-you-mean).
     """
 
-    options_class = SpoolOptions
+    options_class: ClassVar[type[HandlerOptions]] = SpoolOptions
     options: SpoolOptions
 
     def _configure(self, options: SpoolOptions) -> None:
