@@ -8,14 +8,25 @@ event, never sleep as synchronisation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from yai_spool.emulator import Emulator
 from yai_spool.shipping.retry import RetryPolicy
+
+REPO = Path(__file__).resolve().parents[2]
+# uvicorn from a tiny launcher whose alarm ends it even if the test dies: the server stops
+# by itself. SIGALRM's default action terminates the process.
+LAUNCHER = "import signal, sys, uvicorn; signal.alarm(120); sys.exit(uvicorn.main())"
 
 PROJECT = "modes-proj"
 LOGSTORE = "modes-store"
@@ -78,3 +89,46 @@ def messages(emu: Emulator, logstore: str = LOGSTORE) -> list[str]:
 def field(log: Any, key: str) -> str | None:
     """One content of a stored log as text (None if absent)."""
     return log.text(key)
+
+
+@contextlib.contextmanager
+def serve_example(
+    app: str, env: Mapping[str, str]
+) -> Iterator[tuple[Any, subprocess.Popen[bytes]]]:
+    """uvicorn serving ``examples/<app>`` (``"fastapi_app:app"``) with ``env`` added to ours.
+
+    The socket is bound here, before uvicorn starts (a free port, no race); yields an httpx
+    client on it and the server process, which is killed at the end if still running.
+    """
+    import httpx
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **env,
+    }
+    full_env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, "--app-dir", str(REPO / "examples"), app,
+         "--fd", str(listener.fileno()), "--log-level", "warning"],
+        pass_fds=[listener.fileno()],
+        env=full_env,
+        cwd=str(REPO),
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    listener.close()  # the child holds its own copy
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE, trust_env=False)
+    try:
+        yield client, proc
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(DEADLINE)
+        if proc.stderr is not None:
+            proc.stderr.close()
