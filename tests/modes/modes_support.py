@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.config
 import os
 import socket
 import subprocess
@@ -132,3 +133,26 @@ def serve_example(
         proc.wait(DEADLINE)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@contextlib.contextmanager
+def configured(
+    logger_name: str, logger_level: str = "INFO", **entry: Any
+) -> Iterator[tuple[logging.Logger, logging.Handler]]:
+    """``dictConfig`` with one ``{"()": "yai_spool.make_handler", **entry}`` handler on
+    ``logger_name``; yields the logger and the handler, removed and closed at the end."""
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"sls": {"()": "yai_spool.make_handler", **entry}},
+            "loggers": {logger_name: {"handlers": ["sls"], "level": logger_level}},
+        }
+    )
+    logger = logging.getLogger(logger_name)
+    (handler,) = logger.handlers
+    try:
+        yield logger, handler
+    finally:
+        logger.handlers.clear()
+        handler.close()

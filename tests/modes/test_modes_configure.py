@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
-import logging.config
 from pathlib import Path
 
 import pytest
-from modes_support import AK_ID, AK_SECRET, DEADLINE, LOGSTORE, PROJECT, destination, messages
+from modes_support import (
+    AK_ID,
+    AK_SECRET,
+    DEADLINE,
+    LOGSTORE,
+    PROJECT,
+    configured,
+    destination,
+    messages,
+)
 
 import yai_spool
 from yai_spool import ConfigError, MemoryQueueHandler, SpoolHandler, SyncSLSHandler, make_handler
@@ -60,36 +68,22 @@ def test_unknown_and_misplaced_keys_are_refused_with_a_hint() -> None:
 
 
 def test_dictconfig_factory_builds_and_ships(emu: Emulator) -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {
-                "sls": {
-                    "()": "yai_spool.make_handler",
-                    "mode": "memory",
-                    "level": "INFO",
-                    "linger": 0.01,
-                    "retry": {"base": 0.01, "cap": 0.05},
-                    "tags": {"service": "checkout"},
-                    **destination(emu),
-                }
-            },
-            "loggers": {"dictconfig-app": {"handlers": ["sls"], "level": "DEBUG"}},
-        }
-    )
-    logger = logging.getLogger("dictconfig-app")
-    try:
-        (handler,) = logger.handlers
+    with configured(
+        "dictconfig-app",
+        "DEBUG",
+        mode="memory",
+        level="INFO",
+        linger=0.01,
+        retry={"base": 0.01, "cap": 0.05},
+        tags={"service": "checkout"},
+        **destination(emu),
+    ) as (logger, handler):
         assert isinstance(handler, MemoryQueueHandler)
         logger.debug("below the handler level")
         logger.info("configured by dictConfig")
         assert handler.flush_until(DEADLINE)
         assert messages(emu) == ["configured by dictConfig"]
         assert dict(emu.logs(PROJECT, LOGSTORE)[0].tags) == {"service": "checkout"}
-    finally:
-        logger.handlers[0].close()
-        logger.handlers.clear()
 
 
 def test_toml_handler_table_over_daemon_defaults(
