@@ -73,6 +73,16 @@ def destination(emu: Emulator, **extra: Any) -> dict[str, Any]:
     }
 
 
+def toml_defaults(emu: Emulator) -> str:
+    """The ``[defaults]`` table of a yai-spool TOML file pointing at the emulator."""
+    return f"""
+[defaults]
+endpoint = "{emu.url}"
+project = "{PROJECT}"
+logstore = "{LOGSTORE}"
+"""
+
+
 def make_logger(handler: logging.Handler) -> logging.Logger:
     """A fresh non-propagating logger writing only to ``handler``."""
     logger = logging.getLogger(f"modes-test.{uuid.uuid4().hex[:8]}")

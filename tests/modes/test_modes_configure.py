@@ -15,6 +15,7 @@ from modes_support import (
     configured,
     destination,
     messages,
+    toml_defaults,
 )
 
 import yai_spool
@@ -91,12 +92,8 @@ def test_toml_handler_table_over_daemon_defaults(
 ) -> None:
     config = tmp_path / "yai-spool.toml"
     config.write_text(
-        f"""
-[defaults]
-endpoint = "{emu.url}"
-project = "{PROJECT}"
-logstore = "{LOGSTORE}"
-
+        toml_defaults(emu)
+        + """
 [shipping]
 compression = "zstd"
 linger = 0.01
@@ -106,8 +103,8 @@ max_age = 3600
 mode = "spool"
 spool_path = "spools/app.spool"
 source = "toml-host"
-retry = {{ base = 0.01, cap = 0.05 }}
-tags = {{ env = "toml" }}
+retry = { base = 0.01, cap = 0.05 }
+tags = { env = "toml" }
 
 [[directories]]
 path = "spools"

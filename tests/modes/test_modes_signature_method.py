@@ -24,6 +24,7 @@ from modes_support import (
     destination,
     make_logger,
     messages,
+    toml_defaults,
 )
 
 import yai_spool
@@ -116,12 +117,8 @@ def test_dictconfig_passes_signature_method(emu: Emulator) -> None:
 def _toml(emu: Emulator, tmp_path: Path, shipping: str) -> Path:
     path = tmp_path / "yai-spool.toml"
     path.write_text(
-        f"""
-[defaults]
-endpoint = "{emu.url}"
-project = "{PROJECT}"
-logstore = "{LOGSTORE}"
-
+        toml_defaults(emu)
+        + f"""
 [shipping]
 linger = 0.01
 {shipping}

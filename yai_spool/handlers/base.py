@@ -20,12 +20,15 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, ClassVar
 
 from yai_spool.handlers.core import ShutdownBound
 from yai_spool.handlers.options import HandlerOptions
 
 __all__ = ["ConfiguredHandler", "QueuedHandler"]
+
+internal_log = logging.getLogger("yai_spool.internal")
 
 
 class ConfiguredHandler(logging.Handler):
@@ -71,11 +74,13 @@ class ConfiguredHandler(logging.Handler):
 class QueuedHandler(ConfiguredHandler):
     """A handler with a queue and a flusher: ``flush()`` waits for delivery, bounded.
 
-    Subclasses implement ``flush_until(timeout)``; ``close()`` takes what is left of the
-    shared bound with ``self._bound.close_budget(self.close_timeout)``.
+    Subclasses implement ``flush_until(timeout)`` and ``_close_queue()``, and keep their
+    flusher in ``_flusher`` under ``_start_lock``.
     """
 
     flusher_mode: str
+    _flusher: Any
+    _start_lock: threading.Lock
 
     def _configure(self, options: Any) -> None:  # a QueueOptions (the subclass's options_class)
         self.flusher_mode = options.flusher
@@ -95,4 +100,28 @@ class QueuedHandler(ConfiguredHandler):
 
     def flush_until(self, timeout: float) -> bool:
         """Wait at most ``timeout`` seconds for delivery; True if everything was delivered."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Drain until ``close_timeout``, stop the flusher, close the queue (idempotent).
+
+        During ``logging.shutdown()`` the drain gets only what is left of the deadline its
+        ``flush()`` started. At the deadline the requests in flight are cancelled.
+        """
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            flusher, self._flusher = self._flusher, None
+        try:
+            if flusher is not None:
+                flusher.stop(self._bound.close_budget(self.close_timeout))
+            self._close_queue()
+        except Exception:
+            internal_log.debug("close failed", exc_info=True)
+        finally:
+            super().close()
+
+    def _close_queue(self) -> None:
+        """Close the queue once the flusher has stopped (see the subclass)."""
         raise NotImplementedError

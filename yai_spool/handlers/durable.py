@@ -218,25 +218,11 @@ class SpoolHandler(QueuedHandler):
             internal_log.debug("flush failed", exc_info=True)
             return False
 
-    def close(self) -> None:
-        """Drain until ``close_timeout``, stop the flusher, close the spool (idempotent).
-
-        At the deadline the requests still in flight are cancelled; their records stay leased
-        in the spool for the next flusher. When this returns, no thread of the handler runs.
-        """
-        with self._start_lock:
-            if self._closed:
-                return
-            self._closed = True
-            flusher, self._flusher = self._flusher, None
-        try:
-            if flusher is not None:
-                flusher.stop(self._bound.close_budget(self.close_timeout))
-            self.spool.close()
-        except Exception:
-            internal_log.debug("close failed", exc_info=True)
-        finally:
-            super().close()
+    def _close_queue(self) -> None:
+        """Close the spool: what was not delivered stays on disk for the next flusher (the
+        records of requests cancelled at the deadline stay leased). When ``close()``
+        returns, no thread of the handler runs."""
+        self.spool.close()
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)

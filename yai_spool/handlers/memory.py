@@ -74,12 +74,11 @@ class MemoryQueueHandler(QueuedHandler):
     with ``mode: memory``).
 
     Args:
-        project, logstore, endpoint: the destination.
-        access_key_id, access_key_secret, security_token, credentials_provider: credentials
-            (default: the ``ALIBABA_CLOUD_*`` environment variables, read per request).
-        topic, source, tags: LogGroup fields (per-record ``extra={"sls_topic": ...}``).
-        otel, otel_keys: OpenTelemetry span ids on every record, as ``SpoolHandler``.
-        fields, extra, buildin_fields_prefix, ...: field selection as ``SpoolHandler``.
+        project, logstore, endpoint, credentials (``access_key_id``, ``access_key_secret``,
+            ``security_token``, ``credentials_provider``; default: the ``ALIBABA_CLOUD_*``
+            environment variables, read per request), ``topic``/``source``/``tags``,
+            ``otel``/``otel_keys``, field selection (``fields``, ``extra``, ...): what every
+            mode takes, as ``SpoolHandler`` (:class:`~yai_spool.handlers.options.HandlerOptions`).
         flusher: ``"thread"`` (default: a background thread, started by the first record) or
             ``"asyncio"`` (an asyncio task started by :func:`yai_spool.handlers.aio.lifespan` or
             ``async with yai_spool.handlers.aio.AsyncFlusher(handler)``).
@@ -179,32 +178,17 @@ class MemoryQueueHandler(QueuedHandler):
             internal_log.debug("flush failed", exc_info=True)
             return False
 
-    def close(self) -> None:
-        """Drain until ``close_timeout``, stop the flusher; what is left is lost and counted."""
-        if self._closed:
-            super().close()
-            return
-        with self._start_lock:
-            if self._closed:
-                return
-            self._closed = True
-            flusher, self._flusher = self._flusher, None
-        try:
-            if flusher is not None:
-                flusher.stop(self._bound.close_budget(self.close_timeout))
-            lost = self.spool.close()
-            if lost:
-                internal_log.warning(
-                    "yai-spool %s/%s: %d records were still queued in memory at close "
-                    "and are lost (counted as unsent_at_close)",
-                    self.project,
-                    self.logstore,
-                    lost,
-                )
-        except Exception:
-            internal_log.debug("close failed", exc_info=True)
-        finally:
-            super().close()
+    def _close_queue(self) -> None:
+        """Close the queue: what is still in it is lost now, counted and said once."""
+        lost = self.spool.close()
+        if lost:
+            internal_log.warning(
+                "yai-spool %s/%s: %d records were still queued in memory at close "
+                "and are lost (counted as unsent_at_close)",
+                self.project,
+                self.logstore,
+                lost,
+            )
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
