@@ -12,7 +12,7 @@
 Every keyword of every handler is declared once, in :mod:`yai_spool.handlers.options`;
 :mod:`yai_spool.handlers.base` builds a handler from those options (checks first, logging
 registration last). The shared runtime parts are in :mod:`yai_spool.handlers.core`.
-Imports run one way: options -> core -> base -> durable/memory/sync -> async_spool ->
+Imports run one way (each module imports only those before it): options, core, base,
 configure -> aio. The two handler classes are resolved
 on first access (PEP 562), so ``SpoolHandler``, which only needs the core, does not import
 them.
