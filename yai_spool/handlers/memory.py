@@ -74,11 +74,8 @@ class MemoryQueueHandler(QueuedHandler):
     with ``mode: memory``).
 
     Args:
-        project, logstore, endpoint, credentials (``access_key_id``, ``access_key_secret``,
-            ``security_token``, ``credentials_provider``; default: the ``ALIBABA_CLOUD_*``
-            environment variables, read per request), ``topic``/``source``/``tags``,
-            ``otel``/``otel_keys``, field selection (``fields``, ``extra``, ...): what every
-            mode takes, as ``SpoolHandler`` (:class:`~yai_spool.handlers.options.HandlerOptions`).
+        project, logstore, endpoint, credentials, topic, source, tags, otel, field selection:
+            as ``SpoolHandler`` (every mode takes them).
         flusher: ``"thread"`` (default: a background thread, started by the first record) or
             ``"asyncio"`` (an asyncio task started by :func:`yai_spool.handlers.aio.lifespan` or
             ``async with yai_spool.handlers.aio.AsyncFlusher(handler)``).

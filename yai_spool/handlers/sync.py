@@ -47,11 +47,8 @@ class SyncSLSHandler(ConfiguredHandler):
     """Send every record to SLS inside ``emit``, with a bounded timeout and no retries.
 
     Args:
-        project, logstore, endpoint, credentials (``access_key_id``, ``access_key_secret``,
-            ``security_token``, ``credentials_provider``; default: the ``ALIBABA_CLOUD_*``
-            environment variables, read per request), ``topic``/``source``/``tags``,
-            ``otel``/``otel_keys``, field selection (``fields``, ``extra``, ...): what every
-            mode takes, as ``SpoolHandler`` (:class:`~yai_spool.handlers.options.HandlerOptions`).
+        project, logstore, endpoint, credentials, topic, source, tags, otel, field selection:
+            as ``SpoolHandler`` (every mode takes them).
         timeout: seconds one record may take at most (or a ``ClientTimeouts``). Default 3.
         retry: the backoff after a failure (``RetryPolicy`` or a mapping of its fields).
         skip_while_backing_off: drop (and count) records during the backoff instead of
