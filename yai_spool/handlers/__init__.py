@@ -13,9 +13,9 @@ Every keyword of every handler is declared once, in :mod:`yai_spool.handlers.opt
 :mod:`yai_spool.handlers.base` builds a handler from those options (checks first, logging
 registration last). The shared runtime parts are in :mod:`yai_spool.handlers.core`.
 Imports run one way (each module imports only those before it): options, core, base,
-configure -> aio. The two handler classes are resolved
-on first access (PEP 562), so ``SpoolHandler``, which only needs the core, does not import
-them.
+durable / memory / sync, async_spool, configure, aio. The two handler classes below are
+resolved on first access (PEP 562), so ``SpoolHandler``, which only needs the core, does not
+import them.
 """
 
 from __future__ import annotations
