@@ -11,6 +11,21 @@ from typing import Any
 from yai_spool.handlers.mapping import MAX_KEY_BYTES, MAX_TOPIC_BYTES, RESERVED_KEYS, SpoolEntry
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: The default contents' keys in order: the message, then the SDK's default fields.
+DEFAULT_KEYS = [
+    "message",
+    "name",
+    "levelname",
+    "funcName",
+    "module",
+    "pathname",
+    "lineno",
+    "process",
+    "processName",
+    "thread",
+    "threadName",
+]
 LOGGER = logging.getLogger("tests.mapping")
 
 

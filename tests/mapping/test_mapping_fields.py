@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 import pytest
-from mapping_support import check_entry, contents_dict, exc_info_of, make_record
+from mapping_support import DEFAULT_KEYS, check_entry, contents_dict, exc_info_of, make_record
 
 from yai_spool.handlers.mapping import (
     DEFAULT_MAX_ENTRY_BYTES,
@@ -17,20 +17,6 @@ from yai_spool.handlers.mapping import (
     LogFields,
     RecordMapper,
 )
-
-DEFAULT_KEYS = [
-    "message",
-    "name",
-    "levelname",
-    "funcName",
-    "module",
-    "pathname",
-    "lineno",
-    "process",
-    "processName",
-    "thread",
-    "threadName",
-]
 
 
 def keys(entry: Any) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aliyun.log import LogFields as SdkLogFields
 from aliyun.log import QueuedLogHandler, SimpleLogHandler
-from mapping_support import contents_dict, exc_info_of, make_record
+from mapping_support import DEFAULT_KEYS, contents_dict, exc_info_of, make_record
 
 from yai_spool.handlers.mapping import LogFields, RecordMapper
 
@@ -181,19 +181,7 @@ def test_difference_order_is_deterministic() -> None:
     """Our order is message, LogFields order, extras; the SDK's follows set iteration."""
     record = RECORDS["extras"]()
     ours = [k for k, _ in our_contents(record)]
-    assert ours[:11] == [
-        "message",
-        "name",
-        "levelname",
-        "funcName",
-        "module",
-        "pathname",
-        "lineno",
-        "process",
-        "processName",
-        "thread",
-        "threadName",
-    ]
+    assert ours[:11] == DEFAULT_KEYS
     assert ours[11:] == [
         "user",
         "count",

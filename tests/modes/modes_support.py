@@ -8,14 +8,26 @@ event, never sleep as synchronisation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.config
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from yai_spool.emulator import Emulator
 from yai_spool.shipping.retry import RetryPolicy
+
+REPO = Path(__file__).resolve().parents[2]
+# uvicorn from a tiny launcher whose alarm ends it even if the test dies: the server stops
+# by itself. SIGALRM's default action terminates the process.
+LAUNCHER = "import signal, sys, uvicorn; signal.alarm(120); sys.exit(uvicorn.main())"
 
 PROJECT = "modes-proj"
 LOGSTORE = "modes-store"
@@ -61,6 +73,16 @@ def destination(emu: Emulator, **extra: Any) -> dict[str, Any]:
     }
 
 
+def toml_defaults(emu: Emulator) -> str:
+    """The ``[defaults]`` table of a yai-spool TOML file pointing at the emulator."""
+    return f"""
+[defaults]
+endpoint = "{emu.url}"
+project = "{PROJECT}"
+logstore = "{LOGSTORE}"
+"""
+
+
 def make_logger(handler: logging.Handler) -> logging.Logger:
     """A fresh non-propagating logger writing only to ``handler``."""
     logger = logging.getLogger(f"modes-test.{uuid.uuid4().hex[:8]}")
@@ -78,3 +100,69 @@ def messages(emu: Emulator, logstore: str = LOGSTORE) -> list[str]:
 def field(log: Any, key: str) -> str | None:
     """One content of a stored log as text (None if absent)."""
     return log.text(key)
+
+
+@contextlib.contextmanager
+def serve_example(
+    app: str, env: Mapping[str, str]
+) -> Iterator[tuple[Any, subprocess.Popen[bytes]]]:
+    """uvicorn serving ``examples/<app>`` (``"fastapi_app:app"``) with ``env`` added to ours.
+
+    The socket is bound here, before uvicorn starts (a free port, no race); yields an httpx
+    client on it and the server process, which is killed at the end if still running.
+    """
+    import httpx
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **env,
+    }
+    full_env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, "--app-dir", str(REPO / "examples"), app,
+         "--fd", str(listener.fileno()), "--log-level", "warning"],
+        pass_fds=[listener.fileno()],
+        env=full_env,
+        cwd=str(REPO),
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    listener.close()  # the child holds its own copy
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE, trust_env=False)
+    try:
+        yield client, proc
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(DEADLINE)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+@contextlib.contextmanager
+def configured(
+    logger_name: str, logger_level: str = "INFO", **entry: Any
+) -> Iterator[tuple[logging.Logger, logging.Handler]]:
+    """``dictConfig`` with one ``{"()": "yai_spool.make_handler", **entry}`` handler on
+    ``logger_name``; yields the logger and the handler, removed and closed at the end."""
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"sls": {"()": "yai_spool.make_handler", **entry}},
+            "loggers": {logger_name: {"handlers": ["sls"], "level": logger_level}},
+        }
+    )
+    logger = logging.getLogger(logger_name)
+    (handler,) = logger.handlers
+    try:
+        yield logger, handler
+    finally:
+        logger.handlers.clear()
+        handler.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import logging.config
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from modes_support import (
     FAST_RETRY,
     LOGSTORE,
     PROJECT,
+    configured,
     destination,
     make_logger,
     messages,
@@ -247,37 +247,21 @@ def test_lifespan_from_keywords_wraps_the_app_lifespan(emu: Emulator, tmp_path: 
 def test_lifespan_without_arguments_starts_dictconfig_handlers(
     emu: Emulator, tmp_path: Path
 ) -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {
-                "sls": {
-                    "()": "yai_spool.make_handler",
-                    "mode": "asyncio",
-                    "spool_path": str(tmp_path / "dict.spool"),
-                    "linger": 0.01,
-                    **destination(emu),
-                }
-            },
-            "loggers": {"dict-aio": {"handlers": ["sls"], "level": "INFO"}},
-        }
-    )
-    logger = logging.getLogger("dict-aio")
-    (handler,) = logger.handlers
-    assert isinstance(handler, AsyncSpoolHandler)
-
-    async def main() -> None:
+    async def main(handler: logging.Handler, logger: logging.Logger) -> None:
         async with lifespan()(None):
             logger.info("started by lifespan()")
             assert await until(lambda: emu.count(PROJECT, LOGSTORE) == 1)
             with pytest.raises(RuntimeError, match="already has a running flusher"):
                 await AsyncFlusher(handler).start()
 
-    try:
-        asyncio.run(main())
+    with configured(
+        "dict-aio",
+        mode="asyncio",
+        spool_path=str(tmp_path / "dict.spool"),
+        linger=0.01,
+        **destination(emu),
+    ) as (logger, handler):
+        assert isinstance(handler, AsyncSpoolHandler)
+        asyncio.run(main(handler, logger))
         assert handler.stats()["flusher"] is None  # detached at shutdown
-    finally:
-        logger.handlers.clear()
-        handler.close()
     assert messages(emu) == ["started by lifespan()"]

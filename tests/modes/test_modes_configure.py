@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
-import logging.config
 from pathlib import Path
 
 import pytest
-from modes_support import AK_ID, AK_SECRET, DEADLINE, LOGSTORE, PROJECT, destination, messages
+from modes_support import (
+    AK_ID,
+    AK_SECRET,
+    DEADLINE,
+    LOGSTORE,
+    PROJECT,
+    configured,
+    destination,
+    messages,
+    toml_defaults,
+)
 
 import yai_spool
 from yai_spool import ConfigError, MemoryQueueHandler, SpoolHandler, SyncSLSHandler, make_handler
@@ -60,36 +69,22 @@ def test_unknown_and_misplaced_keys_are_refused_with_a_hint() -> None:
 
 
 def test_dictconfig_factory_builds_and_ships(emu: Emulator) -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {
-                "sls": {
-                    "()": "yai_spool.make_handler",
-                    "mode": "memory",
-                    "level": "INFO",
-                    "linger": 0.01,
-                    "retry": {"base": 0.01, "cap": 0.05},
-                    "tags": {"service": "checkout"},
-                    **destination(emu),
-                }
-            },
-            "loggers": {"dictconfig-app": {"handlers": ["sls"], "level": "DEBUG"}},
-        }
-    )
-    logger = logging.getLogger("dictconfig-app")
-    try:
-        (handler,) = logger.handlers
+    with configured(
+        "dictconfig-app",
+        "DEBUG",
+        mode="memory",
+        level="INFO",
+        linger=0.01,
+        retry={"base": 0.01, "cap": 0.05},
+        tags={"service": "checkout"},
+        **destination(emu),
+    ) as (logger, handler):
         assert isinstance(handler, MemoryQueueHandler)
         logger.debug("below the handler level")
         logger.info("configured by dictConfig")
         assert handler.flush_until(DEADLINE)
         assert messages(emu) == ["configured by dictConfig"]
         assert dict(emu.logs(PROJECT, LOGSTORE)[0].tags) == {"service": "checkout"}
-    finally:
-        logger.handlers[0].close()
-        logger.handlers.clear()
 
 
 def test_toml_handler_table_over_daemon_defaults(
@@ -97,12 +92,8 @@ def test_toml_handler_table_over_daemon_defaults(
 ) -> None:
     config = tmp_path / "yai-spool.toml"
     config.write_text(
-        f"""
-[defaults]
-endpoint = "{emu.url}"
-project = "{PROJECT}"
-logstore = "{LOGSTORE}"
-
+        toml_defaults(emu)
+        + """
 [shipping]
 compression = "zstd"
 linger = 0.01
@@ -112,8 +103,8 @@ max_age = 3600
 mode = "spool"
 spool_path = "spools/app.spool"
 source = "toml-host"
-retry = {{ base = 0.01, cap = 0.05 }}
-tags = {{ env = "toml" }}
+retry = { base = 0.01, cap = 0.05 }
+tags = { env = "toml" }
 
 [[directories]]
 path = "spools"
@@ -174,25 +165,59 @@ def test_toml_refuses_secrets_unknown_keys_and_missing_tables(tmp_path: Path) ->
         yai_spool.from_toml(empty)
 
 
-def test_a_handler_whose_constructor_raised_is_quiet_at_exit(tmp_path: Path) -> None:
-    """Handler.__init__ registers the handler with logging before our checks run, so
-    logging.shutdown() at exit reaches the half-built handler: it must own nothing and say
-    nothing (no AttributeError traceback on the way out)."""
+#: (handler class path, keywords) a constructor refuses; each is built through dictConfig,
+#: as an application's logging config would, and directly.
+REFUSED = {
+    "spool-bad-endpoint": ("yai_spool.SpoolHandler", {"endpoint": "not a url"}),
+    "memory-bad-project": ("yai_spool.MemoryQueueHandler", {"project": "NOT valid!"}),
+    "sync-bad-project": ("yai_spool.SyncSLSHandler", {"project": "NOT valid!"}),
+    "asyncio-bad-endpoint": (
+        "yai_spool.handlers.aio.AsyncSpoolHandler",
+        {"endpoint": "not a url"},
+    ),
+}
+
+
+@pytest.mark.parametrize("how", ["direct", "dictConfig"])
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_handler_whose_constructor_raised_is_quiet_at_exit(
+    tmp_path: Path, case: str, how: str
+) -> None:
+    """A constructor that raises must leave nothing for logging.shutdown() at exit: no
+    half-built handler in logging's list, no AttributeError traceback on the way out (the
+    exception's traceback keeps the refused object alive until exit)."""
     import subprocess
     import sys
     import textwrap
 
+    path, bad = REFUSED[case]
+    options = {
+        "project": "quiet-exit",
+        "logstore": "app",
+        "endpoint": "http://127.0.0.1:9",
+        "spool_path": str(tmp_path / "a.spool"),
+        **bad,
+    }
+    if "Spool" not in path:
+        del options["spool_path"]
     script = textwrap.dedent(f"""
-        import sys
-        from yai_spool import ConfigError, SpoolHandler
+        import importlib, logging.config, sys
+        module, _, name = {path!r}.rpartition(".")
+        options = {options!r}
         try:
-            SpoolHandler(project="p", logstore="l", endpoint="not a url",
-                         spool_path={str(tmp_path / "a.spool")!r})
-        except ConfigError as exc:
-            kept = exc  # its traceback keeps the half-built handler alive until exit
+            if {how!r} == "direct":
+                getattr(importlib.import_module(module), name)(**options)
+            else:
+                logging.config.dictConfig({{
+                    "version": 1,
+                    "handlers": {{"sls": {{"class": {path!r}, **options}}}},
+                    "root": {{"handlers": ["sls"]}},
+                }})
+        except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
+            kept = exc
             print("refused")
         else:
-            sys.exit("a bad endpoint was accepted")
+            sys.exit("bad arguments were accepted")
     """)
     done = subprocess.run(
         [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60

@@ -3,39 +3,25 @@ whose records reach the emulator carrying their trace ids, live and at shutdown.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from modes_support import AK_ID, AK_SECRET, DEADLINE, LOGSTORE, PROJECT
+from modes_support import AK_ID, AK_SECRET, DEADLINE, LOGSTORE, PROJECT, serve_example
 
 from yai_spool.emulator import Emulator
 
-REPO = Path(__file__).resolve().parents[2]
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-# uvicorn from a tiny launcher whose alarm ends it even if this test dies: the server stops
-# by itself. SIGALRM's default action terminates the process.
-LAUNCHER = "import signal, sys, uvicorn; signal.alarm(120); sys.exit(uvicorn.main())"
 
 
 @pytest.fixture
 def served(
     emu: Emulator, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))  # a free port, bound before uvicorn starts: no race
-    listener.listen(64)
-    port = listener.getsockname()[1]
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "ALIBABA_CLOUD_ACCESS_KEY_ID": AK_ID,
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": AK_SECRET,
         "YAI_SPOOL_ENDPOINT": emu.url,
@@ -44,36 +30,8 @@ def served(
         "YAI_SPOOL_QUEUE": request.param,
         "XDG_STATE_HOME": str(tmp_path / "state"),  # where the durable spool lives
     }
-    env.pop("PYTHONWARNINGS", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            LAUNCHER,
-            "--app-dir",
-            str(REPO / "examples"),
-            "fastapi_app:app",
-            "--fd",
-            str(listener.fileno()),
-            "--log-level",
-            "warning",
-        ],
-        pass_fds=[listener.fileno()],
-        env=env,
-        cwd=str(REPO),
-        stderr=subprocess.PIPE,
-    )
-    listener.close()  # the child holds its own copy
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE, trust_env=False)
-    try:
-        yield client, proc
-    finally:
-        client.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(DEADLINE)
-        if proc.stderr is not None:
-            proc.stderr.close()
+    with serve_example("fastapi_app:app", env) as served:
+        yield served
 
 
 def texts(emu: Emulator) -> dict[str, str | None]:

@@ -9,8 +9,6 @@ signature (it hashes with the method the request names, so a mismatch would be a
 from __future__ import annotations
 
 import asyncio
-import logging
-import logging.config
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,11 @@ from modes_support import (
     FAST_RETRY,
     LOGSTORE,
     PROJECT,
+    configured,
     destination,
     make_logger,
     messages,
+    toml_defaults,
 )
 
 import yai_spool
@@ -102,42 +102,23 @@ def test_an_unknown_method_is_refused_when_the_handler_is_built(mode: str, tmp_p
 
 
 def test_dictconfig_passes_signature_method(emu: Emulator) -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {
-                "sls": {
-                    "()": "yai_spool.make_handler",
-                    "mode": "memory",
-                    "linger": 0.01,
-                    "signature_method": "hmac-sha256",
-                    **destination(emu),
-                }
-            },
-            "loggers": {"dictconfig-sig": {"handlers": ["sls"], "level": "INFO"}},
-        }
-    )
-    logger = logging.getLogger("dictconfig-sig")
-    try:
-        (handler,) = logger.handlers
+    with configured(
+        "dictconfig-sig",
+        mode="memory",
+        linger=0.01,
+        signature_method="hmac-sha256",
+        **destination(emu),
+    ) as (logger, handler):
         logger.info("dictConfig, hmac-sha256")
         assert handler.flush_until(DEADLINE)  # type: ignore[attr-defined]
-    finally:
-        logger.handlers[0].close()
-        logger.handlers.clear()
     assert sent_methods(emu) == {"hmac-sha256"}
 
 
 def _toml(emu: Emulator, tmp_path: Path, shipping: str) -> Path:
     path = tmp_path / "yai-spool.toml"
     path.write_text(
-        f"""
-[defaults]
-endpoint = "{emu.url}"
-project = "{PROJECT}"
-logstore = "{LOGSTORE}"
-
+        toml_defaults(emu)
+        + f"""
 [shipping]
 linger = 0.01
 {shipping}

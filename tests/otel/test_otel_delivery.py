@@ -14,7 +14,7 @@ import queue
 import threading
 
 from opentelemetry.trace import Tracer
-from otel_support import ids_of, otel_fields
+from otel_support import attached, ids_of, otel_fields
 
 from yai_spool.handlers.context import ContextFilter, bind
 from yai_spool.testing import ABSENT, SLSEmulator
@@ -27,9 +27,6 @@ def test_concurrent_threads_each_ship_their_own_span(
     sls_emulator: SLSEmulator, sls_handler: logging.Handler, tracer: Tracer
 ) -> None:
     """Six threads, a span each, interleaved records: ids follow the thread's span."""
-    log = logging.getLogger("otel.threads")
-    log.addHandler(sls_handler)
-    log.setLevel(logging.INFO)
     expected: dict[str, dict[str, str]] = {}
     start = threading.Barrier(THREADS)
 
@@ -41,13 +38,11 @@ def test_concurrent_threads_each_ship_their_own_span(
                 log.info("step %d", i, extra={"worker": f"t{n}"})
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
-    try:
+    with attached("otel.threads", sls_handler) as log:
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=60)
-    finally:
-        log.removeHandler(sls_handler)
     records = sls_emulator.wait_for(THREADS * PER_THREAD, timeout=30)
     assert len({ids["trace_id"] for ids in expected.values()}) == THREADS
     for rec in records:
@@ -58,18 +53,13 @@ def test_a_thread_with_a_copied_context_logs_in_the_callers_span(
     sls_emulator: SLSEmulator, sls_handler: logging.Handler, tracer: Tracer
 ) -> None:
     """``copy_context().run``: the caller's span; a bare thread: no span, no fields."""
-    log = logging.getLogger("otel.copy")
-    log.addHandler(sls_handler)
-    try:
-        with tracer.start_as_current_span("request") as span:
-            ctx = contextvars.copy_context()
-            copied = threading.Thread(target=ctx.run, args=(log.warning, "copied"))
-            bare = threading.Thread(target=log.warning, args=("bare",))
-            for t in (copied, bare):
-                t.start()
-                t.join(timeout=30)
-    finally:
-        log.removeHandler(sls_handler)
+    with attached("otel.copy", sls_handler) as log, tracer.start_as_current_span("request") as span:
+        ctx = contextvars.copy_context()
+        copied = threading.Thread(target=ctx.run, args=(log.warning, "copied"))
+        bare = threading.Thread(target=log.warning, args=("bare",))
+        for t in (copied, bare):
+            t.start()
+            t.join(timeout=30)
     [copied_rec] = sls_emulator.wait_for(1, message="copied")
     [bare_rec] = sls_emulator.wait_for(1, message="bare", trace_id=ABSENT, span_id=ABSENT)
     assert otel_fields(copied_rec) == ids_of(span)
@@ -80,9 +70,6 @@ def test_asyncio_tasks_each_ship_their_own_span(
     sls_emulator: SLSEmulator, sls_handler: logging.Handler, tracer: Tracer
 ) -> None:
     """Concurrent tasks under one event loop; child tasks inherit their parent's span."""
-    log = logging.getLogger("otel.tasks")
-    log.addHandler(sls_handler)
-    log.setLevel(logging.INFO)
     expected: dict[str, dict[str, str]] = {}
 
     async def child(name: str) -> None:
@@ -100,12 +87,9 @@ def test_asyncio_tasks_each_ship_their_own_span(
     async def main() -> None:
         await asyncio.gather(*(request(f"r{n}") for n in range(8)))
 
-    try:
-        with bind(trace_id="outside-any-span"):
-            asyncio.run(main())
-            log.info("after the requests", extra={"task": "none"})
-    finally:
-        log.removeHandler(sls_handler)
+    with attached("otel.tasks", sls_handler) as log, bind(trace_id="outside-any-span"):
+        asyncio.run(main())
+        log.info("after the requests", extra={"task": "none"})
     records = sls_emulator.wait_for(8 * 6 + 1, timeout=30)
     for rec in records:
         if rec["task"] == "none":
@@ -124,14 +108,11 @@ def test_queue_handler_with_context_filter_keeps_the_emitting_span(
     front = logging.handlers.QueueHandler(q)
     front.addFilter(ContextFilter())
     listener = logging.handlers.QueueListener(q, sls_handler)
-    log = logging.getLogger("otel.queue")
-    log.addHandler(front)
     listener.start()
     try:
-        with tracer.start_as_current_span("emitter") as span:
+        with attached("otel.queue", front) as log, tracer.start_as_current_span("emitter") as span:
             log.warning("through a queue")
     finally:
         listener.stop()
-        log.removeHandler(front)
     [rec] = sls_emulator.wait_for(1, message="through a queue")
     assert otel_fields(rec) == ids_of(span)

@@ -1,59 +1,39 @@
-"""asyncio delivery (schemes 3 + 4 of the design note): a flusher task on a native async client.
+"""The asyncio surface (schemes 3 + 4 of the design note): start and stop flushers on a loop.
 
-Owns :class:`AsyncFlusher`, the asyncio driver of the shared shipping core, the durable
-:class:`AsyncSpoolHandler`, and the start/stop plumbing: :func:`lifespan` for FastAPI /
-Starlette (``FastAPI(lifespan=yai_spool.handlers.aio.lifespan(handler))``) and :func:`running` (or
-``async with AsyncFlusher(handler)``) for any asyncio program.
+Owns :func:`lifespan` for FastAPI / Starlette
+(``FastAPI(lifespan=yai_spool.handlers.aio.lifespan(handler))``, or with handler keywords:
+``lifespan(mode="asyncio", project=..., ...)``) and :func:`running` (or
+``async with AsyncFlusher(handler)``) for any asyncio program. It is the public asyncio
+module (release 1 spelled it ``yai_spool.aio``): :class:`AsyncFlusher` (the asyncio driver of
+the shared shipping core, :mod:`yai_spool.shipping.aio`) and :class:`AsyncSpoolHandler`
+(:mod:`yai_spool.handlers.async_spool`) are re-exported here.
 
-How it works:
-
-- ``emit`` stays synchronous and cheap: the handler appends to its queue (the durable
-  :class:`~yai_spool.spool.Spool`, or a :class:`~yai_spool.spool.memory.MemorySpool`) and wakes
-  the flusher: an ``asyncio.Event`` set directly on the loop's thread, or through one
-  ``loop.call_soon_threadsafe`` per burst from other threads. ``emit`` never touches the
-  network and never awaits.
-- The flusher task leases batches and ships each through the shared ``ShipCycle`` over
-  :class:`~yai_spool.sls.client.AsyncPutLogsClient` (httpx, native asyncio): every PutLogs call
-  is awaited on the loop, never made by a thread pool. The batching, the one retry policy,
-  bisection and dead-lettering are ``ShipCycle``'s: the code the thread flusher and the
-  daemon run, driven by ``flusher.ship_async`` over the sans-I/O ``ShipCycle.plan``.
-- At most ``max_in_flight`` PutLogs requests are in flight (an ``asyncio.Semaphore``); a
-  failure pauses leasing for the policy's full-jitter backoff.
-- Work that would stall the loop (encoding a batch, the durable spool's SQLite lease/ack/
-  release) runs on one dedicated worker thread (``offload=True``, the default), handed over
-  through ``ship_async``'s ``run_sync``; ``offload=False`` keeps everything on the loop.
+Imports run one way: this module builds handlers with
+:func:`yai_spool.handlers.configure.make_handler`, which imports the handler classes, none of
+which imports this module; the flusher lives below, in :mod:`yai_spool.shipping`.
 
 Invariants:
 
-- Delivery is at least once, as everywhere: a record leaves the queue only on HTTP 200 (or as
-  a dead letter); ``stop()`` drains until its deadline and then cancels what is in flight,
-  giving those batches back untouched (no attempt counted).
-- Durable spool: what is not delivered at ``stop()`` stays on disk for the next start, the
-  thread flusher, or the daemon. Memory spool: it is lost when the handler closes, and
-  counted (``unsent_at_close``).
-- Records logged by the flusher task itself (and by whatever it awaits: httpx) are never
-  queued (``modes.core.shipping_task``).
-- One flusher per queue: a second ``AsyncFlusher`` for the same handler refuses to start;
-  the durable spool's flusher lock makes other processes stand by.
+- ``emit`` stays synchronous and never touches the network: the flusher task started here
+  does the shipping (see :mod:`yai_spool.shipping.aio` for how it leases, ships and backs off).
+- Handlers built here from keywords are attached to the given logger on enter and closed on
+  exit; handlers passed in are only flushed, never closed: the caller owns them.
+- On exit the application's own lifespan (``wrap``) finishes first, so its last records ship
+  too; then every flusher drains until ``drain_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from yai_spool.handlers.core import (
-    as_timeouts,
-    asyncio_handlers,
-    is_shipping_path,
-)
-from yai_spool.handlers.durable import SpoolHandler
+from yai_spool.handlers.async_spool import AsyncSpoolHandler
+from yai_spool.handlers.configure import make_handler
+from yai_spool.handlers.core import asyncio_handlers
 from yai_spool.shipping.aio import AsyncFlusher
-from yai_spool.shipping.config import FlusherConfig
 
 __all__ = [
     "AsyncFlusher",
@@ -63,125 +43,6 @@ __all__ = [
 ]
 
 internal_log = logging.getLogger("yai_spool.internal")
-
-# --------------------------------------------------------------------------- durable handler
-
-
-class AsyncSpoolHandler(SpoolHandler):
-    """``SpoolHandler`` whose spool is drained by an :class:`AsyncFlusher` on your loop.
-
-    Every record is committed to the durable spool before ``emit`` returns (as with
-    ``SpoolHandler``: ``kill -9`` loses nothing); an asyncio task ships it. Takes the
-    arguments of :class:`~yai_spool.handlers.durable.SpoolHandler` (``flusher`` is fixed) plus:
-
-    Args:
-        max_in_flight: PutLogs requests in flight at once (default 4).
-        timeouts: per-request timeouts (``ClientTimeouts``, a mapping, or a total).
-        async_sender_factory: builds the async client (tests); default ``AsyncPutLogsClient``.
-
-    Start the flusher with :func:`lifespan` / :func:`running` / ``AsyncFlusher(handler)``.
-    Records logged before it starts (or after it stops) stay in the spool and ship at the
-    next start, from the daemon, or from a thread-flusher handler on the same spool.
-    """
-
-    mode_name = "spool"
-    fixed_options = (
-        "flusher",
-    )  # always the asyncio task (yai_spool.handlers.configure reads this)
-
-    def __init__(
-        self,
-        *,
-        max_in_flight: int = 4,
-        timeouts: Any = None,
-        async_sender_factory: Callable[[], Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if "flusher" in kwargs:
-            raise TypeError("AsyncSpoolHandler's flusher is always the asyncio task")
-        if kwargs.get("endpoint") is None and async_sender_factory is None:
-            raise ValueError("endpoint is required")
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
-        self._link: Any = None
-        super().__init__(flusher="none", **kwargs)
-        self.flusher_mode_name = "asyncio"
-        self.max_in_flight = max_in_flight
-        self.client_options = dataclasses.replace(
-            self._client_options, timeouts=None if timeouts is None else as_timeouts(timeouts)
-        )
-        if async_sender_factory is None:
-            self.client_options.check()  # a bad endpoint fails here, not on the first send
-        self._async_sender_factory = async_sender_factory or self.client_options.async_client
-        asyncio_handlers.add(self)
-
-    @property
-    def flusher_config(self) -> FlusherConfig:
-        return self._flusher_config
-
-    def handle(self, record: logging.LogRecord) -> Any:
-        if is_shipping_path(record):  # also the asyncio flusher task's own records
-            return False
-        return super().handle(record)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
-        link = self._link
-        if link is not None:
-            link.wake()
-
-    def flush_until(self, timeout: float) -> bool:
-        """Wait for delivery of what was logged so far (False on the loop's own thread)."""
-        link = self._link
-        if self._closed or link is None:
-            return False
-        try:
-            return bool(link.flush(timeout))
-        except Exception:
-            internal_log.debug("flush failed", exc_info=True)
-            return False
-
-    def close(self) -> None:
-        """Stop the flusher (drain until ``close_timeout``), then close the spool."""
-        link, self._link = self._link, None
-        if link is not None and not self._closed:
-            try:
-                # logging.shutdown(): what is left of the deadline its flush() started.
-                link.stop(self._bound.close_budget(self.close_timeout))
-            except Exception:
-                internal_log.debug("stopping the asyncio flusher failed", exc_info=True)
-        super().close()
-
-    def attach_flusher(self, link: Any) -> None:
-        if self._link is not None and self._link is not link:
-            raise RuntimeError(f"{self!r} already has a running flusher")
-        self._link = link
-
-    def detach_flusher(self, link: Any) -> None:
-        if self._link is link:
-            self._link = None
-
-    def make_async_sender(self) -> Any:
-        return self._async_sender_factory()
-
-    def stats(self) -> dict[str, Any]:
-        link = self._link
-        return {
-            "mode": "spool+asyncio",
-            "spool": self.spool.stats(),
-            "flusher": link.stats.snapshot() if link is not None else None,
-        }
-
-    def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self.project}/{self.logstore} "
-            f"spool={str(self.spool_path)!r} flusher=asyncio ({level})>"
-        )
-
-    def _after_fork_in_child(self) -> None:
-        self._link = None  # the parent's loop and task do not exist here
-        super()._after_fork_in_child()
 
 
 # --------------------------------------------------------------------------- lifespan
@@ -215,8 +76,6 @@ class _Lifespan(contextlib.AbstractAsyncContextManager[Any]):
     def _handlers(self) -> list[Any]:
         target = self.target
         if self.config or isinstance(target, Mapping):
-            from yai_spool.handlers.configure import make_handler  # noqa: PLC0415 - import cycle
-
             options = {**(target or {}), **self.config}
             options.setdefault("mode", "asyncio")
             handler = make_handler(**options)

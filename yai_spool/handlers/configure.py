@@ -33,7 +33,6 @@ that look like credentials are refused in TOML (credentials come from the enviro
 from __future__ import annotations
 
 import difflib
-import inspect
 import logging
 import os
 import tomllib
@@ -42,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from yai_spool.daemon.config import ENV_CONFIG
-from yai_spool.handlers.core import as_retry
+from yai_spool.handlers.async_spool import AsyncSpoolHandler
+from yai_spool.handlers.base import ConfiguredHandler
 from yai_spool.handlers.durable import SpoolHandler
 from yai_spool.handlers.memory import MemoryQueueHandler
 from yai_spool.handlers.sync import SyncSLSHandler
@@ -75,7 +75,7 @@ _SHIPPING_KEYS = {
 
 def handler_class(
     mode: str, queue: str | None = None
-) -> tuple[type[logging.Handler], dict[str, Any]]:
+) -> tuple[type[ConfiguredHandler], dict[str, Any]]:
     """The handler class of a mode and the keywords the mode fixes (e.g. ``flusher``)."""
     if mode not in MODES:
         close = difflib.get_close_matches(str(mode), MODES, n=1)
@@ -96,27 +96,13 @@ def handler_class(
         raise ConfigError(f"queue: must be 'spool' (durable) or 'memory', got {queue!r}")
     if queue == "memory":
         return MemoryQueueHandler, {"flusher": "asyncio"}
-    from yai_spool.handlers.aio import AsyncSpoolHandler  # noqa: PLC0415 - asyncio only when asked
-
     return AsyncSpoolHandler, {}
 
 
 def accepted_keys(mode: str, queue: str | None = None) -> tuple[str, ...]:
     """The keyword arguments a mode accepts (what ``make_handler`` and ``[handler]`` take)."""
     cls, fixed = handler_class(mode, queue)
-    excluded = {*fixed, *getattr(cls, "fixed_options", ())}
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if klass is logging.Handler or "__init__" not in vars(klass):
-            continue
-        for p in inspect.signature(klass.__init__).parameters.values():
-            if p.kind is p.KEYWORD_ONLY and p.name not in names and p.name not in excluded:
-                names.append(p.name)
-        if not any(
-            p.kind is p.VAR_KEYWORD for p in inspect.signature(klass.__init__).parameters.values()
-        ):
-            break
-    return tuple(names)
+    return tuple(k for k in cls.options_class.keywords() if k not in fixed)
 
 
 def make_handler(
@@ -141,7 +127,7 @@ def make_handler(
     if unknown:
         lines = []
         for key in unknown:
-            if key in fixed or key in getattr(cls, "fixed_options", ()):
+            if key in fixed or key in cls.options_class.fixed():
                 lines.append(f"{key}: fixed by mode={mode!r}; remove it")
                 continue
             close = difflib.get_close_matches(key, allowed, n=1)
@@ -152,15 +138,10 @@ def make_handler(
             + "\n  ".join(lines)
             + f"\n  (mode={mode!r} takes: {', '.join(sorted(allowed))})"
         )
-    kwargs = dict(options)
-    if "retry" in kwargs:
-        kwargs["retry"] = as_retry(kwargs["retry"])
-    if isinstance(kwargs.get("tags"), Mapping):
-        kwargs["tags"] = {str(k): str(v) for k, v in kwargs["tags"].items()}
-    if isinstance(kwargs.get("level"), str):
-        kwargs["level"] = kwargs["level"].upper()
     try:
-        return cls(**fixed, **kwargs)
+        # Built once, here: plain values (retry and timeouts mappings, level names) become
+        # objects and every check runs in the options (handlers.options).
+        return cls(cls.options_class(**fixed, **options))
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

@@ -6,10 +6,8 @@ configuration surface (:mod:`yai_spool.handlers.configure`) would otherwise each
 - :class:`Router`: ``LogRecord`` -> (spool entry, destination key), with the rules of
   ``SpoolHandler`` (``RecordMapper`` for the contents, the handler's topic/source/tags as
   defaults, ``extra={"sls_topic"/"sls_source"/"sls_tags": ...}`` overrides per record).
-- :class:`ClientOptions`: endpoint, credentials, compression, signing and timeouts, and the
-  one place that builds a :class:`~yai_spool.sls.client.PutLogsClient` or an
-  :class:`~yai_spool.sls.client.AsyncPutLogsClient` from them (no retries in either: the one
-  retry layer is :mod:`yai_spool.shipping.flusher` over :mod:`yai_spool.shipping.retry`).
+- ``ClientOptions``, ``as_retry``, ``as_timeouts``, ``MAPPER_OPTIONS``: re-exported from
+  :mod:`yai_spool.handlers.options`, which owns every handler option.
 - :func:`is_shipping_path`: records logged by the shipping path itself (a flusher thread, the
   asyncio flusher task, our own ``yai_spool.*`` loggers) are never fed back into a queue.
 - :class:`DropReporter`: a rate-limited warning for records a queue refused (already counted
@@ -37,25 +35,21 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final
 
 from yai_spool.handlers.mapping import EncodedRecord, RecordMapper
-from yai_spool.shipping.marks import in_flusher_thread, shipping_task
-from yai_spool.shipping.retry import DEFAULT_RETRY, RetryPolicy
-from yai_spool.sls.compression import Compression
-from yai_spool.sls.credentials import CredentialsProvider, resolve_credentials
-from yai_spool.sls.errors import ConfigError
-from yai_spool.sls.request import Endpoint, region_from_host, validate_logstore, validate_project
-from yai_spool.sls.signing import (
-    DEFAULT_SIGNATURE_METHOD,
-    SignatureMethod,
-    validate_signature_method,
-)
-from yai_spool.spool.destination import encode_dest
 
-if TYPE_CHECKING:
-    from yai_spool.sls.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient
+# Re-exported: they lived here before the options module owned them (handlers.options).
+from yai_spool.handlers.options import (
+    MAPPER_OPTIONS,
+    ClientOptions,
+    HandlerOptions,
+    as_retry,
+    as_timeouts,
+)
+from yai_spool.shipping.marks import in_flusher_thread, shipping_task
+from yai_spool.sls.request import validate_logstore, validate_project
+from yai_spool.spool.destination import encode_dest
 
 __all__ = [
     "MAPPER_OPTIONS",
@@ -74,24 +68,6 @@ __all__ = [
 ]
 
 internal_log = logging.getLogger("yai_spool.internal")
-
-#: Field-selection options with the names and meaning of ``aliyun.log.QueuedLogHandler``,
-#: passed unchanged to :class:`~yai_spool.handlers.mapping.RecordMapper` by every handler.
-MAPPER_OPTIONS: Final = (
-    "fields",
-    "extra",
-    "buildin_fields_prefix",
-    "buildin_fields_suffix",
-    "extract_json",
-    "extract_json_drop_message",
-    "extract_json_prefix",
-    "extract_json_suffix",
-    "extract_kv",
-    "extract_kv_drop_message",
-    "extract_kv_prefix",
-    "extract_kv_suffix",
-    "extract_kv_sep",
-)
 
 #: Live handlers whose queue an asyncio flusher drains (``flusher="asyncio"``):
 #: ``yai_spool.handlers.aio.lifespan()`` without arguments starts a flusher for each of them.
@@ -175,7 +151,8 @@ class Router:
     """``LogRecord`` -> ``(encoded record, dest)``: mapping and destination rules of every handler.
 
     Args:
-        project, logstore: the destination (validated: ``ConfigError`` names the rule).
+        project, logstore: the destination (validated: ``ConfigError`` names the rule, unless
+            ``check_names=False``).
         topic, source, tags: LogGroup defaults (``source`` defaults to the host name).
         mapper_options: keyword arguments of :class:`~yai_spool.handlers.mapping.RecordMapper`.
     """
@@ -191,9 +168,11 @@ class Router:
         source: str | None = None,
         tags: Mapping[str, str] | None = None,
         mapper_options: Mapping[str, Any] | None = None,
+        check_names: bool = True,
     ) -> None:
-        validate_project(project)
-        validate_logstore(logstore)
+        if check_names:
+            validate_project(project)
+            validate_logstore(logstore)
         self.project, self.logstore = project, logstore
         self.mapper = RecordMapper(**dict(mapper_options or {}))
         source = socket.gethostname() if source is None else source
@@ -204,29 +183,50 @@ class Router:
         )
         self.dest = encode_dest(project, logstore, topic, source, self.defaults[2])
 
+    @classmethod
+    def of(cls, options: HandlerOptions, *, check_names: bool = True) -> Router:
+        """The router of a handler's options (destination, LogGroup fields, field selection)."""
+        return cls(
+            options.project,
+            options.logstore,
+            topic=options.topic,
+            source=options.source,
+            tags=options.tags,
+            mapper_options=options.mapper_options(),
+            check_names=check_names,
+        )
+
     def split(
         self, record: logging.LogRecord, formatter: logging.Formatter | None
     ) -> tuple[EncodedRecord, tuple[str, str, tuple[tuple[str, str], ...]] | None]:
         """The encoded record and its (topic, source, tags), or None when they are the defaults."""
         encoded = self.mapper.encode(record, formatter)
-        topic, source, tags = encoded.topic, encoded.source, encoded.tags
-        if topic is None and source is None and tags is None:
+        if encoded.topic is None and encoded.source is None and encoded.tags is None:
             return encoded, None
+        return encoded, self.override(encoded)
+
+    def override(self, encoded: EncodedRecord) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+        """(topic, source, tags) of a record that overrides some of them (``extra=``)."""
+        topic, source, tags = encoded.topic, encoded.source, encoded.tags
         d_topic, d_source, d_tags = self.defaults
-        return encoded, (
+        return (
             d_topic if topic is None else topic,
             d_source if source is None else source,
             d_tags if tags is None else _merge_tags(d_tags, tags),
         )
 
+    def override_dest(self, encoded: EncodedRecord) -> str:
+        """The destination key of a record that overrides topic, source or tags."""
+        return encode_dest(self.project, self.logstore, *self.override(encoded))
+
     def route(
         self, record: logging.LogRecord, formatter: logging.Formatter | None
     ) -> tuple[EncodedRecord, str]:
         """The encoded record and the destination key the spool groups it by."""
-        encoded, override = self.split(record, formatter)
-        if override is None:
+        encoded = self.mapper.encode(record, formatter)
+        if encoded.topic is None and encoded.source is None and encoded.tags is None:
             return encoded, self.dest
-        return encoded, encode_dest(self.project, self.logstore, *override)
+        return encoded, self.override_dest(encoded)
 
 
 def _merge_tags(
@@ -236,134 +236,6 @@ def _merge_tags(
     merged = dict(defaults)
     merged.update((str(k), str(v)) for k, v in overrides)  # type: ignore[misc]
     return tuple(sorted(merged.items()))
-
-
-def as_timeouts(value: ClientTimeouts | Mapping[str, float] | float | None) -> ClientTimeouts:
-    """``ClientTimeouts`` from a value, a mapping of its fields (TOML), or a total in seconds.
-
-    A bare number is the whole call's deadline; connect/pool are capped at it too.
-    """
-    from yai_spool.sls.client import ClientTimeouts  # noqa: PLC0415 - httpx loads only to ship
-
-    if value is None:
-        return ClientTimeouts()
-    if isinstance(value, ClientTimeouts):
-        return value
-    if isinstance(value, Mapping):
-        return ClientTimeouts(**{k: float(v) for k, v in value.items()})
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"timeout must be seconds or ClientTimeouts, got {value!r}")
-    total = float(value)
-    return ClientTimeouts(
-        connect=min(5.0, total), read=total, write=total, pool=min(5.0, total), total=total
-    )
-
-
-def as_retry(value: RetryPolicy | Mapping[str, Any] | None) -> RetryPolicy:
-    """A ``RetryPolicy`` from itself or a mapping of its fields (dictConfig, TOML)."""
-    if value is None:
-        return DEFAULT_RETRY
-    if isinstance(value, RetryPolicy):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            return RetryPolicy(**dict(value))
-        except TypeError as exc:
-            raise ConfigError(f"retry: {exc}") from None
-    raise ConfigError(f"retry must be a RetryPolicy or a mapping, got {type(value).__name__}")
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    """Everything a PutLogs client of any mode is built from (never a secret in the repr)."""
-
-    endpoint: str | None
-    credentials: CredentialsProvider = field(repr=False)
-    compression: Compression = Compression.LZ4
-    signature_version: Literal["v1", "v4"] = "v1"
-    region: str | None = None
-    timeouts: ClientTimeouts | None = None
-    proxy: str | None = None
-    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD
-
-    @classmethod
-    def build(
-        cls,
-        endpoint: str | None,
-        *,
-        access_key_id: str | None = None,
-        access_key_secret: str | None = None,
-        security_token: str | None = None,
-        credentials_provider: CredentialsProvider | None = None,
-        compression: Compression | str = Compression.LZ4,
-        signature_version: Literal["v1", "v4"] = "v1",
-        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
-        region: str | None = None,
-        timeouts: Any = None,
-        proxy: str | None = None,
-    ) -> ClientOptions:
-        """Validate constructor-style arguments (raises ``ConfigError``/``ValueError``)."""
-        provider = resolve_credentials(
-            access_key_id=access_key_id,
-            access_key_secret=access_key_secret,
-            security_token=security_token,
-            provider=credentials_provider,
-        )
-        if signature_version not in ("v1", "v4"):
-            raise ConfigError(f"signature_version must be 'v1' or 'v4', got {signature_version!r}")
-        return cls(
-            endpoint,
-            provider,
-            Compression(compression),
-            signature_version,
-            region,
-            None if timeouts is None else as_timeouts(timeouts),
-            proxy,
-            signature_method=validate_signature_method(signature_method),
-        )
-
-    def check(self) -> None:
-        """Validate what the client would refuse when built, without importing httpx.
-
-        Lets a handler fail in its constructor (and ``dictConfig`` at startup) on a bad
-        endpoint or a V4 signature without a region, while the client itself is built only
-        on the first send (:class:`LazySender`).
-
-        Raises:
-            ConfigError: no endpoint, an endpoint that does not parse, V4 without a region.
-        """
-        if self.endpoint is None:
-            raise ConfigError("endpoint is required to ship records")
-        host = Endpoint.parse(self.endpoint).host
-        if self.signature_version == "v4" and not (self.region or region_from_host(host)):
-            raise ConfigError("signature_version='v4' needs region= (e.g. 'cn-hangzhou')")
-
-    def _kwargs(self) -> dict[str, Any]:
-        if self.endpoint is None:
-            raise ConfigError("endpoint is required to ship records")
-        kwargs: dict[str, Any] = {
-            "credentials_provider": self.credentials,
-            "compression": self.compression,
-            "signature_version": self.signature_version,
-            "signature_method": self.signature_method,
-            "region": self.region,
-            "proxy": self.proxy,
-        }
-        if self.timeouts is not None:
-            kwargs["timeouts"] = self.timeouts
-        return kwargs
-
-    def sync_client(self) -> PutLogsClient:
-        """A blocking client (thread flushers, the synchronous handler)."""
-        from yai_spool.sls.client import PutLogsClient  # noqa: PLC0415 - httpx loads only to ship
-
-        return PutLogsClient(self.endpoint or "", **self._kwargs())
-
-    def async_client(self) -> AsyncPutLogsClient:
-        """A native asyncio client (the asyncio flusher): no thread pool for network I/O."""
-        from yai_spool.sls.client import AsyncPutLogsClient  # noqa: PLC0415
-
-        return AsyncPutLogsClient(self.endpoint or "", **self._kwargs())
 
 
 class LazySender:

@@ -40,27 +40,20 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
-from yai_spool.handlers.core import ClientOptions, LazySender, ShutdownBound, handle_unlocked
-from yai_spool.handlers.mapping import RecordMapper
-from yai_spool.shipping.flusher import FlusherConfig, Sender, ThreadFlusher, in_flusher_thread
-from yai_spool.shipping.retry import DEFAULT_RETRY, RetryPolicy
-from yai_spool.sls.credentials import CredentialsProvider
-from yai_spool.sls.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod
-from yai_spool.spool import Spool, SpoolConfig, SpoolDropped
-from yai_spool.spool.destination import encode_dest
+from yai_spool.handlers.base import QueuedHandler
+from yai_spool.handlers.core import LazySender, Router, handle_unlocked
+from yai_spool.handlers.options import FlusherMode, HandlerOptions, SpoolOptions  # noqa: F401 - FlusherMode lived here
+from yai_spool.shipping.flusher import Sender, ThreadFlusher, in_flusher_thread
+from yai_spool.spool import Spool, SpoolDropped
 
 __all__ = ["SpoolHandler", "default_spool_path"]
 
 internal_log = logging.getLogger("yai_spool.internal")
-
-FlusherMode = Literal["thread", "none"]
 
 
 def default_spool_path(project: str, logstore: str) -> Path:
@@ -71,7 +64,7 @@ def default_spool_path(project: str, logstore: str) -> Path:
     return Path(state) / "yai-spool" / f"{project}.{logstore}.spool"
 
 
-class SpoolHandler(logging.Handler):
+class SpoolHandler(QueuedHandler):
     """Ship log records to SLS through a durable on-disk spool.
 
     Every argument is a keyword with a plain value, so ``logging.config.dictConfig`` can
@@ -119,133 +112,41 @@ class SpoolHandler(logging.Handler):
             the flusher's thread (never in ``__init__`` or ``emit``). A factory given here
             is called when the flusher starts (first ``emit`` or ``flush()``); if it
             raises, that is reported once (``handleError``) and the records stay spooled.
+        level: the handler level (a number, or a level name in any case).
+
+    The keywords, their defaults and checks are :class:`~yai_spool.handlers.options.SpoolOptions`;
+    ``SpoolHandler(options)`` takes a built one.
 
     Raises:
         ConfigError: the endpoint, signing or credential arguments are invalid (checked
             without building the client).
         ValueError: another argument is out of range.
-        level: the handler level.
+        TypeError: an unknown keyword (named, with a did-you-mean).
     """
 
-    def __init__(
-        self,
-        *,
-        project: str,
-        logstore: str,
-        endpoint: str | None = None,
-        spool_path: str | os.PathLike[str] | None = None,
-        access_key_id: str | None = None,
-        access_key_secret: str | None = None,
-        security_token: str | None = None,
-        credentials_provider: CredentialsProvider | None = None,
-        topic: str = "",
-        source: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        flusher: FlusherMode = "thread",
-        fields: Iterable[Any] | None = None,
-        extra: bool | None = True,
-        buildin_fields_prefix: str | None = None,
-        buildin_fields_suffix: str | None = None,
-        extract_json: bool | None = None,
-        extract_json_drop_message: bool | None = None,
-        extract_json_prefix: str | None = None,
-        extract_json_suffix: str | None = None,
-        extract_kv: bool | None = None,
-        extract_kv_drop_message: bool | None = None,
-        extract_kv_prefix: str | None = None,
-        extract_kv_suffix: str | None = None,
-        extract_kv_sep: str | None = None,
-        otel: bool = True,
-        otel_keys: Mapping[str, str | None] | None = None,
-        max_spool_records: int = 1_000_000,
-        max_spool_bytes: int = 256 * 1024 * 1024,
-        when_full: str = "drop_oldest",
-        block_timeout: float = 1.0,
-        synchronous: str = "NORMAL",
-        batch_size: int = 4096,
-        batch_bytes: int = 4 * 1024 * 1024,
-        linger: float = 0.5,
-        max_in_flight: int = 2,
-        compression: str = "lz4",
-        signature_version: Literal["v1", "v4"] = "v1",
-        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
-        region: str | None = None,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        flush_timeout: float = 5.0,
-        close_timeout: float = 5.0,
-        sender_factory: Callable[[], Sender] | None = None,
-        level: int | str = logging.NOTSET,
-    ) -> None:
-        super().__init__(level)
-        # Closed until the constructor completes: logging.shutdown() still reaches a handler
-        # whose constructor raised (Handler.__init__ registered it), and it owns nothing.
-        self._closed = True
+    options_class: ClassVar[type[HandlerOptions]] = SpoolOptions
+    options: SpoolOptions
+
+    def _configure(self, options: SpoolOptions) -> None:
+        super()._configure(options)
+        # SpoolHandler has never checked the names: the spool takes any, the sender decides.
+        self._router = router = Router.of(options, check_names=False)
+        self._mapper, self._defaults, self._dest = router.mapper, router.defaults, router.dest
+        self.spool_path = (
+            Path(options.spool_path)
+            if options.spool_path
+            else default_spool_path(options.project, options.logstore)
+        )
+        self._spool_config = options.spool_config
+        self._flusher_config = options.flusher_config
+        self._client_options = options.client
+        self._sender_factory = options.sender_factory
         self._start_lock = threading.Lock()
-        if flusher not in ("thread", "none"):
-            raise ValueError(f"flusher must be 'thread' or 'none', got {flusher!r}")
-        if flusher == "thread" and endpoint is None and sender_factory is None:
-            raise ValueError("endpoint is required unless flusher='none'")
-        self.project, self.logstore, self.endpoint = project, logstore, endpoint
-        self.flusher_mode: FlusherMode = flusher
-        self.flush_timeout, self.close_timeout = flush_timeout, close_timeout
-        self._bound = ShutdownBound()
-        source = socket.gethostname() if source is None else source
-        self._mapper = RecordMapper(
-            fields=fields,
-            extra=extra,
-            buildin_fields_prefix=buildin_fields_prefix,
-            buildin_fields_suffix=buildin_fields_suffix,
-            extract_json=extract_json,
-            extract_json_drop_message=extract_json_drop_message,
-            extract_json_prefix=extract_json_prefix,
-            extract_json_suffix=extract_json_suffix,
-            extract_kv=extract_kv,
-            extract_kv_drop_message=extract_kv_drop_message,
-            extract_kv_prefix=extract_kv_prefix,
-            extract_kv_suffix=extract_kv_suffix,
-            extract_kv_sep=extract_kv_sep,
-            otel=otel,
-            otel_keys=otel_keys,
-        )
-        self._defaults = (topic, source, tuple(sorted((tags or {}).items())))
-        self._dest = encode_dest(project, logstore, topic, source, self._defaults[2])
-        self.spool_path = Path(spool_path) if spool_path else default_spool_path(project, logstore)
-        self._spool_config = SpoolConfig(
-            max_records=max_spool_records,
-            max_bytes=max_spool_bytes,
-            when_full=when_full,  # type: ignore[arg-type]  # validated by SpoolConfig
-            block_timeout=block_timeout,
-            synchronous=synchronous,  # type: ignore[arg-type]
-        )
-        self._flusher_config = FlusherConfig(
-            max_batch_records=batch_size,
-            max_batch_bytes=batch_bytes,
-            linger=linger,
-            max_in_flight=max_in_flight,
-            retry=retry,
-        )
-        # Validated here (ConfigError on a bad endpoint, V4 without region, half a key pair)
-        # without importing httpx; the client itself is built on the first send.
-        self._client_options = ClientOptions.build(
-            endpoint,
-            access_key_id=access_key_id,
-            access_key_secret=access_key_secret,
-            security_token=security_token,
-            credentials_provider=credentials_provider,
-            compression=compression,
-            signature_version=signature_version,
-            signature_method=signature_method,
-            region=region,
-        )
-        if flusher == "thread" and sender_factory is None:
-            self._client_options.check()
-        self._sender_factory = sender_factory
         self.spool = Spool(self.spool_path, self._spool_config)
         self._flusher: ThreadFlusher | None = None
         self._start_error = False
         self._drops_reported = 0
         _register_fork_handler(self)
-        self._closed = False
 
     # -- logging.Handler -----------------------------------------------------------------
 
@@ -265,18 +166,11 @@ class SpoolHandler(logging.Handler):
             # paying for the mapping (a refusal must not cost more than an acceptance).
             self.spool.refuse_if_full()
             encoded = self._mapper.encode(record, self.formatter)
+            # Router.route, inlined for the common case (the hot path): no per-record override.
             if encoded.topic is None and encoded.source is None and encoded.tags is None:
                 dest = self._dest
             else:
-                dest = encode_dest(
-                    self.project,
-                    self.logstore,
-                    self._defaults[0] if encoded.topic is None else encoded.topic,
-                    self._defaults[1] if encoded.source is None else encoded.source,
-                    self._defaults[2]
-                    if encoded.tags is None
-                    else _merge_tags(self._defaults[2], encoded.tags),
-                )
+                dest = self._router.override_dest(encoded)
             d = record.__dict__
             level, logger = d.get("levelname"), d.get("name")
             self.spool.append_log(
@@ -309,16 +203,6 @@ class SpoolHandler(logging.Handler):
                 return
         flusher.wake()
 
-    def flush(self) -> None:
-        """Wait (at most ``flush_timeout``) until records emitted so far are delivered.
-
-        Called by ``logging.shutdown()``, it waits at most ``close_timeout`` and the
-        ``close()`` that follows gets only what is left of that deadline.
-        """
-        if self._closed:
-            return
-        self.flush_until(self._bound.flush_timeout(self.flush_timeout, self.close_timeout))
-
     def flush_until(self, timeout: float) -> bool:
         """Like :meth:`flush`, with an explicit bound; True if everything was delivered."""
         if self._closed or self.flusher_mode != "thread":
@@ -334,25 +218,11 @@ class SpoolHandler(logging.Handler):
             internal_log.debug("flush failed", exc_info=True)
             return False
 
-    def close(self) -> None:
-        """Drain until ``close_timeout``, stop the flusher, close the spool (idempotent).
-
-        At the deadline the requests still in flight are cancelled; their records stay leased
-        in the spool for the next flusher. When this returns, no thread of the handler runs.
-        """
-        with self._start_lock:
-            if self._closed:
-                return
-            self._closed = True
-            flusher, self._flusher = self._flusher, None
-        try:
-            if flusher is not None:
-                flusher.stop(self._bound.close_budget(self.close_timeout))
-            self.spool.close()
-        except Exception:
-            internal_log.debug("close failed", exc_info=True)
-        finally:
-            super().close()
+    def _close_queue(self) -> None:
+        """Close the spool: what was not delivered stays on disk for the next flusher (the
+        records of requests cancelled at the deadline stay leased). When ``close()``
+        returns, no thread of the handler runs."""
+        self.spool.close()
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
@@ -411,15 +281,6 @@ class SpoolHandler(logging.Handler):
         self._start_lock = threading.Lock()
         self._drops_reported = 0
         self.spool.reopen_after_fork()
-
-
-def _merge_tags(
-    defaults: Iterable[tuple[str, str]], overrides: Iterable[Iterable[str]]
-) -> list[tuple[str, str]]:
-    """``extra={"sls_tags": ...}`` merged over the handler's tags (mapping.py's contract)."""
-    merged = dict(defaults)
-    merged.update((k, v) for k, v in overrides)
-    return list(merged.items())
 
 
 _handlers: weakref.WeakSet[SpoolHandler] = weakref.WeakSet()

@@ -30,33 +30,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from yai_spool.handlers.base import QueuedHandler
 from yai_spool.handlers.core import (
-    ClientOptions,
     DropReporter,
     LazySender,
     Router,
-    ShutdownBound,
-    as_retry,
     asyncio_handlers,
     handle_unlocked,
     is_shipping_path,
     reset_after_fork,
 )
-from yai_spool.shipping.flusher import FlusherConfig, Sender, ThreadFlusher
-from yai_spool.shipping.retry import RetryPolicy
-from yai_spool.sls.credentials import CredentialsProvider
-from yai_spool.sls.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod
+from yai_spool.handlers.options import MemoryOptions, QueueFlusher  # noqa: F401 - QueueFlusher lived here
+from yai_spool.shipping.flusher import ThreadFlusher
 from yai_spool.spool import SpoolClosedError, SpoolDropped
-from yai_spool.spool.memory import MemorySpool, MemorySpoolConfig
+from yai_spool.spool.memory import MemorySpool
 
 __all__ = ["FlusherLink", "MemoryQueueHandler"]
 
 internal_log = logging.getLogger("yai_spool.internal")
-
-QueueFlusher = Literal["thread", "asyncio"]
 
 
 class FlusherLink(Protocol):
@@ -73,7 +66,7 @@ class FlusherLink(Protocol):
     def stop(self, drain_timeout: float = 5.0) -> None: ...
 
 
-class MemoryQueueHandler(logging.Handler):
+class MemoryQueueHandler(QueuedHandler):
     """Queue records in memory (bounded) and ship them in batches from a flusher.
 
     Every argument is a keyword with a plain value, so ``logging.config.dictConfig`` can build
@@ -81,12 +74,8 @@ class MemoryQueueHandler(logging.Handler):
     with ``mode: memory``).
 
     Args:
-        project, logstore, endpoint: the destination.
-        access_key_id, access_key_secret, security_token, credentials_provider: credentials
-            (default: the ``ALIBABA_CLOUD_*`` environment variables, read per request).
-        topic, source, tags: LogGroup fields (per-record ``extra={"sls_topic": ...}``).
-        otel, otel_keys: OpenTelemetry span ids on every record, as ``SpoolHandler``.
-        fields, extra, buildin_fields_prefix, ...: field selection as ``SpoolHandler``.
+        project, logstore, endpoint, credentials, topic, source, tags, otel, field selection:
+            as ``SpoolHandler`` (every mode takes them).
         flusher: ``"thread"`` (default: a background thread, started by the first record) or
             ``"asyncio"`` (an asyncio task started by :func:`yai_spool.handlers.aio.lifespan` or
             ``async with yai_spool.handlers.aio.AsyncFlusher(handler)``).
@@ -104,143 +93,31 @@ class MemoryQueueHandler(logging.Handler):
         sender_factory: builds the blocking client (tests); default ``PutLogsClient``.
         async_sender_factory: builds the asyncio client; default ``AsyncPutLogsClient``.
         level: the handler level.
+
+    The keywords, their defaults and checks are
+    :class:`~yai_spool.handlers.options.MemoryOptions`.
     """
 
     mode_name = "memory"
-    # Class-level defaults so close() works on a handler whose __init__ raised after
-    # logging.Handler.__init__ registered it for logging.shutdown().
-    _closed = True
-    _flusher: FlusherLink | None = None
+    options_class = MemoryOptions
+    options: MemoryOptions
 
-    def __init__(
-        self,
-        *,
-        project: str,
-        logstore: str,
-        endpoint: str | None = None,
-        access_key_id: str | None = None,
-        access_key_secret: str | None = None,
-        security_token: str | None = None,
-        credentials_provider: CredentialsProvider | None = None,
-        topic: str = "",
-        source: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        fields: Iterable[Any] | None = None,
-        extra: bool | None = True,
-        buildin_fields_prefix: str | None = None,
-        buildin_fields_suffix: str | None = None,
-        extract_json: bool | None = None,
-        extract_json_drop_message: bool | None = None,
-        extract_json_prefix: str | None = None,
-        extract_json_suffix: str | None = None,
-        extract_kv: bool | None = None,
-        extract_kv_drop_message: bool | None = None,
-        extract_kv_prefix: str | None = None,
-        extract_kv_suffix: str | None = None,
-        extract_kv_sep: str | None = None,
-        otel: bool = True,
-        otel_keys: Mapping[str, str | None] | None = None,
-        flusher: QueueFlusher = "thread",
-        max_queue_records: int = 100_000,
-        max_queue_bytes: int = 64 * 1024 * 1024,
-        when_full: str = "drop_oldest",
-        block_timeout: float = 1.0,
-        max_dead_letters: int = 1000,
-        batch_size: int = 4096,
-        batch_bytes: int = 4 * 1024 * 1024,
-        linger: float = 0.5,
-        retry: RetryPolicy | Mapping[str, Any] | None = None,
-        timeouts: Any = None,
-        max_in_flight: int = 4,
-        compression: str = "lz4",
-        signature_version: Literal["v1", "v4"] = "v1",
-        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
-        region: str | None = None,
-        proxy: str | None = None,
-        flush_timeout: float = 5.0,
-        close_timeout: float = 5.0,
-        sender_factory: Callable[[], Sender] | None = None,
-        async_sender_factory: Callable[[], Any] | None = None,
-        level: int | str = logging.NOTSET,
-    ) -> None:
-        super().__init__(level)
-        if flusher not in ("thread", "asyncio"):
-            raise ValueError(f"flusher must be 'thread' or 'asyncio', got {flusher!r}")
-        if endpoint is None and sender_factory is None and async_sender_factory is None:
-            raise ValueError("endpoint is required")
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
-        self.project, self.logstore, self.endpoint = project, logstore, endpoint
-        self.flusher_mode: QueueFlusher = flusher
-        self.flush_timeout, self.close_timeout = flush_timeout, close_timeout
-        self._bound = ShutdownBound()  # logging.shutdown(): flush + close share close_timeout
-        self.max_in_flight = max_in_flight
-        self._router = Router(
-            project,
-            logstore,
-            topic=topic,
-            source=source,
-            tags=tags,
-            mapper_options={
-                "fields": fields,
-                "extra": extra,
-                "buildin_fields_prefix": buildin_fields_prefix,
-                "buildin_fields_suffix": buildin_fields_suffix,
-                "extract_json": extract_json,
-                "extract_json_drop_message": extract_json_drop_message,
-                "extract_json_prefix": extract_json_prefix,
-                "extract_json_suffix": extract_json_suffix,
-                "extract_kv": extract_kv,
-                "extract_kv_drop_message": extract_kv_drop_message,
-                "extract_kv_prefix": extract_kv_prefix,
-                "extract_kv_suffix": extract_kv_suffix,
-                "extract_kv_sep": extract_kv_sep,
-                "otel": otel,
-                "otel_keys": otel_keys,
-            },
-        )
-        self.client_options = ClientOptions.build(
-            endpoint,
-            access_key_id=access_key_id,
-            access_key_secret=access_key_secret,
-            security_token=security_token,
-            credentials_provider=credentials_provider,
-            compression=compression,
-            signature_version=signature_version,
-            signature_method=signature_method,
-            region=region,
-            timeouts=timeouts,
-            proxy=proxy,
-        )
-        self.flusher_config = FlusherConfig(
-            max_batch_records=batch_size,
-            max_batch_bytes=batch_bytes,
-            linger=linger,
-            retry=as_retry(retry),
-        )
-        self.spool = MemorySpool(
-            MemorySpoolConfig(
-                max_records=max_queue_records,
-                max_bytes=max_queue_bytes,
-                when_full=when_full,  # type: ignore[arg-type]  # validated by the config
-                block_timeout=block_timeout,
-                max_dead_letters=max_dead_letters,
-            ),
-            name=f"{project}/{logstore}",
-        )
-        own = sender_factory if flusher == "thread" else async_sender_factory
-        if own is None:
-            self.client_options.check()  # a bad endpoint fails here, not on the first send
-        self._sender_factory = sender_factory  # None: our client, built on the first send
-        self._async_sender_factory = async_sender_factory or self.client_options.async_client
-        self._flusher = None
+    def _configure(self, options: MemoryOptions) -> None:
+        super()._configure(options)
+        self.max_in_flight = options.max_in_flight
+        self._router = Router.of(options)
+        self.client_options = options.client
+        self.flusher_config = options.flusher_config
+        self.spool = MemorySpool(options.queue_config, name=f"{self.project}/{self.logstore}")
+        self._sender_factory = options.sender_factory  # None: our client, built on first send
+        self._async_sender_factory = options.async_sender_factory or options.client.async_client
+        self._flusher: FlusherLink | None = None
         self._thread_flusher: ThreadFlusher | None = None
-        self._closed = False
         self._start_error = False
         self._start_lock = threading.Lock()
-        self._reporter = DropReporter(f"{project}/{logstore} memory queue")
+        self._reporter = DropReporter(f"{self.project}/{self.logstore} memory queue")
         reset_after_fork(self)
-        if flusher == "asyncio":
+        if options.flusher == "asyncio":
             asyncio_handlers.add(self)
 
     # -- logging.Handler -----------------------------------------------------------------
@@ -278,14 +155,6 @@ class MemoryQueueHandler(logging.Handler):
                 return
         flusher.wake()
 
-    def flush(self) -> None:
-        """Wait (at most ``flush_timeout``) until records emitted so far are delivered.
-
-        Called by ``logging.shutdown()``, it waits at most ``close_timeout`` and the
-        ``close()`` that follows gets only what is left of that deadline.
-        """
-        self.flush_until(self._bound.flush_timeout(self.flush_timeout, self.close_timeout))
-
     def flush_until(self, timeout: float) -> bool:
         """Like :meth:`flush` with an explicit bound; True if everything was delivered.
 
@@ -306,32 +175,17 @@ class MemoryQueueHandler(logging.Handler):
             internal_log.debug("flush failed", exc_info=True)
             return False
 
-    def close(self) -> None:
-        """Drain until ``close_timeout``, stop the flusher; what is left is lost and counted."""
-        if self._closed:
-            super().close()
-            return
-        with self._start_lock:
-            if self._closed:
-                return
-            self._closed = True
-            flusher, self._flusher = self._flusher, None
-        try:
-            if flusher is not None:
-                flusher.stop(self._bound.close_budget(self.close_timeout))
-            lost = self.spool.close()
-            if lost:
-                internal_log.warning(
-                    "yai-spool %s/%s: %d records were still queued in memory at close "
-                    "and are lost (counted as unsent_at_close)",
-                    self.project,
-                    self.logstore,
-                    lost,
-                )
-        except Exception:
-            internal_log.debug("close failed", exc_info=True)
-        finally:
-            super().close()
+    def _close_queue(self) -> None:
+        """Close the queue: what is still in it is lost now, counted and said once."""
+        lost = self.spool.close()
+        if lost:
+            internal_log.warning(
+                "yai-spool %s/%s: %d records were still queued in memory at close "
+                "and are lost (counted as unsent_at_close)",
+                self.project,
+                self.logstore,
+                lost,
+            )
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)

@@ -28,33 +28,27 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
-from yai_spool.handlers.core import ClientOptions, Router, as_retry, is_shipping_path
+from yai_spool.handlers.base import ConfiguredHandler
+from yai_spool.handlers.core import Router, is_shipping_path
+from yai_spool.handlers.options import SyncOptions
 from yai_spool.shipping.flusher import Sender
-from yai_spool.shipping.retry import Backoff, RetryPolicy
-from yai_spool.sls.credentials import CredentialsProvider
+from yai_spool.shipping.retry import Backoff
 from yai_spool.sls.encoding import join_logs
 from yai_spool.sls.errors import Outcome, SLSError, classify_exception
-from yai_spool.sls.signing import DEFAULT_SIGNATURE_METHOD, SignatureMethod
 
 __all__ = ["SyncSLSHandler"]
 
 internal_log = logging.getLogger("yai_spool.internal")
 
 
-class SyncSLSHandler(logging.Handler):
+class SyncSLSHandler(ConfiguredHandler):
     """Send every record to SLS inside ``emit``, with a bounded timeout and no retries.
 
     Args:
-        project, logstore, endpoint: the destination.
-        access_key_id, access_key_secret, security_token, credentials_provider: credentials
-            (default: the ``ALIBABA_CLOUD_*`` environment variables, read per request).
-        topic, source, tags: LogGroup fields (per-record ``extra={"sls_topic": ...}``).
-        otel, otel_keys: OpenTelemetry span ids on every record, as ``SpoolHandler``.
-        fields, extra, buildin_fields_prefix, ...: field selection as ``SpoolHandler`` (the
-            names of ``aliyun.log.QueuedLogHandler``).
+        project, logstore, endpoint, credentials, topic, source, tags, otel, field selection:
+            as ``SpoolHandler`` (every mode takes them).
         timeout: seconds one record may take at most (or a ``ClientTimeouts``). Default 3.
         retry: the backoff after a failure (``RetryPolicy`` or a mapping of its fields).
         skip_while_backing_off: drop (and count) records during the backoff instead of
@@ -64,109 +58,29 @@ class SyncSLSHandler(logging.Handler):
         sender_factory: builds the client (tests); default ``PutLogsClient``.
         rng: the backoff's jitter source (tests); default a fresh ``random.Random``.
         level: the handler level.
+
+    The keywords, their defaults and checks are :class:`~yai_spool.handlers.options.SyncOptions`.
     """
 
-    # Class-level defaults so close() works on a handler whose __init__ raised after
-    # logging.Handler.__init__ registered it for logging.shutdown().
-    _closed = True
-    _sender: Sender | None = None
+    options_class = SyncOptions
+    options: SyncOptions
 
-    def __init__(
-        self,
-        *,
-        project: str,
-        logstore: str,
-        endpoint: str | None = None,
-        access_key_id: str | None = None,
-        access_key_secret: str | None = None,
-        security_token: str | None = None,
-        credentials_provider: CredentialsProvider | None = None,
-        topic: str = "",
-        source: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        fields: Iterable[Any] | None = None,
-        extra: bool | None = True,
-        buildin_fields_prefix: str | None = None,
-        buildin_fields_suffix: str | None = None,
-        extract_json: bool | None = None,
-        extract_json_drop_message: bool | None = None,
-        extract_json_prefix: str | None = None,
-        extract_json_suffix: str | None = None,
-        extract_kv: bool | None = None,
-        extract_kv_drop_message: bool | None = None,
-        extract_kv_prefix: str | None = None,
-        extract_kv_suffix: str | None = None,
-        extract_kv_sep: str | None = None,
-        otel: bool = True,
-        otel_keys: Mapping[str, str | None] | None = None,
-        timeout: Any = 3.0,
-        retry: RetryPolicy | Mapping[str, Any] | None = None,
-        skip_while_backing_off: bool = True,
-        compression: str = "lz4",
-        signature_version: Literal["v1", "v4"] = "v1",
-        signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD,
-        region: str | None = None,
-        proxy: str | None = None,
-        sender_factory: Callable[[], Sender] | None = None,
-        rng: random.Random | None = None,
-        level: int | str = logging.NOTSET,
-    ) -> None:
-        super().__init__(level)
-        if endpoint is None and sender_factory is None:
-            raise ValueError("endpoint is required")
-        self.project, self.logstore, self.endpoint = project, logstore, endpoint
-        self._router = Router(
-            project,
-            logstore,
-            topic=topic,
-            source=source,
-            tags=tags,
-            mapper_options={
-                "fields": fields,
-                "extra": extra,
-                "buildin_fields_prefix": buildin_fields_prefix,
-                "buildin_fields_suffix": buildin_fields_suffix,
-                "extract_json": extract_json,
-                "extract_json_drop_message": extract_json_drop_message,
-                "extract_json_prefix": extract_json_prefix,
-                "extract_json_suffix": extract_json_suffix,
-                "extract_kv": extract_kv,
-                "extract_kv_drop_message": extract_kv_drop_message,
-                "extract_kv_prefix": extract_kv_prefix,
-                "extract_kv_suffix": extract_kv_suffix,
-                "extract_kv_sep": extract_kv_sep,
-                "otel": otel,
-                "otel_keys": otel_keys,
-            },
-        )
-        self._options = ClientOptions.build(
-            endpoint,
-            access_key_id=access_key_id,
-            access_key_secret=access_key_secret,
-            security_token=security_token,
-            credentials_provider=credentials_provider,
-            compression=compression,
-            signature_version=signature_version,
-            signature_method=signature_method,
-            region=region,
-            timeouts=timeout,
-            proxy=proxy,
-        )
-        if sender_factory is None:
-            self._options.check()
+    def _configure(self, options: SyncOptions) -> None:
+        self._router = Router.of(options)
+        self._options = options.client
+        if options.sender_factory is None:
             # emit() sends, so it needs the client: import it here, never inside emit().
             import yai_spool.sls.client  # noqa: F401, PLC0415
-        self._sender_factory = sender_factory or self._options.sync_client
-        self._sender = None
-        self._backoff = Backoff(as_retry(retry), rng or random.Random())
-        self._skip = skip_while_backing_off
+        self._sender_factory = options.sender_factory or options.client.sync_client
+        self._sender: Sender | None = None
+        self._backoff = Backoff(options.retry, options.rng or random.Random())
+        self._skip = options.skip_while_backing_off
         self._resume_at = 0.0
         self._local = threading.local()
         self._counts: Counter[str] = Counter()
         self._failures = 0
         self._last_error_code = ""
         self._last_request_id = ""
-        self._closed = False
 
     # -- logging.Handler -----------------------------------------------------------------
 

@@ -3,69 +3,38 @@ records of each request reach the emulator carrying that request's span ids."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from modes_support import DEADLINE, serve_example
 
 from yai_spool.testing import ABSENT, SLSEmulator
 
 pytest.importorskip("opentelemetry.instrumentation.asgi")
 
-REPO = Path(__file__).resolve().parents[2]
-DEADLINE = 30.0
 INCOMING_TRACE = "0af7651916cd43dd8448eb211c80319c"
 INCOMING_PARENT = "b7ad6b7169203331"
 TRACEPARENT = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01"
-LAUNCHER = "import signal, sys, uvicorn; signal.alarm(120); sys.exit(uvicorn.main())"
 
 
 @pytest.fixture
 def served(
     sls_emulator: SLSEmulator, tmp_path: Path
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
-    """uvicorn serving the example on a socket bound here (no port race), killed at the end."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    port = listener.getsockname()[1]
     env = {
-        **os.environ,
         **sls_emulator.env(),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "SLS_PROJECT": sls_emulator.project,
         "SLS_LOGSTORE": sls_emulator.logstore,
         "YAI_SPOOL_QUEUE": "spool",
         "XDG_STATE_HOME": str(tmp_path / "state"),
     }
-    env.pop("PYTHONWARNINGS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, "--app-dir", str(REPO / "examples"),
-         "fastapi_otel:app", "--fd", str(listener.fileno()), "--log-level", "warning"],
-        pass_fds=[listener.fileno()],
-        env=env,
-        cwd=str(REPO),
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    listener.close()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE, trust_env=False)
-    try:
-        yield client, proc
-    finally:
-        client.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(DEADLINE)
-        if proc.stderr is not None:
-            proc.stderr.close()
+    with serve_example("fastapi_otel:app", env) as served:
+        yield served
 
 
 def test_request_records_carry_the_server_spans_ids(
