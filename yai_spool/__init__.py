@@ -30,7 +30,7 @@ _moved.install()
 if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
     from yai_spool.handlers import MemoryQueueHandler, SyncSLSHandler
     from yai_spool.handlers.configure import from_toml, make_handler
-    from yai_spool.handlers.context import bind
+    from yai_spool.handlers.context import ContextFilter, bind, propagate
     from yai_spool.handlers.durable import SpoolHandler
     from yai_spool.handlers.mapping import LogFields
     from yai_spool.shipping.retry import RetryPolicy
@@ -62,6 +62,8 @@ _LAZY: dict[str, str] = {
     "from_toml": "yai_spool.handlers.configure",
     "make_handler": "yai_spool.handlers.configure",
     "bind": "yai_spool.handlers.context",
+    "propagate": "yai_spool.handlers.context",
+    "ContextFilter": "yai_spool.handlers.context",
     "Credentials": "yai_spool.sls.credentials",
     "ConfigError": "yai_spool.sls.errors",
     "Outcome": "yai_spool.sls.errors",
@@ -83,6 +85,7 @@ __all__ = [
     "ClientTimeouts",
     "Compression",
     "ConfigError",
+    "ContextFilter",
     "Credentials",
     "Log",
     "LogFields",
@@ -101,6 +104,7 @@ __all__ = [
     "bind",
     "from_toml",
     "make_handler",
+    "propagate",
 ]
 
 
