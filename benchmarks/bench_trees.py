@@ -72,9 +72,8 @@ def main() -> int:
                     for label, tree in (("before", before), ("after", ROOT)):
                         code, out = run(tree, script)
                         worst = max(worst, code)
-                        print(
-                            f"\n=== {script} | {label} ({opts.before if label == 'before' else 'HEAD'}) | round {rnd} | exit {code}"
-                        )
+                        rev = opts.before if label == "before" else "HEAD"
+                        print(f"\n=== {script} | {label} ({rev}) | round {rnd} | exit {code}")
                         print(out.rstrip(), flush=True)
         finally:
             subprocess.run(
