@@ -92,3 +92,13 @@ def async_mock() -> Callable[..., AsyncPutLogsClient]:
         return with_mock_transport(AsyncPutLogsClient("http://127.0.0.1:9", **kwargs), handler)
 
     return make
+
+
+@pytest.fixture(params=["sync", "async"])
+def mock_client(
+    request: pytest.FixtureRequest,
+    sync_mock: Callable[..., PutLogsClient],
+    async_mock: Callable[..., AsyncPutLogsClient],
+) -> Callable[..., Any]:
+    """``sync_mock`` and then ``async_mock``: a test that holds for both twins."""
+    return sync_mock if request.param == "sync" else async_mock
