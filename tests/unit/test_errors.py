@@ -115,7 +115,9 @@ CODES_BY_STATUS = {
 
 
 @pytest.mark.parametrize(("status", "codes"), CODES_BY_STATUS.items())
-def test_default_statuses_follow_the_protocol_doc(status: int, codes: tuple[ErrorCode, ...]) -> None:
+def test_default_statuses_follow_the_protocol_doc(
+    status: int, codes: tuple[ErrorCode, ...]
+) -> None:
     assert {code: DEFAULT_STATUS[code] for code in codes} == dict.fromkeys(codes, status)
 
 
