@@ -1,14 +1,16 @@
 """Project-wide pytest fixtures.
 
-Owns: logging-state hygiene (every test gets the root logger back as it found it) and the
-shared local SLS emulator fixtures. Emulators bind 127.0.0.1 on a free port and stop at
-teardown, so no test leaves a server behind.
+Owns: logging-state hygiene (every test gets the root logger back as it found it) and
+``exit_stack`` (what factory fixtures in several folders make is closed at teardown). Helpers
+that tests import (not fixtures) are in shared_support.py. Emulators bind 127.0.0.1 on a free
+port and stop at teardown, so no test leaves a server behind.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
@@ -27,3 +29,13 @@ def _restore_logging() -> Iterator[None]:
         if handler not in handlers:
             root.removeHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture
+def exit_stack() -> Iterator[ExitStack]:
+    """An ExitStack unwound at teardown: factory fixtures register what they make to close it.
+
+    Unwinding runs every callback (last registered first) even when one of them raises.
+    """
+    with ExitStack() as stack:
+        yield stack

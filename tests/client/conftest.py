@@ -9,13 +9,15 @@ emulator (test_client_emulator.py) or a local socket server (test_client_deadlin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
 import pytest
 from client_support import KEY_ID, SECRET, TMP_KEY_ID, TMP_SECRET, TOKEN
+from shared_support import sts_emulator
 
-from yai_spool.emulator import Emulator, EmulatorConfig
+from yai_spool.emulator import Emulator
 from yai_spool.sls.client import AsyncPutLogsClient, PutLogsClient
 
 
@@ -25,11 +27,7 @@ def emu() -> Iterator[Emulator]:
 
     Tests isolate themselves by logstore name; `_reset_emu` clears faults between tests.
     """
-    config = EmulatorConfig(
-        access_keys={KEY_ID: SECRET, TMP_KEY_ID: TMP_SECRET},
-        sts_tokens={TOKEN: TMP_KEY_ID},
-    )
-    with Emulator(config) as emulator:
+    with sts_emulator((KEY_ID, SECRET), (TMP_KEY_ID, TMP_SECRET), TOKEN) as emulator:
         yield emulator
 
 
@@ -65,20 +63,20 @@ def with_mock_transport(client: Any, handler: Handler) -> Any:
 
 
 @pytest.fixture
-def sync_mock() -> Iterator[Callable[..., PutLogsClient]]:
-    """Factory: ``sync_mock(handler, **client_kwargs)`` -> PutLogsClient on MockTransport."""
-    made: list[PutLogsClient] = []
+def sync_mock(exit_stack: ExitStack) -> Callable[..., PutLogsClient]:
+    """Factory: ``sync_mock(handler, **client_kwargs)`` -> PutLogsClient on MockTransport.
+
+    Every client it makes is closed at teardown.
+    """
 
     def make(handler: Handler, **kwargs: Any) -> PutLogsClient:
         kwargs.setdefault("access_key_id", KEY_ID)
         kwargs.setdefault("access_key_secret", SECRET)
         client = with_mock_transport(PutLogsClient("http://127.0.0.1:9", **kwargs), handler)
-        made.append(client)
+        exit_stack.callback(client.close)
         return client
 
-    yield make
-    for client in made:
-        client.close()
+    return make
 
 
 @pytest.fixture
@@ -94,3 +92,13 @@ def async_mock() -> Callable[..., AsyncPutLogsClient]:
         return with_mock_transport(AsyncPutLogsClient("http://127.0.0.1:9", **kwargs), handler)
 
     return make
+
+
+@pytest.fixture(params=["sync", "async"])
+def mock_client(
+    request: pytest.FixtureRequest,
+    sync_mock: Callable[..., PutLogsClient],
+    async_mock: Callable[..., AsyncPutLogsClient],
+) -> Callable[..., Any]:
+    """``sync_mock`` and then ``async_mock``: a test that holds for both twins."""
+    return sync_mock if request.param == "sync" else async_mock

@@ -4,11 +4,12 @@ request shape, secret masking, lifecycle. No sockets; the emulator tests cover t
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
@@ -37,6 +38,7 @@ from yai_spool.sls.errors import (
 )
 from yai_spool.sls.model import Log, LogGroup
 
+R = TypeVar("R")
 GROUP = LogGroup(logs=(Log(time=1_700_000_000, contents=(("msg", "hello"),), time_ns=5),))
 
 
@@ -51,6 +53,34 @@ def sls_answer(
 
 def ok(_: httpx.Request) -> httpx.Response:
     return httpx.Response(200, headers={"x-log-requestid": "5B0A6B60BB6EE39764D458B5"})
+
+
+def one_put(put_raw: Callable[..., R], put_logs: Callable[..., R], raw: bool) -> Callable[[], R]:
+    """The call ``put_raw(PROJECT, LOGSTORE, b"")`` if ``raw``, else ``put_logs(..., GROUP)``."""
+    if raw:
+        return functools.partial(put_raw, PROJECT, LOGSTORE, b"")
+    return functools.partial(put_logs, PROJECT, LOGSTORE, GROUP)
+
+
+def put_error(client: PutLogsClient | AsyncPutLogsClient, *, raw: bool = False) -> BaseException:
+    """What one ``put_logs`` (``put_raw`` if ``raw``) on either twin raises.
+
+    The async twin runs in its own event loop and is closed there; the sync one is closed by
+    its fixture.
+    """
+    expected = (SLSError, TransportError)
+    if isinstance(client, PutLogsClient):
+        with pytest.raises(expected) as info:
+            one_put(client.put_raw, client.put_logs, raw)()
+        return info.value
+
+    async def run(client: AsyncPutLogsClient) -> BaseException:
+        async with client:
+            with pytest.raises(expected) as info:
+                await one_put(client.put_raw, client.put_logs, raw)()
+            return info.value
+
+    return asyncio.run(run(client))
 
 
 # ----------------------------------------------------------------------- configuration
@@ -163,32 +193,15 @@ STATUS_CASES = [
 
 @pytest.mark.parametrize(("status", "code", "outcome"), STATUS_CASES)
 def test_non_200_raises_sls_error(
-    sync_mock: Callable[..., PutLogsClient], status: int, code: str | None, outcome: Outcome
+    mock_client: Callable[..., Any], status: int, code: str | None, outcome: Outcome
 ) -> None:
-    client = sync_mock(lambda _: sls_answer(status, code, rid="RIDX"))
-    with pytest.raises(SLSError) as info:
-        client.put_logs(PROJECT, LOGSTORE, GROUP)
-    error = info.value
+    error = put_error(mock_client(lambda _: sls_answer(status, code, rid="RIDX")))
+    assert isinstance(error, SLSError)
     assert error.status == status
     assert error.error_code == (code or "BadResponse")
     assert error.request_id == "RIDX"
     assert classify_exception(error) is outcome
     assert str(error).startswith(f"PutLogs {PROJECT}/{LOGSTORE}: SLS {status} ")
-
-
-@pytest.mark.parametrize(("status", "code", "outcome"), STATUS_CASES)
-def test_non_200_raises_sls_error_async(
-    async_mock: Callable[..., AsyncPutLogsClient], status: int, code: str | None, outcome: Outcome
-) -> None:
-    async def run() -> SLSError:
-        async with async_mock(lambda _: sls_answer(status, code, rid="RIDX")) as client:
-            with pytest.raises(SLSError) as info:
-                await client.put_logs(PROJECT, LOGSTORE, GROUP)
-            return info.value
-
-    error = asyncio.run(run())
-    assert (error.status, error.request_id) == (status, "RIDX")
-    assert classify_exception(error) is outcome
 
 
 # ----------------------------------------------------------------- exception mapping
@@ -207,38 +220,19 @@ EXCEPTION_CASES = [
 ]
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["put_logs", "put_raw"])
 @pytest.mark.parametrize(("raised", "expected"), EXCEPTION_CASES)
 def test_httpx_exceptions_map_to_transport_errors(
-    sync_mock: Callable[..., PutLogsClient], raised: httpx.HTTPError, expected: type
+    mock_client: Callable[..., Any], raised: httpx.HTTPError, expected: type, raw: bool
 ) -> None:
     def handler(_: httpx.Request) -> httpx.Response:
         raise raised
 
-    client = sync_mock(handler)
-    with pytest.raises(expected) as info:
-        client.put_logs(PROJECT, LOGSTORE, GROUP)
-    assert type(info.value) is expected
-    assert info.value.__cause__ is raised
-    assert f"{PROJECT}/{LOGSTORE}" in str(info.value)
-    assert classify_exception(info.value) is Outcome.RETRY
-
-
-@pytest.mark.parametrize(("raised", "expected"), EXCEPTION_CASES)
-def test_httpx_exceptions_map_to_transport_errors_async(
-    async_mock: Callable[..., AsyncPutLogsClient], raised: httpx.HTTPError, expected: type
-) -> None:
-    def handler(_: httpx.Request) -> httpx.Response:
-        raise raised
-
-    async def run() -> BaseException:
-        async with async_mock(handler) as client:
-            with pytest.raises(expected) as info:
-                await client.put_raw(PROJECT, LOGSTORE, b"")
-            return info.value
-
-    error = asyncio.run(run())
+    error = put_error(mock_client(handler), raw=raw)
     assert type(error) is expected
     assert error.__cause__ is raised
+    assert f"{PROJECT}/{LOGSTORE}" in str(error)
+    assert classify_exception(error) is Outcome.RETRY
 
 
 # ------------------------------------------------------------------- request shape

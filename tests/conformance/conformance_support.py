@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import pytest
 from node_support import TEST_DOMAIN, node_skip_reason, run_node
@@ -111,8 +111,16 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
-def _credentials(sts: bool, key_id: str | None, secret: str | None) -> tuple[str, str]:
-    return (
+class Keys(NamedTuple):
+    """The access key a sender signs with (resolved once, by :func:`build_sender`)."""
+
+    key_id: str
+    secret: str
+
+
+def _keys(sts: bool, key_id: str | None, secret: str | None) -> Keys:
+    """The good key for ``sts`` (permanent or temporary), with either half overridden."""
+    return Keys(
         key_id or (STS_KEY_ID if sts else ACCESS_KEY_ID),
         secret or (STS_SECRET if sts else ACCESS_KEY_SECRET),
     )
@@ -127,20 +135,13 @@ class SdkSender:
     caps = Capabilities(exact_time_ns=False)
 
     def __init__(
-        self,
-        name: str,
-        *,
-        auth_version: str,
-        sts: bool,
-        compress: bool,
-        key_id: str | None = None,
-        secret: str | None = None,
+        self, name: str, *, keys: Keys, auth_version: str, sts: bool, compress: bool
     ) -> None:
         from aliyun.log import LogClient
 
         self.name = name
         self.compress = compress
-        kid, sec = _credentials(sts, key_id, secret)
+        kid, sec = keys
         method = None if auth_version == "v4" else "hmac-sha1"
         self.wire = Wire(auth_version, kid, "lz4" if compress else None, sts, method)
         self._client = LogClient(
@@ -196,12 +197,10 @@ class ProducerSender:
         bytes_values=False, tags=False, one_request=False, added_tags=(PACK_ID_TAG,)
     )
 
-    def __init__(
-        self, name: str, *, sts: bool, key_id: str | None = None, secret: str | None = None
-    ) -> None:
+    def __init__(self, name: str, *, keys: Keys, sts: bool) -> None:
         self.name = name
         self.sts = sts
-        self.key_id, self.secret = _credentials(sts, key_id, secret)
+        self.key_id, self.secret = keys
         self.wire = Wire("v1", self.key_id, "zstd", sts)
 
     def send(self, project: str, logstore: str, group: LogGroup) -> None:
@@ -250,15 +249,9 @@ class ProducerSender:
 
 
 def _our_kwargs(
-    *,
-    sig: str,
-    method: str,
-    sts: bool,
-    compression: str,
-    key_id: str | None,
-    secret: str | None,
+    *, keys: Keys, sig: str, method: str, sts: bool, compression: str
 ) -> tuple[dict[str, Any], Wire]:
-    kid, sec = _credentials(sts, key_id, secret)
+    kid, sec = keys
     kwargs: dict[str, Any] = {
         "access_key_id": kid,
         "access_key_secret": sec,
@@ -353,15 +346,14 @@ class NodeSender:
         sig: str,
         sts: bool,
         compression: str | None,
-        key_id: str | None = None,
-        secret: str | None = None,
+        keys: Keys,
     ) -> None:
         reason = node_skip_reason()
         if reason is not None:
             pytest.skip(f"{name}: {reason}")
         self.name = name
         self.caps = self._CAPS[client]
-        self.key_id, self.secret = _credentials(sts, key_id, secret)
+        self.key_id, self.secret = keys
         self.sts = sts
         self.client, self.sig, self.compression = client, sig, compression
         method = None if sig == "v4" else ("hmac-sha256" if client == "gateway" else "hmac-sha1")
@@ -419,25 +411,30 @@ class NodeSender:
 # -- the registry ------------------------------------------------------------------------
 
 
+def _entry(
+    label: str, sts: bool, codec: str, options: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """One ``SENDERS`` row: the id ``{label}[-sts]-{codec}`` and the sender's options."""
+    return f"{label}{'-sts' if sts else ''}-{codec}", {**options, "sts": sts}
+
+
 def _sdk(auth_version: str, sts: bool, compress: bool) -> tuple[str, dict[str, Any]]:
-    name = f"sdk-{auth_version}{'-sts' if sts else ''}-{'lz4' if compress else 'none'}"
-    return name, {"kind": "sdk", "auth_version": auth_version, "sts": sts, "compress": compress}
+    options = {"kind": "sdk", "auth_version": auth_version, "compress": compress}
+    return _entry(f"sdk-{auth_version}", sts, "lz4" if compress else "none", options)
 
 
 def _ours(
     kind: str, sig: str, sts: bool, compression: str, method: str = "hmac-sha1"
 ) -> tuple[str, dict[str, Any]]:
-    label = sig + ("-sha256" if method == "hmac-sha256" else "")
-    name = f"{kind}-{label}{'-sts' if sts else ''}-{compression}"
-    options = {"kind": kind, "sig": sig, "method": method, "sts": sts, "compression": compression}
-    return name, options
+    label = f"{kind}-{sig}" + ("-sha256" if method == "hmac-sha256" else "")
+    options = {"kind": kind, "sig": sig, "method": method, "compression": compression}
+    return _entry(label, sts, compression, options)
 
 
 def _node(client: str, sig: str, sts: bool, compression: str | None) -> tuple[str, dict[str, Any]]:
-    label = "v1-sha256" if client == "gateway" and sig == "v1" else sig
-    name = f"node-{client}-{label}{'-sts' if sts else ''}-{compression or 'none'}"
-    options = {"kind": "node", "client": client, "sig": sig, "sts": sts}
-    return name, {**options, "compression": compression}
+    label = f"node-{client}-" + ("v1-sha256" if client == "gateway" and sig == "v1" else sig)
+    options = {"kind": "node", "client": client, "sig": sig, "compression": compression}
+    return _entry(label, sts, compression or "none", options)
 
 
 #: sender id -> construction options. The official SDK runs the full V1/V4 x STS x
@@ -484,11 +481,12 @@ def build_sender(
     """The sender named ``sender_id``; ``key_id``/``secret`` override the good credentials."""
     options = dict(SENDERS[sender_id])
     kind = options.pop("kind")
+    options["keys"] = _keys(options["sts"], key_id, secret)
     if kind == "sdk":
-        return SdkSender(sender_id, key_id=key_id, secret=secret, **options)
+        return SdkSender(sender_id, **options)
     if kind == "producer":
-        return ProducerSender(sender_id, key_id=key_id, secret=secret, **options)
+        return ProducerSender(sender_id, **options)
     if kind == "node":
-        return NodeSender(sender_id, url, key_id=key_id, secret=secret, **options)
+        return NodeSender(sender_id, url, **options)
     cls = ClientSender if kind == "client" else AsyncClientSender
-    return cls(sender_id, url, key_id=key_id, secret=secret, **options)
+    return cls(sender_id, url, **options)

@@ -9,6 +9,7 @@ every one of them at teardown (pytest turns an unclosed socket into an error).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
 from conformance_support import (
@@ -20,18 +21,16 @@ from conformance_support import (
     Sender,
     build_sender,
 )
+from shared_support import sts_emulator
 
-from yai_spool.emulator import Emulator, EmulatorConfig
+from yai_spool.emulator import Emulator
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
     """A verifying emulator: one permanent key and one STS-only temporary key."""
-    config = EmulatorConfig(
-        access_keys={ACCESS_KEY_ID: ACCESS_KEY_SECRET, STS_KEY_ID: STS_SECRET},
-        sts_tokens={STS_TOKEN: STS_KEY_ID},
-    )
-    with Emulator(config) as emu:
+    permanent, temporary = (ACCESS_KEY_ID, ACCESS_KEY_SECRET), (STS_KEY_ID, STS_SECRET)
+    with sts_emulator(permanent, temporary, STS_TOKEN) as emu:
         yield emu
 
 
@@ -46,15 +45,12 @@ def proxy_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
 
 
 @pytest.fixture
-def make_sender(proxy_env: Emulator) -> Iterator[Callable[..., Sender]]:
+def make_sender(proxy_env: Emulator, exit_stack: ExitStack) -> Callable[..., Sender]:
     """``make_sender(sender_id, key_id=None, secret=None)``; closed at teardown."""
-    made: list[Sender] = []
 
     def make(sender_id: str, *, key_id: str | None = None, secret: str | None = None) -> Sender:
         sender = build_sender(sender_id, proxy_env.url, key_id=key_id, secret=secret)
-        made.append(sender)
+        exit_stack.callback(sender.close)
         return sender
 
-    yield make
-    for sender in made:
-        sender.close()
+    return make

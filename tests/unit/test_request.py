@@ -200,27 +200,24 @@ def test_region_from_host(host: str, region: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "url_prefix", "host"),
+    ("endpoint", "origin", "host"),
     [
-        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/logstores/", "proj.127.0.0.1"),
-        ("localhost:9000", "http://localhost:9000/logstores/", "proj.localhost"),
-        ("http://[::1]:8080", "http://[::1]:8080/logstores/", "proj.::1"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080", "proj.127.0.0.1"),
+        ("localhost:9000", "http://localhost:9000", "proj.localhost"),
+        ("http://[::1]:8080", "http://[::1]:8080", "proj.::1"),
         (
             "sls.example.test:8000",
-            "http://proj.sls.example.test:8000/logstores/",
+            "http://proj.sls.example.test:8000",
             "proj.sls.example.test:8000",
         ),
-        (
-            "https://sls.example.test",
-            "https://proj.sls.example.test/logstores/",
-            "proj.sls.example.test",
-        ),
+        ("https://sls.example.test", "https://proj.sls.example.test", "proj.sls.example.test"),
     ],
 )
-def test_url_and_host_forms(endpoint: str, url_prefix: str, host: str) -> None:
+def test_url_and_host_forms(endpoint: str, origin: str, host: str) -> None:
+    """IP endpoints are dialled as given; domains get the project as a subdomain."""
     dest = Destination(Endpoint.parse(endpoint), "proj", "store")
     req = build_put_logs_request(dest, GROUP, CREDS, now=NOW)
-    assert req.url.startswith(url_prefix)
+    assert req.url.startswith(f"{origin}/logstores/")
     assert req.headers["Host"] == req.host_header == host
 
 

@@ -315,51 +315,32 @@ RS_DATE = "Thu, 01 Jan 1970 00:00:00 GMT"
 RS_BODY = b'\n            {"key": "value"}\n        '
 RS_BASE = {"Date": RS_DATE, "x-log-apiversion": "0.6.0", "x-log-signaturemethod": "hmac-sha1"}
 RS_JSON = {**RS_BASE, "Content-Type": "application/json", "Content-MD5": content_md5(RS_BODY)}
+RS_TOKEN = {**RS_JSON, "x-acs-security-token": "test-security-token"}
 RS_QUERY = {"type": "log", "offset": "0", "line": "100"}
+RS_CURSOR = {"type": "log", "count": "1000", "cursor": "MTczNzY2OTAzNjAxNzIxODQ1NA=="}
+RS_SECRET = "test-access-key"
+RS_PATH = "/logstores/test-logstore"
+RS_SHARD = "/logstores/test/shards/2"
+GO_SECRET = "mockAccessKeySecret"
+GO_HEADERS = {
+    "x-log-apiversion": "0.6.0",
+    "x-log-signaturemethod": "hmac-sha1",
+    "x-log-bodyrawsize": "0",
+    "Date": "Mon, 3 Jan 2010 08:33:47 GMT",
+}
+
+# id -> (secret, path, query, headers, expected V1 signature)
+V1_VECTORS: dict[str, tuple[str, str, dict[str, str], dict[str, str], str]] = {
+    "rs-case1-empty": ("", "/", {}, RS_BASE, "SApFTtfTFKHmzdEdaMe5TjNn+RQ="),
+    "rs-case2-query-body": (RS_SECRET, RS_PATH, RS_QUERY, RS_JSON, "4pL2xZJERC3tPKtRiHh9+nMG3tI="),
+    "rs-case3-token": (RS_SECRET, RS_PATH, RS_QUERY, RS_TOKEN, "ZQt+0wIvpd+O9yIJKeKxZTJ2hv0="),
+    "rs-case4-cursor": (RS_SECRET, RS_SHARD, RS_CURSOR, RS_TOKEN, "K3rw5WXRe77aZ/meSyEa8NNUYFc="),
+    "go-v1-case1": (GO_SECRET, "/logstores", {}, GO_HEADERS, "Rwm6cTKzoti4HWoe+GKcb6Kv07E="),
+}
 
 
 @pytest.mark.parametrize(
-    ("secret", "path", "query", "headers", "expected"),
-    [
-        pytest.param("", "/", {}, RS_BASE, "SApFTtfTFKHmzdEdaMe5TjNn+RQ=", id="rs-case1-empty"),
-        pytest.param(
-            "test-access-key",
-            "/logstores/test-logstore",
-            RS_QUERY,
-            RS_JSON,
-            "4pL2xZJERC3tPKtRiHh9+nMG3tI=",
-            id="rs-case2-query-body",
-        ),
-        pytest.param(
-            "test-access-key",
-            "/logstores/test-logstore",
-            RS_QUERY,
-            {**RS_JSON, "x-acs-security-token": "test-security-token"},
-            "ZQt+0wIvpd+O9yIJKeKxZTJ2hv0=",
-            id="rs-case3-token",
-        ),
-        pytest.param(
-            "test-access-key",
-            "/logstores/test/shards/2",
-            {"type": "log", "count": "1000", "cursor": "MTczNzY2OTAzNjAxNzIxODQ1NA=="},
-            {**RS_JSON, "x-acs-security-token": "test-security-token"},
-            "K3rw5WXRe77aZ/meSyEa8NNUYFc=",
-            id="rs-case4-cursor",
-        ),
-        pytest.param(
-            "mockAccessKeySecret",
-            "/logstores",
-            {},
-            {
-                "x-log-apiversion": "0.6.0",
-                "x-log-signaturemethod": "hmac-sha1",
-                "x-log-bodyrawsize": "0",
-                "Date": "Mon, 3 Jan 2010 08:33:47 GMT",
-            },
-            "Rwm6cTKzoti4HWoe+GKcb6Kv07E=",
-            id="go-v1-case1",
-        ),
-    ],
+    ("secret", "path", "query", "headers", "expected"), V1_VECTORS.values(), ids=V1_VECTORS
 )
 def test_v1_fixed_vectors(
     secret: str, path: str, query: dict[str, str], headers: dict[str, str], expected: str

@@ -381,6 +381,9 @@ def encode_contents(pairs: Iterable[Iterable[Any]]) -> bytes:
     Raises:
         EncodeError: a non-str key, a value that is neither str nor bytes, a lone surrogate.
     """
+    # The same loop as _encode_python's, on purpose: calling one shared loop per Log made
+    # encode_python ~10% slower (benchmarks/bench_encode.py's group, A/B in one process), and
+    # this one re-tuples each pair because spool entries hold [key, value] lists.
     parts: list[bytes] = []
     append = parts.append
     heads_get = _HEADS.get

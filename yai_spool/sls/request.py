@@ -59,6 +59,7 @@ __all__ = [
     "build_put_logs_request",
     "build_put_logs_request_from_raw",
     "default_user_agent",
+    "is_ip_literal",
     "region_from_host",
     "resign",
     "validate_logstore",
@@ -166,7 +167,7 @@ class Endpoint:
         host = (parts.hostname or "").lower()
         if not host:
             raise ConfigError(f"endpoint {value!r} has no host")
-        if not _is_ip_literal(host) and not _HOST_RE.fullmatch(host):
+        if not is_ip_literal(host) and not _HOST_RE.fullmatch(host):
             raise ConfigError(f"endpoint {value!r} has an invalid host")
         if port == 0:
             raise ConfigError(f"endpoint {value!r}: port 0 is not dialable")
@@ -175,7 +176,7 @@ class Endpoint:
     @property
     def is_ip(self) -> bool:
         """True for an IPv4/IPv6 literal or ``localhost``: dialled directly, not as a subdomain."""
-        return self.host == "localhost" or _is_ip_literal(self.host)
+        return self.host == "localhost" or is_ip_literal(self.host)
 
     @property
     def netloc(self) -> str:
@@ -187,7 +188,8 @@ class Endpoint:
         return f"{self.scheme}://{self.netloc}"
 
 
-def _is_ip_literal(host: str) -> bool:
+def is_ip_literal(host: str) -> bool:
+    """True for an IPv4 or IPv6 address literal (no brackets, no port); not for names."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

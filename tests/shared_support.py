@@ -1,0 +1,32 @@
+"""Test helpers shared by several test folders (a module, not conftest, so tests can import it).
+
+Importable as ``shared_support`` from every test folder: pytest puts ``tests/`` on
+``sys.path`` for the root conftest.py, as it puts each folder there for its own
+``*_support.py``. Fixtures shared by several folders live in tests/conftest.py instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yai_spool.emulator import Emulator, EmulatorConfig
+
+__all__ = ["sts_emulator"]
+
+
+def sts_emulator(
+    permanent: tuple[str, str], temporary: tuple[str, str], token: str, **options: Any
+) -> Emulator:
+    """A verifying emulator (not started) with one permanent key and one STS-only key.
+
+    ``permanent`` and ``temporary`` are ``(access key id, secret)``; the temporary key is
+    accepted only together with the security token ``token``, as a real STS key is.
+    ``options`` are further ``EmulatorConfig`` fields.
+    """
+    (key_id, secret), (tmp_key_id, tmp_secret) = permanent, temporary
+    config = EmulatorConfig(
+        access_keys={key_id: secret, tmp_key_id: tmp_secret},
+        sts_tokens={token: tmp_key_id},
+        **options,
+    )
+    return Emulator(config)
