@@ -21,17 +21,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol
 
 import pytest
-from contract_support import (
-    DEADLINE,
-    KINDS,
-    LONG,
-    Backend,
-    drain,
-    fill,
-    lease,
-    seqs,
-    size,
-)
+from contract_support import DEADLINE, KINDS, LONG, Backend, drain, fill, lease, seqs, size
 from spool_support import REPO_ROOT, entry, seq_of
 
 from yai_spool.spool import Failure, LastError, Spool, SpoolBackend
@@ -305,9 +295,7 @@ def test_release_counts_records_and_the_failed_request_once(spool: SpoolBackend)
     assert (stats.retried, stats.retry_requests, stats.throttled_requests) == (8, 2, 1)
 
 
-def test_the_failure_forms_settle_as_the_keyword_forms(
-    spool: SpoolBackend, backend: Backend
-) -> None:
+def test_the_failure_forms_settle_like_the_keywords(spool: SpoolBackend, backend: Backend) -> None:
     """``retry_later`` / ``give_up`` / ``record_failure``: the error as one ``Failure`` value."""
     fill(spool, 3)
     batch = lease(spool)

@@ -12,23 +12,10 @@ import time
 from collections.abc import Callable
 
 import pytest
-from contract_support import (
-    DEADLINE,
-    LONG,
-    Backend,
-    drain,
-    fill,
-    lease,
-    seqs,
-)
+from contract_support import DEADLINE, LONG, Backend, drain, fill, lease, seqs
 from spool_support import entry
 
-from yai_spool.spool import (
-    SpoolBackend,
-    SpoolClosedError,
-    SpoolFull,
-    WhenFull,
-)
+from yai_spool.spool import SpoolBackend, SpoolClosedError, SpoolFull, WhenFull
 from yai_spool.spool.memory import MemorySpool
 
 # --- documented differences, one test per backend -----------------------------------------------

@@ -143,6 +143,20 @@ class Acct:
         return self.live_bytes + self.dead_bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """How ``SpoolQueue._init`` opens and sets up the file: read once, at open."""
+
+    synchronous: str  # PRAGMA synchronous
+    wal_max_bytes: int  # journal_size_limit
+    now: float  # the creation time of a new schema
+    check: bool  # run quick_check before anything writes
+    # Called with the number of WAL frames SQLite accepted at open (its mxFrame; None if
+    # unknown), before anything of ours writes: core.Spool compares it with what the file
+    # holds (walcheck.judge), while the damaged WAL is still as found.
+    wal_probe: Callable[[int | None], None] | None
+
+
 def _unsupported(name: str) -> NoReturn:
     raise NotImplementedError(
         f"SQLiteAckQueue.{name}() is replaced in yai-spool: use Spool.append/lease/ack/release/"
@@ -176,19 +190,11 @@ class SpoolQueue(SQLiteAckQueue):
         wal_probe: Callable[[int | None], None] | None = None,
     ) -> None:
         self.file = file
-        self._check = check
-        # Called with the number of WAL frames SQLite accepted at open (its mxFrame; None if
-        # unknown), before anything of ours writes: core.Spool compares it with what the file
-        # holds (walcheck.judge), while the damaged WAL is still as found.
-        self._wal_probe = wal_probe
         self.readonly = readonly
-        self._synchronous = synchronous
-        self._wal_max_bytes = wal_max_bytes
-        self._now = now
+        self._setup = _Setup(synchronous, wal_max_bytes, now, check, wal_probe)
         self._creator_pid = os.getpid()
         self._tail_cache: tuple[int, int, int, int, int] | None = None
-        self.schema_version = 0
-        self.previous_schema_version = 0
+        self.schema_version = self.previous_schema_version = 0
         super().__init__(
             os.path.dirname(file) or ".",
             name="spool",
@@ -221,22 +227,23 @@ class SpoolQueue(SQLiteAckQueue):
             self.schema_version = read_schema_version(conn)
             if not self.readonly:
                 check_compatible(conn)
-            if self._check:
+            setup = self._setup
+            if setup.check:
                 problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
                 if problems != ["ok"]:
                     raise CorruptFileError("; ".join(problems[:5]))
-            if self._wal_probe is not None and not self.readonly:
+            if setup.wal_probe is not None and not self.readonly:
                 # Recovery ran at the first read above; a PASSIVE checkpoint reports how many
                 # WAL frames it accepted. Before ensure_schema: a damaged WAL may have lost the
                 # very transaction that created the schema, which would then be written anew.
                 busy, log, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self._wal_probe(None if busy else int(log))
+                setup.wal_probe(None if busy else int(log))
             if not self.readonly:
-                configure(conn, synchronous=self._synchronous, wal_max_bytes=self._wal_max_bytes)
+                configure(conn, synchronous=setup.synchronous, wal_max_bytes=setup.wal_max_bytes)
                 # Writes wait for other processes' locks in busy_retry (see there).
                 conn.execute("PRAGMA busy_timeout = 0")
                 with self.write_txn() as txn:
-                    self.previous_schema_version = ensure_schema(txn, self._now)
+                    self.previous_schema_version = ensure_schema(txn, setup.now)
                 self.schema_version = read_schema_version(conn)
             if conn.execute("SELECT json_valid('[1]')").fetchone()[0] != 1:
                 raise sqlite3.NotSupportedError("SQLite JSON functions are required")
