@@ -16,6 +16,7 @@ from spool_support import FakeClock, crash, entry, seq_of
 from yai_spool.sls.errors import YaiSpoolError
 from yai_spool.spool import (
     Batch,
+    Failure,
     RecordState,
     Spool,
     SpoolClosedError,
@@ -76,22 +77,12 @@ def test_dead_letter_and_replay(spool: Spool, clock: FakeClock) -> None:
     for i in range(4):
         spool.append(entry(i), dest="d")
     batch = lease_all(spool)
-    assert (
-        spool.dead_letter(
-            batch.ids[:2],
-            error_code="InvalidLogSize",
-            message="too big",
-            request_id="r1",
-            attempts=7,
-        )
-        == 2
+    too_big = Failure("InvalidLogSize", "too big", "r1")
+    assert spool.give_up(batch.ids[:2], too_big, attempts=7) == 2
+    bad = spool.dead_letter(
+        [batch.ids[2]], error_code="PostBodyInvalid", message="bad", request_id=None
     )
-    assert (
-        spool.dead_letter(
-            [batch.ids[2]], error_code="PostBodyInvalid", message="bad", request_id=None
-        )
-        == 1
-    )
+    assert bad == 1
     dead = spool.dead_letters()
     assert [(seq_of(d.entry), d.attempts, d.error_code) for d in dead] == [
         (0, 7, "InvalidLogSize"),

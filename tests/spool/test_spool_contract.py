@@ -1,83 +1,32 @@
 """The spool contract (``yai_spool.spool.backend``), written once, run against every backend.
 
-Each test in the first part takes the parametrised ``spool`` / ``backend`` fixtures and runs
-twice: on a real SQLite ``Spool`` in ``tmp_path`` and on a ``MemorySpool``, configured alike
-(``contract_support.Backend``) and driven by the same fake clock. A test here states one
-promise of ``SpoolBackend``'s docstring; nothing in it may depend on which backend runs it.
+Each test in the ``test_spool_contract*.py`` files takes the parametrised ``spool`` /
+``backend`` fixtures (``conftest.py``) and runs twice: on a real SQLite ``Spool`` in
+``tmp_path`` and on a ``MemorySpool``, configured alike (``contract_support.Backend``) and
+driven by the same fake clock. A test states one promise of ``SpoolBackend``'s docstring;
+nothing in it may depend on which backend runs it.
 
-The last part tests the documented differences (durability at close, calls after close, DEAD
-records and the bounds, replay into a full queue, lease ownership, ``high_water``) once per
-backend, by name, so a difference is a tested statement rather than a skipped case.
-
-Lease expiry is driven by the injected clock (one test also by the real clock with a short
-``lease_seconds`` and a poll); ``block`` by events and polls with a deadline, never a sleep.
+This file: conformance (members, signatures, mypy), append and lease, settling, dead letters.
+``test_spool_contract_bounds.py``: lease expiry and the flusher role, bounds and ``when_full``,
+counters and draining. ``test_spool_contract_differences.py``: the documented differences,
+one test per backend.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
 import textwrap
 import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol
 
 import pytest
-from contract_support import (
-    DEADLINE,
-    KINDS,
-    LONG,
-    Backend,
-    backend_for,
-    drain,
-    fill,
-    lease,
-    parked_producers,
-    seqs,
-    size,
-    wait_until,
-)
-from spool_support import REPO_ROOT, entry
+from contract_support import DEADLINE, KINDS, LONG, Backend, drain, fill, lease, seqs, size
+from spool_support import REPO_ROOT, entry, seq_of
 
-from yai_spool.spool import (
-    CheckpointResult,
-    Spool,
-    SpoolBackend,
-    SpoolClosedError,
-    SpoolDropped,
-    SpoolEncodeError,
-    SpoolFull,
-    SpoolRecordTooLarge,
-    WhenFull,
-)
+from yai_spool.spool import Failure, LastError, Spool, SpoolBackend
 from yai_spool.spool.memory import MemorySpool
 from yai_spool.spool.schema import encode_stored
-
-
-@pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """Spools of one kind (``sqlite``, ``memory``) sharing the test's fake clock."""
-    yield from backend_for(request.param, tmp_path)
-
-
-@pytest.fixture
-def spool(backend: Backend) -> SpoolBackend:
-    """A spool with the default bounds (large enough never to be reached)."""
-    return backend.open()
-
-
-@pytest.fixture
-def durable(tmp_path: Path) -> Iterator[Backend]:
-    yield from backend_for("sqlite", tmp_path)
-
-
-@pytest.fixture
-def memory(tmp_path: Path) -> Iterator[Backend]:
-    yield from backend_for("memory", tmp_path)
-
 
 # --- conformance --------------------------------------------------------------------------------
 
@@ -115,12 +64,21 @@ def _accepts(proto: inspect.Signature, impl: inspect.Signature) -> list[str]:
     return problems
 
 
+def _protocol_members() -> dict[str, Any]:
+    """The public members ``SpoolBackend`` declares, with those of its protocol bases."""
+    members: dict[str, Any] = {}
+    for base in reversed(SpoolBackend.__mro__):
+        if base not in (Protocol, Generic, object):
+            members.update((k, v) for k, v in vars(base).items() if not k.startswith("_"))
+    return members
+
+
 @pytest.mark.parametrize("cls", [Spool, MemorySpool], ids=KINDS)
 def test_every_call_the_protocol_allows_is_accepted(cls: type) -> None:
-    members = [name for name in vars(SpoolBackend) if not name.startswith("_")]
-    assert len(members) == 16  # the scan found every member (see the protocol)
-    for name in members:
-        proto, impl = vars(SpoolBackend)[name], inspect.getattr_static(cls, name)
+    members = _protocol_members()
+    assert len(members) == 20  # the scan found every member (see the protocol and SettleCalls)
+    for name, proto in members.items():
+        impl = inspect.getattr_static(cls, name)
         if isinstance(proto, property):
             assert isinstance(impl, property), f"{cls.__name__}.{name} is not a property"
             continue
@@ -337,6 +295,31 @@ def test_release_counts_records_and_the_failed_request_once(spool: SpoolBackend)
     assert (stats.retried, stats.retry_requests, stats.throttled_requests) == (8, 2, 1)
 
 
+def test_the_failure_forms_settle_like_the_keywords(spool: SpoolBackend, backend: Backend) -> None:
+    """``retry_later`` / ``give_up`` / ``record_failure``: the error as one ``Failure`` value."""
+    fill(spool, 3)
+    batch = lease(spool)
+    quota = Failure("WriteQuotaExceed", "q", "r1", status=403, throttled=True)
+    assert spool.retry_later(batch[:2], quota) == 2
+    too_big = Failure("InvalidLogSize", "big", "r2", status=400)
+    assert spool.give_up(batch[2:], too_big, attempts=5) == 1
+    stats = spool.stats()
+    assert (stats.retried, stats.retry_requests, stats.throttled_requests) == (2, 1, 1)
+    assert stats.last_error == LastError("InvalidLogSize", "big", "r2", backend.clock.now, 400)
+    [dead] = spool.dead_letters()
+    assert (seq_of(dead.entry), dead.attempts, dead.error_code) == (2, 5, "InvalidLogSize")
+    assert (dead.message, dead.request_id) == ("big", "r2")
+    again = lease(spool)
+    assert (seqs(again), again.attempts) == ([0, 1], (1, 1))
+    assert spool.retry_later(again, count_attempt=False) == 2  # no failure: no request counted
+    assert lease(spool).attempts == (1, 1)
+    backend.clock.advance(1)
+    spool.record_failure(Failure("ServerBusy", None, None, status=503, throttled=True))
+    stats = spool.stats()
+    assert (stats.retried, stats.retry_requests, stats.throttled_requests) == (4, 1, 2)
+    assert stats.last_error == LastError("ServerBusy", "", None, backend.clock.now, 503)
+
+
 def test_release_without_counting_an_attempt_or_an_error(spool: SpoolBackend) -> None:
     spool.append(entry(0), dest="d")
     assert spool.release(lease(spool), count_attempt=False) == 1
@@ -534,519 +517,3 @@ def test_replay_by_id_moves_only_those_to_their_destination(spool: SpoolBackend)
     assert (batch.dest, seqs(batch)) == ("y", [1])
     assert spool.replay_dead([dead[1].id, dead[1].id + 1000]) == 0  # gone, and no such id
     assert spool.stats().replayed == 1
-
-
-# --- lease expiry and the flusher role ------------------------------------------------------------
-
-
-def test_an_expired_lease_reverts_at_the_next_lease(spool: SpoolBackend, backend: Backend) -> None:
-    spool.append(entry(0), dest="d")
-    first = spool.lease(10, 1 << 20, lease_seconds=5)
-    assert first is not None
-    backend.clock.advance(4)
-    assert spool.lease(10, 1 << 20, lease_seconds=5) is None  # not yet expired
-    backend.clock.advance(1)  # now == lease_until: expired
-    again = lease(spool, ttl=5)
-    assert (seqs(again), again.attempts) == ([0], (1,))
-    assert again.lease_until == backend.clock.now + 5
-    stats = spool.stats()
-    assert (stats.leases_recovered, stats.retried) == (1, 0)  # an expiry is not a release
-
-
-def test_an_expired_lease_reverts_by_the_real_clock(backend: Backend) -> None:
-    spool = backend.open(clock=time.time)
-    spool.append(entry(0), dest="d")
-    assert spool.lease(1, 1 << 20, lease_seconds=0.05) is not None
-    leased: list[Any] = []
-
-    def expired() -> bool:
-        leased.append(spool.lease(1, 1 << 20, lease_seconds=LONG))
-        return leased[-1] is not None
-
-    assert wait_until(expired)
-    assert (seqs(leased[-1]), leased[-1].attempts) == ([0], (1,))
-
-
-def test_acquire_flusher_is_idempotent_and_keeps_the_holders_leases(
-    spool: SpoolBackend,
-) -> None:
-    assert not spool.is_flusher
-    assert spool.acquire_flusher()
-    assert spool.is_flusher
-    assert spool.stats().flusher_pid == os.getpid()
-    fill(spool, 2)
-    mine = lease(spool)
-    assert spool.acquire_flusher()  # already the flusher: still True
-    stats = spool.stats()
-    assert (stats.leased_records, stats.leases_recovered) == (2, 0)
-    assert spool.ack(mine) == 2
-    spool.append(entry(2), dest="d")
-    held = lease(spool)
-    spool.release_flusher()
-    spool.release_flusher()  # idempotent
-    assert not spool.is_flusher
-    stats = spool.stats()
-    assert (stats.flusher_pid, stats.leased_records) == (None, 1)  # leases outlive the role
-    assert spool.ack(held) == 1
-
-
-# --- bounds and when_full -----------------------------------------------------------------------
-
-
-def test_a_record_above_max_record_bytes_is_too_large(backend: Backend) -> None:
-    spool = backend.open(max_record_bytes=500)
-    spool.append(entry(0), dest="d")
-    with pytest.raises(SpoolRecordTooLarge) as big:
-        spool.append(entry(1, pad=600), dest="d")
-    assert big.value.reason == "too_large"
-    assert isinstance(big.value, SpoolDropped)
-    with pytest.raises(SpoolRecordTooLarge):
-        spool.append_log(b"\x00" * 501, dest="d")
-    stats = spool.stats()
-    assert (dict(stats.dropped), stats.appended) == ({"too_large": 2}, 1)
-    assert drain(spool) == [0]
-
-
-def test_a_record_above_max_bytes_is_too_large_and_evicts_nothing(backend: Backend) -> None:
-    spool = backend.open(max_bytes=300, max_record_bytes=10_000)
-    spool.append(entry(0), dest="d")
-    with pytest.raises(SpoolRecordTooLarge):
-        spool.append(entry(1, pad=400), dest="d")
-    assert dict(spool.stats().dropped) == {"too_large": 1}
-    assert drain(spool) == [0]
-
-
-BAD_ENTRIES: dict[str, dict[str, Any]] = {
-    "no-time": {"contents": [["k", "v"]]},
-    "time-out-of-range": {"time": 2**32, "contents": [["k", "v"]]},
-    "lone-surrogate": {"time": 1, "contents": [["k", "lone \udcff"]]},
-    "not-text": {"time": 1, "contents": [["k", object()]]},
-}
-
-
-@pytest.mark.parametrize("bad", list(BAD_ENTRIES.values()), ids=list(BAD_ENTRIES))
-def test_an_entry_that_cannot_be_encoded_is_an_encode_error(
-    spool: SpoolBackend, bad: dict[str, Any]
-) -> None:
-    spool.append(entry(0), dest="d")
-    with pytest.raises(SpoolEncodeError) as refused:
-        spool.append(bad, dest="d")
-    assert refused.value.reason == "encode_error"
-    assert isinstance(refused.value, ValueError)
-    assert isinstance(refused.value, SpoolDropped)
-    stats = spool.stats()
-    assert (dict(stats.dropped), stats.appended) == ({"encode_error": 1}, 1)
-    assert drain(spool) == [0]
-
-
-def test_drop_newest_refuses_the_new_record(backend: Backend) -> None:
-    spool = backend.open(max_records=3, when_full="drop_newest")
-    fill(spool, 3)
-    with pytest.raises(SpoolFull) as full:
-        spool.append(entry(3), dest="d")
-    assert full.value.reason == "drop_newest"
-    spool.ack(lease(spool, n=1))
-    spool.append(entry(4), dest="d")  # room again
-    stats = spool.stats()
-    assert (dict(stats.dropped), stats.appended) == ({"drop_newest": 1}, 4)
-    assert drain(spool) == [1, 2, 4]
-
-
-def test_drop_newest_by_bytes(backend: Backend) -> None:
-    one = size(entry(0))
-    spool = backend.open(max_bytes=3 * one, when_full="drop_newest")
-    fill(spool, 3)  # exactly max_bytes: fits
-    with pytest.raises(SpoolFull):
-        spool.append(entry(3), dest="d")
-    assert dict(spool.stats().dropped) == {"drop_newest": 1}
-    assert drain(spool) == [0, 1, 2]
-
-
-def test_drop_oldest_evicts_the_oldest_ready_of_any_destination(backend: Backend) -> None:
-    spool = backend.open(max_records=3)
-    for i, dest in enumerate("aba"):
-        spool.append(entry(i), dest=dest)
-    spool.append(entry(3), dest="b")  # evicts record 0 (a)
-    spool.append(entry(4), dest="a")  # evicts record 1 (b)
-    stats = spool.stats()
-    assert (dict(stats.dropped), stats.ready_records, stats.appended) == (
-        {"drop_oldest": 2}, 3, 5,
-    )  # fmt: skip
-    first = lease(spool)
-    assert (first.dest, seqs(first)) == ("a", [2, 4])
-    assert seqs(lease(spool)) == [3]
-
-
-def test_drop_oldest_never_evicts_leased_records(backend: Backend) -> None:
-    spool = backend.open(max_records=3)
-    fill(spool, 3)
-    held = lease(spool, n=1)
-    spool.append(entry(3), dest="d")  # evicts 1, not the leased 0
-    spool.append(entry(4), dest="d")  # evicts 2
-    rest = lease(spool)
-    assert seqs(rest) == [3, 4]
-    with pytest.raises(SpoolFull) as full:  # everything is in flight: nothing to evict
-        spool.append(entry(5), dest="d")
-    assert full.value.reason == "drop_newest"
-    assert dict(spool.stats().dropped) == {"drop_oldest": 2, "drop_newest": 1}
-    assert spool.ack(held) == 1
-    assert spool.ack(rest) == 2
-    spool.append(entry(6), dest="d")
-    assert drain(spool) == [6]
-
-
-def test_drop_oldest_by_bytes_evicts_exactly_what_the_new_record_needs(backend: Backend) -> None:
-    limit = 20_000
-    spool = backend.open(max_bytes=limit)
-    model: deque[tuple[int, int]] = deque()  # (seq, size) of what must be queued
-    for i in range(300):
-        e = entry(i, pad=i % 200)
-        spool.append(e, dest="d")
-        model.append((i, size(e)))
-        while sum(s for _, s in model) > limit:
-            model.popleft()
-        assert spool.stats().ready_bytes == sum(s for _, s in model)
-    stats = spool.stats()
-    assert (dict(stats.dropped), stats.appended) == ({"drop_oldest": 300 - len(model)}, 300)
-    assert drain(spool) == [seq for seq, _ in model]
-
-
-def test_block_refuses_as_full_timeout_after_block_timeout(backend: Backend) -> None:
-    spool = backend.open(max_records=1, when_full="block", block_timeout=0.05)
-    spool.append(entry(0), dest="d")
-    started = time.monotonic()
-    with pytest.raises(SpoolFull) as full:
-        spool.append(entry(1), dest="d")
-    assert time.monotonic() - started >= 0.05
-    assert full.value.reason == "full_timeout"
-    assert dict(spool.stats().dropped) == {"full_timeout": 1}
-    assert drain(spool) == [0]
-
-
-def _blocked_append(spool: SpoolBackend, seq: int) -> tuple[threading.Thread, list[object]]:
-    """A producer thread appending ``seq``; its outcome ("stored" or the exception) lands in
-    the returned list once it is done."""
-    outcome: list[object] = []
-
-    def producer() -> None:
-        try:
-            spool.append(entry(seq), dest="d")
-            outcome.append("stored")
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=producer, daemon=True)
-    thread.start()
-    assert wait_until(lambda: parked_producers(spool) == 1), "the producer never blocked"
-    return thread, outcome
-
-
-def test_block_is_woken_by_an_ack(backend: Backend) -> None:
-    spool = backend.open(max_records=1, when_full="block", block_timeout=DEADLINE)
-    spool.append(entry(0), dest="d")
-    batch = lease(spool)
-    thread, outcome = _blocked_append(spool, 1)
-    assert outcome == []  # parked, not refused
-    spool.ack(batch)
-    thread.join(DEADLINE)
-    assert outcome == ["stored"]
-    assert dict(spool.stats().dropped) == {}
-    assert drain(spool) == [1]
-
-
-def test_close_ends_a_blocked_append_with_spool_closed_error(backend: Backend) -> None:
-    spool = backend.open(max_records=1, when_full="block", block_timeout=DEADLINE)
-    spool.append(entry(0), dest="d")
-    thread, outcome = _blocked_append(spool, 1)
-    started = time.monotonic()
-    spool.close()
-    thread.join(DEADLINE)
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], SpoolClosedError)
-    assert time.monotonic() - started < DEADLINE / 2  # ended by the close, not the timeout
-
-
-@pytest.mark.parametrize("policy", list(WhenFull))
-def test_every_record_that_is_not_kept_is_counted_under_one_reason(
-    backend: Backend, policy: WhenFull
-) -> None:
-    spool = backend.open(max_records=3, max_record_bytes=400, when_full=policy, block_timeout=0.01)
-    offered = [entry(i) for i in range(8)] + [entry(8, pad=500), BAD_ENTRIES["not-text"]]
-    raised: Counter[str] = Counter()
-    for e in offered:
-        try:
-            spool.append(e, dest="d")
-        except SpoolDropped as exc:
-            raised[exc.reason] += 1
-    stats = spool.stats()
-    dropped = dict(stats.dropped)
-    assert stats.ready_records == 3
-    assert sum(dropped.values()) == len(offered) - 3  # each record kept or counted once
-    # Every exception is counted under its reason; only evictions happen without one.
-    assert {k: v for k, v in dropped.items() if k != "drop_oldest"} == dict(raised)
-    expected = {
-        WhenFull.DROP_OLDEST: {"drop_oldest": 5},
-        WhenFull.DROP_NEWEST: {"drop_newest": 5},
-        WhenFull.BLOCK: {"full_timeout": 5},
-    }[policy]
-    assert dropped == {**expected, "too_large": 1, "encode_error": 1}
-    kept = [5, 6, 7] if policy is WhenFull.DROP_OLDEST else [0, 1, 2]
-    assert drain(spool) == kept
-
-
-# --- counters and draining ----------------------------------------------------------------------
-
-
-def test_stats_count_records_bytes_and_leases(spool: SpoolBackend, backend: Backend) -> None:
-    start = backend.clock.now
-    for i in range(5):
-        spool.append(entry(i), dest="a" if i < 3 else "b")
-        backend.clock.advance(1)
-    first, second = lease(spool, n=2), lease(spool, n=1)
-    assert seqs(first) + seqs(second) == [0, 1, 2]
-    assert (first.enqueued_at, first.oldest_enqueued_at) == ((start, start + 1), start)
-    stats = spool.stats()
-    assert (stats.ready_records, stats.leased_records, stats.active_leases) == (2, 3, 2)
-    assert stats.ready_bytes == size(entry(3)) + size(entry(4))
-    assert stats.leased_bytes == first.nbytes + second.nbytes
-    assert (stats.dead_records, stats.dead_bytes, stats.appended) == (0, 0, 5)
-    assert stats.oldest_ready_enqueued_at == start + 3
-    spool.release(second)
-    stats = spool.stats()
-    assert stats.oldest_ready_enqueued_at == start + 2  # by id, whatever the destination
-    assert (stats.ready_records, stats.active_leases) == (3, 1)
-    assert dict(stats.dropped) == {}
-
-
-def test_high_water_and_pending_through_track_what_was_appended_before(
-    spool: SpoolBackend,
-) -> None:
-    assert spool.pending_through(spool.high_water()) == 0
-    fill(spool, 4)
-    mark = spool.high_water()
-    spool.append(entry(4), dest="d")  # after the mark, while records are queued: a newer id
-    assert spool.pending_through(mark) == 4
-    batch = lease(spool, n=3)
-    assert spool.pending_through(mark) == 4  # LEASED is still pending
-    spool.dead_letter(batch[:1], error_code="E", message=None, request_id=None)
-    assert spool.pending_through(mark) == 3  # DEAD is not
-    spool.ack(batch)
-    assert spool.pending_through(mark) == 1
-    drain(spool)
-    assert spool.pending_through(mark) == 0
-    assert spool.pending_through(spool.high_water()) == 0
-
-
-def test_checkpoint_takes_the_wal_modes_on_any_backend(spool: SpoolBackend) -> None:
-    spool.append(entry(0), dest="d")
-    for mode in ("PASSIVE", "FULL", "RESTART", "TRUNCATE", "passive"):
-        result = spool.checkpoint(mode)
-        assert isinstance(result, CheckpointResult)
-        assert not result.busy, mode  # nobody else uses the spool
-    assert spool.checkpoint().busy is False  # PASSIVE by default
-    with pytest.raises(ValueError, match="checkpoint mode"):
-        spool.checkpoint("SOMETIMES")
-
-
-def test_close_is_idempotent_and_refuses_appends(spool: SpoolBackend) -> None:
-    spool.append(entry(0), dest="d")
-    spool.close()
-    spool.close()
-    with pytest.raises(SpoolClosedError):
-        spool.append(entry(1), dest="d")
-    with pytest.raises(SpoolClosedError):
-        spool.append_log(encode_stored(entry(2)), dest="d")
-
-
-# --- documented differences, one test per backend -----------------------------------------------
-
-
-def test_durable_close_keeps_every_record_for_the_next_open(durable: Backend) -> None:
-    spool = durable.open()
-    fill(spool, 4)
-    spool.dead_letter(lease(spool, n=1), error_code="E", message=None, request_id=None)
-    lease(spool, n=1, ttl=10)  # still LEASED at close
-    assert spool.close() is None
-    again = durable.open()
-    stats = again.stats()
-    assert (stats.ready_records, stats.leased_records, stats.dead_records) == (2, 1, 1)
-    assert dict(stats.dropped) == {}
-    durable.clock.advance(10)  # the lease left behind expires like any other
-    batch = lease(again)
-    assert (seqs(batch), batch.attempts) == ([1, 2, 3], (1, 0, 0))
-
-
-def test_memory_close_loses_the_queue_and_counts_it(memory: Backend) -> None:
-    spool = memory.open_concrete()
-    assert isinstance(spool, MemorySpool)
-    fill(spool, 4)
-    spool.dead_letter(lease(spool, n=1), error_code="E", message=None, request_id=None)
-    lease(spool, n=1)
-    assert spool.close() == 3  # READY + LEASED; dead letters are not queued
-    assert spool.close() == 0
-    stats = spool.stats()
-    assert (stats.ready_records, stats.leased_records) == (0, 0)
-    assert dict(stats.dropped) == {"unsent_at_close": 3}
-
-
-def _calls_after_close(batch_ids: list[int]) -> dict[str, Callable[[SpoolBackend], object]]:
-    return {
-        "lease": lambda s: s.lease(1, 1 << 20, lease_seconds=LONG),
-        "ack": lambda s: s.ack(batch_ids),
-        "release": lambda s: s.release(batch_ids),
-        "dead_letter": lambda s: s.dead_letter(
-            batch_ids, error_code="E", message=None, request_id=None
-        ),
-        "high_water": lambda s: s.high_water(),
-        "pending_through": lambda s: s.pending_through(1 << 30),
-        "dead_letters": lambda s: s.dead_letters(),
-        "replay_dead": lambda s: s.replay_dead(),
-        "checkpoint": lambda s: s.checkpoint(),
-        "stats": lambda s: s.stats(),
-        "acquire_flusher": lambda s: s.acquire_flusher(),
-    }
-
-
-def test_durable_calls_after_close_raise(durable: Backend) -> None:
-    spool = durable.open()
-    spool.append(entry(0), dest="d")
-    batch = lease(spool)
-    spool.close()
-    for name, call in _calls_after_close(list(batch.ids)).items():
-        try:
-            call(spool)
-        except SpoolClosedError:
-            continue
-        pytest.fail(f"{name}() after close did not raise SpoolClosedError")
-    spool.release_flusher()  # giving up a role it does not hold never fails
-
-
-def test_memory_calls_after_close_see_an_empty_queue(memory: Backend) -> None:
-    spool = memory.open()
-    spool.append(entry(0), dest="d")
-    batch = lease(spool)
-    spool.close()
-    calls = _calls_after_close(list(batch.ids))
-    assert calls["lease"](spool) is None
-    for name in ("ack", "release", "dead_letter", "pending_through"):
-        assert calls[name](spool) == 0, name
-    with pytest.raises(SpoolClosedError):
-        calls["replay_dead"](spool)  # would queue records nobody will ship
-    with pytest.raises(SpoolClosedError):
-        spool.append(entry(1), dest="d")
-    stats = spool.stats()
-    assert dict(stats.dropped) == {"unsent_at_close": 1, "closed": 1}
-    assert stats.appended == 1
-
-
-def test_durable_dead_records_count_against_the_bounds_and_are_evicted_first(
-    durable: Backend,
-) -> None:
-    spool = durable.open(max_records=3)
-    fill(spool, 3)
-    spool.dead_letter(lease(spool, n=1), error_code="E", message=None, request_id=None)
-    spool.append(entry(3), dest="d")  # full: the DEAD record goes first
-    assert spool.stats().dead_records == 0
-    spool.append(entry(4), dest="d")  # then the oldest READY one
-    assert dict(spool.stats().dropped) == {"drop_oldest": 2}
-    assert drain(spool) == [2, 3, 4]
-
-
-def test_durable_dead_records_fill_the_spool_for_drop_newest(durable: Backend) -> None:
-    spool = durable.open(max_records=2, when_full="drop_newest")
-    fill(spool, 2)
-    spool.dead_letter(lease(spool), error_code="E", message=None, request_id=None)
-    with pytest.raises(SpoolFull):  # two DEAD records fill it
-        spool.append(entry(2), dest="d")
-    assert spool.replay_dead() == 2
-    assert drain(spool) == [0, 1]
-
-
-def test_memory_dead_letters_are_kept_apart_and_bounded(memory: Backend) -> None:
-    spool = memory.open(max_records=2, max_dead_letters=2, when_full="drop_newest")
-    fill(spool, 2)
-    spool.dead_letter(lease(spool), error_code="E", message=None, request_id=None)
-    for i in range(2, 4):
-        spool.append(entry(i), dest="d")  # dead letters take no room in the queue
-    spool.dead_letter(lease(spool, n=1), error_code="E", message=None, request_id=None)
-    assert [d.entry for d in spool.dead_letters()] == [entry(1), entry(2)]  # 0 forgotten
-    stats = spool.stats()
-    assert (stats.dead_records, stats.dead_lettered) == (2, 3)
-    assert dict(stats.dropped) == {"dead_evicted": 1}
-
-
-def test_durable_replay_into_a_full_spool_is_never_refused(durable: Backend) -> None:
-    spool = durable.open(max_records=3, when_full="drop_newest")
-    fill(spool, 3)
-    spool.dead_letter(lease(spool, n=1), error_code="E", message=None, request_id=None)
-    with pytest.raises(SpoolFull):
-        spool.append(entry(3), dest="d")
-    assert spool.replay_dead() == 1  # the DEAD record was already counted against the bounds
-    stats = spool.stats()
-    assert (stats.ready_records, stats.dead_records) == (3, 0)
-    assert dict(stats.dropped) == {"drop_newest": 1}
-
-
-@pytest.mark.parametrize("policy", list(WhenFull))
-def test_memory_replay_moves_what_fits_and_keeps_the_rest_dead(
-    memory: Backend, policy: WhenFull
-) -> None:
-    spool = memory.open(max_records=2, when_full=policy, block_timeout=DEADLINE)
-    fill(spool, 2)
-    spool.dead_letter(lease(spool, n=1), error_code="E", message=None, request_id=None)
-    spool.append(entry(2), dest="d")  # the queue is full again: 1, 2
-    started = time.monotonic()
-    assert spool.replay_dead() == 0  # no room: nothing lost, nothing evicted, no wait
-    assert time.monotonic() - started < DEADLINE / 2
-    stats = spool.stats()
-    assert (stats.dead_records, stats.replayed, dict(stats.dropped)) == (1, 0, {})
-    spool.ack(lease(spool, n=1))
-    assert spool.replay_dead() == 1
-    stats = spool.stats()
-    assert (stats.dead_records, stats.replayed, stats.appended) == (0, 1, 3)
-    assert drain(spool) == [2, 0]
-
-
-def test_durable_acquire_reverts_other_handles_leases_only(durable: Backend) -> None:
-    dead_owner, flusher = durable.open(), durable.open()  # two handles on one file
-    fill(flusher, 3)
-    theirs = lease(dead_owner, n=1)
-    mine = lease(flusher, n=1)
-    assert flusher.acquire_flusher()
-    stats = flusher.stats()
-    assert (stats.leased_records, stats.leases_recovered) == (1, 1)  # only theirs reverted
-    assert dead_owner.ack(theirs) == 0
-    batch = lease(flusher)
-    assert (seqs(batch), batch.attempts) == ([0, 2], (1, 0))
-    assert flusher.ack(mine) == 1
-
-
-def test_memory_acquire_reverts_leases_left_from_before(memory: Backend) -> None:
-    spool = memory.open()
-    fill(spool, 2)
-    before = lease(spool, n=1)  # leased by a flusher that is gone
-    assert spool.acquire_flusher()
-    stats = spool.stats()
-    assert (stats.leased_records, stats.leases_recovered) == (0, 1)
-    assert spool.ack(before) == 0
-    batch = lease(spool)
-    assert (seqs(batch), batch.attempts) == ([0, 1], (1, 0))
-
-
-def test_durable_high_water_is_the_largest_queued_id(durable: Backend) -> None:
-    spool = durable.open()
-    fill(spool, 2)
-    batch = lease(spool)
-    assert spool.high_water() == max(batch.ids)
-    spool.ack(batch)
-    assert spool.high_water() == 0  # nothing queued
-
-
-def test_memory_high_water_is_the_last_id_handed_out(memory: Backend) -> None:
-    spool = memory.open()
-    fill(spool, 2)
-    ids = lease(spool).ids
-    spool.ack(list(ids))
-    assert spool.high_water() == max(ids)  # kept after the queue emptied
-    spool.append(entry(2), dest="d")
-    assert lease(spool).ids == (max(ids) + 1,)  # never reused

@@ -148,6 +148,7 @@ from yai_spool.spool.exceptions import (
     SpoolSchemaError,
     SpoolStorageError,
 )
+from yai_spool.spool.failure import Failure
 from yai_spool.spool.files import FlusherLock
 from yai_spool.spool.schema import MIGRATIONS, SCHEMA_VERSION
 from yai_spool.spool.store import SpoolQueue
@@ -173,6 +174,7 @@ __all__ = [
     "CheckpointResult",
     "DeadLetter",
     "DropReason",
+    "Failure",
     "FlusherLock",
     "LastError",
     "QueuedRecord",

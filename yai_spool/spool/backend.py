@@ -32,7 +32,9 @@ The promises (ids, sizes and counters mean the same in every backend):
   moves nothing. Each returns how many records it moved; settling no ids returns 0 and records
   nothing. ``ack`` counts ``delivered`` and the last success (time, request id) when it moved
   records; ``release`` counts ``retried`` and, given an ``error_code``, the last error;
-  ``dead_letter`` counts ``dead_lettered`` and the last error.
+  ``dead_letter`` counts ``dead_lettered`` and the last error. ``retry_later(target,
+  failure)`` / ``give_up(target, failure)`` / ``record_failure(failure)`` are the same calls
+  with the error as one :class:`~yai_spool.spool.failure.Failure` value.
 - **Bounds and** ``when_full``. ``max_records`` / ``max_bytes`` bound the queue. A record
   larger than ``max_record_bytes`` (or than ``max_bytes``) is refused as ``too_large``, an
   entry that cannot be encoded as ``encode_error``, whatever the fill level. When the record
@@ -92,19 +94,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from yai_spool.spool.failure import SettleCalls
 from yai_spool.spool.types import Batch, CheckpointResult, DeadLetter, SpoolStats
 
 __all__ = ["SpoolBackend"]
 
 
 @runtime_checkable
-class SpoolBackend(Protocol):
+class SpoolBackend(SettleCalls, Protocol):
     """What the flushers and handlers may rely on in any spool (the module docstring).
 
     Structural: ``Spool`` and ``MemorySpool`` implement it without inheriting from it. Their
     own methods may take more keywords (``Spool.replay_dead(error_code=...)``) as long as
     these calls keep their meaning. ``isinstance(x, SpoolBackend)`` checks only that the
     members exist; the signatures are checked statically and by the contract tests.
+
+    The settle calls after a failed send (``release``, ``dead_letter``, ``record_error`` and
+    their ``Failure`` forms ``retry_later``, ``give_up``, ``record_failure``) come from
+    :class:`~yai_spool.spool.failure.SettleCalls`, which both backends subclass for its
+    keyword forms.
     """
 
     def append(self, entry: Mapping[str, Any], *, dest: str) -> None:
@@ -129,33 +137,6 @@ class SpoolBackend(Protocol):
 
     def ack(self, target: Batch | Iterable[int], *, request_id: str | None = None) -> int:
         """Delivered: forget the records still held by the lease; returns how many."""
-        ...
-
-    def release(
-        self,
-        target: Batch | Iterable[int],
-        *,
-        error_code: str | None = None,
-        message: str | None = None,
-        request_id: str | None = None,
-        throttled: bool = False,
-        count_attempt: bool = True,
-        status: int | None = None,
-    ) -> int:
-        """Retry later: READY again in id order (attempts + 1 by default); returns how many."""
-        ...
-
-    def dead_letter(
-        self,
-        target: Batch | Iterable[int],
-        *,
-        error_code: str,
-        message: str | None,
-        request_id: str | None,
-        attempts: int | None = None,
-        status: int | None = None,
-    ) -> int:
-        """Give up: DEAD with the error (``attempts`` default: attempts + 1); returns how many."""
         ...
 
     def acquire_flusher(self) -> bool:

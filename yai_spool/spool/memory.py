@@ -74,6 +74,7 @@ from yai_spool.spool.common import (
     release_counts,
     settle_ids,
 )
+from yai_spool.spool.failure import NO_FAILURE, Failure, SettleCalls, SettleTarget
 from yai_spool.spool.schema import CODEC_LOG, decode_stored, encode_stored
 
 __all__ = ["MemorySpool", "MemorySpoolConfig"]
@@ -151,7 +152,7 @@ class _Lease:
     until: float
 
 
-class MemorySpool:
+class MemorySpool(SettleCalls):
     """A bounded, thread-safe in-memory queue with the durable spool's flusher-facing API.
 
     Records are lost if the process dies before they are delivered (see the module
@@ -417,31 +418,23 @@ class MemorySpool:
                 self._space.notify_all()
         return n
 
-    def release(
-        self,
-        target: Batch | Iterable[int],
-        *,
-        error_code: str | None = None,
-        message: str | None = None,
-        request_id: str | None = None,
-        throttled: bool = False,
-        count_attempt: bool = True,
-        status: int | None = None,
+    def retry_later(
+        self, target: SettleTarget, failure: Failure | None = None, *, count_attempt: bool = True
     ) -> int:
         """Retry later: back to READY in id order (attempts + 1 unless ``count_attempt=False``)."""
         ids, token = settle_ids(target)
         if not ids:
             return 0  # as the durable spool: no ids, nothing recorded (no last error either)
+        failure = failure or NO_FAILURE
         with self._lock:
             n = 0
             for held_by, held in self._take(ids, token):
                 n += self._release_locked(held_by, held, count_attempt=count_attempt)
-            failed = error_code is not None  # one failed request gave these records back
-            self._counts.update(release_counts(n, failed=failed, throttled=throttled))
-            if error_code is not None:
-                self._last_error = LastError(
-                    error_code, message or "", request_id, self._clock(), status
-                )
+            # One failed request gave these records back.
+            counts = release_counts(n, failed=failure.failed, throttled=failure.throttled)
+            self._counts.update(counts)
+            if failure.failed:
+                self._last_error = failure.last_error(self._clock())
         return n
 
     def _release_locked(self, token: str, ids: list[int], *, count_attempt: bool) -> int:
@@ -465,15 +458,8 @@ class MemorySpool:
             self._ready[dest] = deque(sorted([*queue, *recs], key=lambda r: r[_ID]))
         return len(recs)
 
-    def dead_letter(
-        self,
-        target: Batch | Iterable[int],
-        *,
-        error_code: str,
-        message: str | None,
-        request_id: str | None,
-        attempts: int | None = None,
-        status: int | None = None,
+    def give_up(
+        self, target: SettleTarget, failure: Failure, *, attempts: int | None = None
     ) -> int:
         """Give up on these leased records: keep them (bounded) as dead letters."""
         ids, token = settle_ids(target)
@@ -502,14 +488,14 @@ class MemorySpool:
                             nbytes=rec[_NBYTES],
                             enqueued_at=rec[_AT],
                             attempts=rec[_ATTEMPTS] + 1 if attempts is None else attempts,
-                            error_code=error_code,
-                            message=message,
-                            request_id=request_id,
+                            error_code=failure.code,
+                            message=failure.message,
+                            request_id=failure.request_id,
                             dead_at=now,
                         )
                     )
             self._counts["dead_lettered"] += n
-            self._last_error = LastError(error_code, message or "", request_id, now, status)
+            self._last_error = failure.last_error(now)
             if n:
                 self._space.notify_all()
         return n
@@ -554,18 +540,10 @@ class MemorySpool:
             self._counts["delivered"] += records
             self._last_success = (self._clock(), request_id)
 
-    def record_error(
-        self,
-        *,
-        code: str,
-        message: str,
-        request_id: str | None = None,
-        throttled: bool = False,
-        status: int | None = None,
-    ) -> None:
+    def record_failure(self, failure: Failure) -> None:
         with self._lock:
-            self._last_error = LastError(code, message, request_id, self._clock(), status)
-            if throttled:
+            self._last_error = failure.last_error(self._clock())
+            if failure.throttled:
                 self._counts["throttled_requests"] += 1
 
     # --- reading --------------------------------------------------------------------------

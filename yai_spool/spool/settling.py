@@ -1,9 +1,10 @@
 """``SpoolSettling``: what happens to leased records after a send, and to dead letters.
 
-Owns: ``ack`` / ``release`` / ``dead_letter`` (only ids still leased by the given lease or
+Owns: ``ack`` / ``retry_later`` / ``give_up`` (only ids still leased by the given lease or
 this instance: package docstring, invariant 2), the lease book that lets an ack delete by id
 range, the delivery outcomes recorded without moving records (``record_delivery``,
-``record_error``), and the operator's transitions ``replay_dead`` and ``purge``.
+``record_failure``), and the operator's transitions ``replay_dead`` and ``purge``. Their
+keyword forms (``release``, ``dead_letter``, ``record_error``) come from ``failure.SettleCalls``.
 
 Invariants: more than ``config.max_txn_rows`` ids are settled in several transactions, each
 exact and each recording its own counters; the last one drops lease rows that cover nothing.
@@ -12,12 +13,14 @@ exact and each recording its own counters; the last one drops lease rows that co
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from yai_spool.spool.common import release_counts, settle_ids
+from yai_spool.spool.failure import NO_FAILURE, Failure, SettleCalls, SettleTarget
 from yai_spool.spool.opening import SpoolOpening
 from yai_spool.spool.schema import (
     LEASED,
@@ -34,7 +37,7 @@ __all__ = ["SpoolSettling"]
 _BOOK_SIZE: Final = 8
 
 
-class SpoolSettling(SpoolOpening):
+class SpoolSettling(SpoolOpening, SettleCalls):
     """Settling leases and dead letters of a ``Spool`` (see the module docstring)."""
 
     def _book_lease(self, token: str, ids: tuple[int, ...], sizes: tuple[int, ...]) -> None:
@@ -133,7 +136,7 @@ class SpoolSettling(SpoolOpening):
             if plan is not None:
                 n, nbytes = self._delete_runs(store, conn, token, chunk)
             else:
-                n, nbytes = store.delete_leased(conn, json.dumps(chunk), token, self._owner_id)
+                n, nbytes = store.delete_leased(conn, store.held(chunk, token, self._owner_id))
             store.account_removed(conn, n, nbytes)
             if n:
                 store.add_counters(conn, {"delivered": n})
@@ -197,79 +200,59 @@ class SpoolSettling(SpoolOpening):
         conn.execute("ROLLBACK TO settle_runs")
         conn.execute("RELEASE settle_runs")
         members = [i for _, _, m, _ in runs for i in m]
-        return store.delete_leased(conn, json.dumps(members), token, self._owner_id)
+        return store.delete_leased(conn, store.held(members, token, self._owner_id))
 
-    def release(
-        self,
-        target: Batch | Iterable[int],
-        *,
-        error_code: str | None = None,
-        message: str | None = None,
-        request_id: str | None = None,
-        throttled: bool = False,
-        count_attempt: bool = True,
-        status: int | None = None,
+    def retry_later(
+        self, target: SettleTarget, failure: Failure | None = None, *, count_attempt: bool = True
     ) -> int:
         """Retry later: back to READY with attempts + 1 and the error kept on each record.
 
-        Only ids still leased by this owner move. With ``error_code``, also records it as the
-        spool's last error (and a throttled event if ``throttled``) in the same transaction;
-        ``status`` is the HTTP status of that error (None: no HTTP answer).
-        ``count_attempt=False`` leaves attempts unchanged (e.g. a batch given back unsent at
-        shutdown). Returns the number released. At most ``config.max_txn_rows`` ids per
-        transaction (see ``ack``).
-        """
-        ids, token = settle_ids(target)
-        if not ids:
-            return 0
-        now = self._clock()
-        error = (error_code, message, request_id)
-
-        def give_back(store: SpoolQueue, conn: sqlite3.Connection, chunk: Any, first: bool) -> int:
-            n = store.release_leased(
-                conn, json.dumps(chunk), token, self._owner_id, error, count_attempt=count_attempt
-            )
-            failed = error_code is not None and first  # one failed request gave them all back
-            store.add_counters(conn, release_counts(n, failed=failed, throttled=throttled))
-            if failed:
-                self._set_last_error(conn, store, error, now=now, status=status)
-            return n
-
-        return self._settle("release", token, self._id_chunks(ids), give_back)
-
-    def dead_letter(
-        self,
-        target: Batch | Iterable[int],
-        *,
-        error_code: str,
-        message: str | None,
-        request_id: str | None,
-        attempts: int | None = None,
-        status: int | None = None,
-    ) -> int:
-        """Give up: move these leased ids to DEAD with the error, ``dead_at`` and ``attempts``.
-
-        ``attempts`` is the final attempt count to store (default: the record's attempts + 1);
-        ``status`` is the HTTP status of the error (None: no HTTP answer). DEAD records still
-        count against the bounds until replayed or purged. Returns the number moved. At most
+        Only ids still leased by this owner move. A failure with a code is also recorded as
+        the spool's last error (and a throttled event if ``failure.throttled``) in the same
+        transaction. ``count_attempt=False`` leaves attempts unchanged (e.g. a batch given
+        back unsent at shutdown). Returns the number released. At most
         ``config.max_txn_rows`` ids per transaction (see ``ack``).
         """
         ids, token = settle_ids(target)
         if not ids:
             return 0
         now = self._clock()
-        error = (error_code, message, request_id)
+        failure = failure or NO_FAILURE
+
+        def give_back(store: SpoolQueue, conn: sqlite3.Connection, chunk: Any, first: bool) -> int:
+            held = store.held(chunk, token, self._owner_id)
+            n = store.release_leased(conn, held, failure.row_error, count_attempt=count_attempt)
+            failed = failure.failed and first  # one failed request gave them all back
+            store.add_counters(conn, release_counts(n, failed=failed, throttled=failure.throttled))
+            if failed:
+                self._set_last_error(conn, store, failure, now)
+            return n
+
+        return self._settle("release", token, self._id_chunks(ids), give_back)
+
+    def give_up(
+        self, target: SettleTarget, failure: Failure, *, attempts: int | None = None
+    ) -> int:
+        """Give up: move these leased ids to DEAD with the error, ``dead_at`` and ``attempts``.
+
+        ``attempts`` is the final attempt count to store (default: the record's attempts + 1).
+        DEAD records still count against the bounds until replayed or purged. Returns the
+        number moved. At most ``config.max_txn_rows`` ids per transaction (see ``ack``).
+        """
+        ids, token = settle_ids(target)
+        if not ids:
+            return 0
+        now = self._clock()
 
         def bury(store: SpoolQueue, conn: sqlite3.Connection, chunk: Any, first: bool) -> int:
             store.reconcile(conn)
-            n, nbytes = store.move_to_dead(
-                conn, json.dumps(chunk), token, self._owner_id,
-                error=error, attempts=attempts, now=now,
-            )  # fmt: skip
+            held = store.held(chunk, token, self._owner_id)
+            error = failure.row_error
+            n, nbytes = store.move_to_dead(conn, held, error, attempts=attempts, now=now)
             store.account_removed(conn, n, nbytes, dead_rows=n, dead_bytes=nbytes)
             store.add_counters(conn, {"dead_lettered": n})
             if first:
-                self._set_last_error(conn, store, error, now=now, status=status)
+                self._set_last_error(conn, store, failure, now)
             return n
 
         return self._settle("dead_letter", token, self._id_chunks(ids), bury)
@@ -358,46 +341,20 @@ class SpoolSettling(SpoolOpening):
             except sqlite3.Error as exc:
                 raise self._storage_error("record_delivery", exc) from exc
 
-    def record_error(
-        self,
-        *,
-        code: str,
-        message: str,
-        request_id: str | None = None,
-        throttled: bool = False,
-        status: int | None = None,
-    ) -> None:
+    def record_failure(self, failure: Failure) -> None:
         """Record the last delivery error (and a throttled event) without moving records."""
         now = self._clock()
         with self._locked() as store:
             try:
                 with self._write() as conn:
-                    self._set_last_error(
-                        conn, store, (code, message, request_id), now=now, status=status
-                    )
-                    store.add_counters(conn, {"throttled_requests": 1 if throttled else 0})
+                    self._set_last_error(conn, store, failure, now)
+                    store.add_counters(conn, {"throttled_requests": 1 if failure.throttled else 0})
             except sqlite3.Error as exc:
                 raise self._storage_error("record_error", exc) from exc
 
     @staticmethod
     def _set_last_error(
-        conn: sqlite3.Connection,
-        store: SpoolQueue,
-        error: tuple[str | None, str | None, str | None],
-        *,
-        now: float,
-        status: int | None,
+        conn: sqlite3.Connection, store: SpoolQueue, failure: Failure, now: float
     ) -> None:
-        """Keep ``(code, message, request_id)`` as the spool's last error (``stats()``)."""
-        code, message, request_id = error
-        store.set_meta(
-            conn,
-            "last_error",
-            {
-                "code": code,
-                "message": message or "",
-                "request_id": request_id,
-                "at": now,
-                "status": status,
-            },
-        )
+        """Keep ``failure`` as the spool's last error (``stats()`` reads it back)."""
+        store.set_meta(conn, "last_error", dataclasses.asdict(failure.last_error(now)))

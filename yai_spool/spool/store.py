@@ -25,7 +25,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NamedTuple, NoReturn, TypeAlias
 
 from persistqueue.sqlackqueue import SQLiteAckQueue
 
@@ -60,7 +60,9 @@ __all__ = [
     "LAST_DROP",
     "Acct",
     "CorruptFileError",
+    "Held",
     "Row",
+    "RowError",
     "SpoolQueue",
     "busy_retry",
     "configure",
@@ -97,6 +99,17 @@ _UPSERT_DROP: Final = (
 _UPSERT_DROPS_2: Final = _UPSERT_DROP.replace("VALUES (?, ?)", "VALUES (?, ?), (?, ?)")
 
 
+class Held(NamedTuple):
+    """A settle's rows: the ids given that are still leased by its owner (``SpoolQueue.held``)."""
+
+    where: str  # SQL predicate over the queue table
+    params: tuple[str, str]  # its parameters: the ids as JSON, the lease token or owner id
+
+
+#: ``(code, message, request_id)`` kept on each released or dead record (``Failure.row_error``).
+RowError: TypeAlias = tuple[str | None, str | None, str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Acct:
     """Exact sizes of one snapshot (see the accounting invariant above)."""
@@ -128,6 +141,20 @@ class Acct:
     @property
     def total_bytes(self) -> int:
         return self.live_bytes + self.dead_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """How ``SpoolQueue._init`` opens and sets up the file: read once, at open."""
+
+    synchronous: str  # PRAGMA synchronous
+    wal_max_bytes: int  # journal_size_limit
+    now: float  # the creation time of a new schema
+    check: bool  # run quick_check before anything writes
+    # Called with the number of WAL frames SQLite accepted at open (its mxFrame; None if
+    # unknown), before anything of ours writes: core.Spool compares it with what the file
+    # holds (walcheck.judge), while the damaged WAL is still as found.
+    wal_probe: Callable[[int | None], None] | None
 
 
 def _unsupported(name: str) -> NoReturn:
@@ -163,19 +190,11 @@ class SpoolQueue(SQLiteAckQueue):
         wal_probe: Callable[[int | None], None] | None = None,
     ) -> None:
         self.file = file
-        self._check = check
-        # Called with the number of WAL frames SQLite accepted at open (its mxFrame; None if
-        # unknown), before anything of ours writes: core.Spool compares it with what the file
-        # holds (walcheck.judge), while the damaged WAL is still as found.
-        self._wal_probe = wal_probe
         self.readonly = readonly
-        self._synchronous = synchronous
-        self._wal_max_bytes = wal_max_bytes
-        self._now = now
+        self._setup = _Setup(synchronous, wal_max_bytes, now, check, wal_probe)
         self._creator_pid = os.getpid()
         self._tail_cache: tuple[int, int, int, int, int] | None = None
-        self.schema_version = 0
-        self.previous_schema_version = 0
+        self.schema_version = self.previous_schema_version = 0
         super().__init__(
             os.path.dirname(file) or ".",
             name="spool",
@@ -208,22 +227,23 @@ class SpoolQueue(SQLiteAckQueue):
             self.schema_version = read_schema_version(conn)
             if not self.readonly:
                 check_compatible(conn)
-            if self._check:
+            setup = self._setup
+            if setup.check:
                 problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
                 if problems != ["ok"]:
                     raise CorruptFileError("; ".join(problems[:5]))
-            if self._wal_probe is not None and not self.readonly:
+            if setup.wal_probe is not None and not self.readonly:
                 # Recovery ran at the first read above; a PASSIVE checkpoint reports how many
                 # WAL frames it accepted. Before ensure_schema: a damaged WAL may have lost the
                 # very transaction that created the schema, which would then be written anew.
                 busy, log, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self._wal_probe(None if busy else int(log))
+                setup.wal_probe(None if busy else int(log))
             if not self.readonly:
-                configure(conn, synchronous=self._synchronous, wal_max_bytes=self._wal_max_bytes)
+                configure(conn, synchronous=setup.synchronous, wal_max_bytes=setup.wal_max_bytes)
                 # Writes wait for other processes' locks in busy_retry (see there).
                 conn.execute("PRAGMA busy_timeout = 0")
                 with self.write_txn() as txn:
-                    self.previous_schema_version = ensure_schema(txn, self._now)
+                    self.previous_schema_version = ensure_schema(txn, setup.now)
                 self.schema_version = read_schema_version(conn)
             if conn.execute("SELECT json_valid('[1]')").fetchone()[0] != 1:
                 raise sqlite3.NotSupportedError("SQLite JSON functions are required")
@@ -643,70 +663,55 @@ class SpoolQueue(SQLiteAckQueue):
             (lo, hi, token),
         ).rowcount
 
-    def delete_leased(
-        self, conn: sqlite3.Connection, ids_json: str, token: str | None, owner_id: str
-    ) -> tuple[int, int]:
-        pred, param = self.owner_clause(token, owner_id)
-        return _removed(conn, f"DELETE FROM {Q} WHERE {_IDS} AND {pred}", (ids_json, param))
+    @classmethod
+    def held(cls, ids: Sequence[int], token: str | None, owner_id: str) -> Held:
+        """The rows among ``ids`` still leased by ``token`` (None: by any lease of ``owner_id``).
 
+        Built once per settle chunk and given to ``delete_leased`` / ``release_leased`` /
+        ``move_to_dead``, which only add what they do to those rows.
+        """
+        pred, param = cls.owner_clause(token, owner_id)
+        return Held(f"{_IDS} AND {pred}", (json.dumps(ids), param))
+
+    @staticmethod
+    def delete_leased(conn: sqlite3.Connection, held: Held) -> tuple[int, int]:
+        return _removed(conn, f"DELETE FROM {Q} WHERE {held.where}", held.params)
+
+    @staticmethod
     def release_leased(
-        self,
-        conn: sqlite3.Connection,
-        ids_json: str,
-        token: str | None,
-        owner_id: str,
-        error: tuple[str | None, str | None, str | None],
-        *,
-        count_attempt: bool = True,
+        conn: sqlite3.Connection, held: Held, error: RowError, *, count_attempt: bool = True
     ) -> int:
-        pred, param = self.owner_clause(token, owner_id)
         bump = "attempts + 1" if count_attempt else "attempts"  # one of two fixed fragments
         return conn.execute(
             f"UPDATE {Q} SET status = {READY}, owner = NULL, attempts = {bump}, "
             f"err_code = coalesce(?, err_code), err_message = coalesce(?, err_message), "
-            f"err_request_id = coalesce(?, err_request_id) WHERE {_IDS} AND {pred}",
-            (*error, ids_json, param),
+            f"err_request_id = coalesce(?, err_request_id) WHERE {held.where}",
+            (*error, *held.params),
         ).rowcount
 
+    @staticmethod
     def move_to_dead(
-        self,
-        conn: sqlite3.Connection,
-        ids_json: str,
-        token: str | None,
-        owner_id: str,
-        *,
-        error: tuple[str | None, str | None, str | None],
-        attempts: int | None,
-        now: float,
+        conn: sqlite3.Connection, held: Held, error: RowError, *, attempts: int | None, now: float
     ) -> tuple[int, int]:
-        pred, param = self.owner_clause(token, owner_id)
         conn.execute(
             "INSERT INTO dead_letters (orig_id, data, timestamp, dest, nbytes, attempts, err_code, "
             "err_message, err_request_id, dead_at, codec, log_time, level, logger) "
             "SELECT _id, data, timestamp, dest, nbytes, coalesce(?, attempts + 1), ?, ?, ?, ?, "
             "codec, log_time, level, logger "
             f"FROM {Q} "
-            f"WHERE {_IDS} AND {pred} ORDER BY _id",
-            (attempts, *error, now, ids_json, param),
+            f"WHERE {held.where} ORDER BY _id",
+            (attempts, *error, now, *held.params),
         )
-        return _removed(conn, f"DELETE FROM {Q} WHERE {_IDS} AND {pred}", (ids_json, param))
+        return _removed(conn, f"DELETE FROM {Q} WHERE {held.where}", held.params)
 
     @staticmethod
     def dead_filter(
         ids_json: str | None, error_code: str | None, dead_before: float | None
     ) -> tuple[str, list[Any]]:
-        clauses: list[str] = ["1"]
-        params: list[Any] = []
-        if ids_json is not None:
-            clauses.append(_IDS)
-            params.append(ids_json)
-        if error_code is not None:
-            clauses.append("err_code = ?")
-            params.append(error_code)
-        if dead_before is not None:
-            clauses.append("dead_at <= ?")
-            params.append(dead_before)
-        return " AND ".join(clauses), params
+        """``(where, params)`` of the dead letters a replay takes: each filter given narrows it."""
+        filters = {_IDS: ids_json, "err_code = ?": error_code, "dead_at <= ?": dead_before}
+        given = {clause: value for clause, value in filters.items() if value is not None}
+        return " AND ".join(["1", *given]), list(given.values())
 
     def replay(
         self, conn: sqlite3.Connection, where: str, params: list[Any], now: float

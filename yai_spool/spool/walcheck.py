@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
 
@@ -76,13 +76,8 @@ class WalDamage:
     wal_bytes: int
 
     def detail(self) -> dict[str, object]:
-        return {
-            "frames_accepted": self.frames_accepted,
-            "transactions_skipped": self.transactions_skipped,
-            "frames_skipped": self.frames_skipped,
-            "wal_header_ok": self.header_ok,
-            "wal_bytes": self.wal_bytes,
-        }
+        """The ``wal_damaged`` event's detail: the fields, ``header_ok`` as ``wal_header_ok``."""
+        return {("wal_header_ok" if k == "header_ok" else k): v for k, v in asdict(self).items()}
 
 
 def _checksum(data: bytes, big_endian: bool, s0: int = 0, s1: int = 0) -> tuple[int, int]:
