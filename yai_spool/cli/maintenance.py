@@ -36,6 +36,7 @@ from yai_spool.cli.common import (
     size_text,
 )
 from yai_spool.cli.exit_codes import COMMON_EXITS, UNUSABLE_EXITS, ExitCode
+from yai_spool.cli.records import chosen_states, count_in
 
 __all__ = ["PURGE", "VACUUM", "PurgeState", "purge", "vacuum"]
 
@@ -71,9 +72,7 @@ def purge(  # keyword-only: typer passes every parameter by name
         stats = spool.stats()
     finally:
         spool.close()
-    count = stats.dead_records
-    if state is PurgeState.ALL:
-        count += stats.ready_records + stats.leased_records
+    count = count_in(stats, chosen_states(state))
     what = "dead letter(s)" if state is PurgeState.DEAD else "record(s) (ready, leased and dead)"
     if dry_run:
         if as_json:
