@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +38,7 @@ from yai_spool.cli.records import (
     LOGGER_KEY,
     MESSAGE_KEY,
     ErrorCodeOpt,
+    ExportState,
     LevelKeyOpt,
     LevelOpt,
     LoggerKeyOpt,
@@ -55,15 +55,6 @@ from yai_spool.ops.health import format_age
 from yai_spool.spool import RecordState
 
 __all__ = ["EXPORT", "PEEK", "ExportState", "export", "peek"]
-
-
-class ExportState(StrEnum):
-    """States ``export`` can write."""
-
-    READY = "ready"
-    LEASED = "leased"
-    DEAD = "dead"
-    ALL = "all"
 
 
 def _cut(text: str | None, width: int) -> str:

@@ -2,6 +2,7 @@
 
 Owns :class:`SpooledRecord` (a READY, LEASED or DEAD record, with its JSON form),
 :func:`iter_state` (paged reads through ``Spool.queued`` / ``Spool.dead_letters``),
+:class:`ExportState` / :class:`PurgeState` (the ``--state`` choices beyond one state),
 :func:`chosen_states` / :func:`count_in` (what a ``--state`` choice selects and counts),
 :class:`RecordFilter` / :func:`make_filter` (level, logger, time, error code) and the typer
 options those filters are built from (``peek`` and ``export`` share them).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any, Final
 
 import typer
@@ -28,10 +30,12 @@ __all__ = [
     "LOGGER_KEY",
     "MESSAGE_KEY",
     "ErrorCodeOpt",
+    "ExportState",
     "LevelKeyOpt",
     "LevelOpt",
     "LoggerKeyOpt",
     "LoggerOpt",
+    "PurgeState",
     "RecordFilter",
     "SinceOpt",
     "SpooledRecord",
@@ -173,6 +177,22 @@ class RecordFilter:
             if name != self.logger and not name.startswith(self.logger + "."):
                 return False
         return True
+
+
+class ExportState(StrEnum):
+    """The ``--state`` choices of ``export``: the states it can write."""
+
+    READY = "ready"
+    LEASED = "leased"
+    DEAD = "dead"
+    ALL = "all"
+
+
+class PurgeState(StrEnum):
+    """The ``--state`` choices of ``purge``: the states it can delete."""
+
+    DEAD = "dead"
+    ALL = "all"
 
 
 def chosen_states(choice: str) -> list[RecordState]:

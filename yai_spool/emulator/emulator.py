@@ -37,7 +37,13 @@ from typing import Any, Self, TextIO
 
 from yai_spool.emulator.config import EmulatorConfig
 from yai_spool.emulator.faults import Faults
-from yai_spool.emulator.httpserver import Connection, HttpRequest, HttpResponse, HttpServer
+from yai_spool.emulator.httpserver import (
+    Connection,
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    ServerSettings,
+)
 from yai_spool.emulator.putlogs import (
     AuthInfo,
     Destination,
@@ -128,8 +134,7 @@ class Emulator:
         self.config = config
         self._keys = KeyChecker(config)
         self.store = EmulatorStore(config.db_path)
-        self._server = HttpServer(
-            self._handle,
+        settings = ServerSettings(
             host=config.host,
             port=config.port,
             keepalive_timeout=config.keepalive_timeout,
@@ -138,6 +143,7 @@ class Emulator:
             # frame overhead); beyond this margin the wire body is discarded unread.
             max_body_bytes=config.max_body_bytes + max(1 << 20, config.max_body_bytes // 8),
         )
+        self._server = HttpServer(self._handle, settings)
         self.faults = Faults(self._status_for, config.poison_code, lifecycle=self._server)
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)

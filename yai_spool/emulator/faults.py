@@ -113,12 +113,9 @@ class _Rule:
             "fired": self.fired,
             "remaining": self.remaining,
         }
-        if self.project is not None:
-            out["project"] = self.project
-        if self.logstore is not None:
-            out["logstore"] = self.logstore
-        if self.probability is not None:
-            out["probability"] = self.probability
+        for name in ("project", "logstore", "probability"):  # shown only when set
+            if (value := getattr(self, name)) is not None:
+                out[name] = value
         if self.kind in ("fail", "poison"):
             out.update(status=self.status, error_code=self.error_code)
         if self.retry_after is not None:
