@@ -8,15 +8,8 @@ from typing import Any
 
 import pytest
 
-from yai_spool.ops.health import (
-    Thresholds,
-    Verdict,
-    assess,
-    error_outcome,
-    format_age,
-    unreadable,
-    worst,
-)
+from yai_spool.ops import health as rules
+from yai_spool.ops.health import Thresholds, Verdict, assess
 from yai_spool.sls.errors import ErrorCode, Outcome
 from yai_spool.spool import LastError, SpoolEvent, SpoolStats
 
@@ -151,7 +144,7 @@ def test_thresholds_and_notes() -> None:
 
 
 def test_helpers() -> None:
-    assert [format_age(s) for s in (None, -3, 59.9, 61, 3661, 90061)] == [
+    assert [rules.format_age(s) for s in (None, -3, 59.9, 61, 3661, 90061)] == [
         "-",
         "0s",
         "59s",
@@ -159,13 +152,15 @@ def test_helpers() -> None:
         "1h 01m",
         "1d 01h",
     ]
-    assert worst([]) is Verdict.OK
-    assert worst([Verdict.LAGGING, Verdict.MISSING, Verdict.CORRUPT]) is Verdict.MISSING
-    assert unreadable(Verdict.MISSING, "no spool").summary == "no spool"
-    assert error_outcome(error(ErrorCode.BadResponse, 0)) is Outcome.RETRY
-    assert error_outcome(error("RequestTimeout", 0)) is Outcome.RETRY
-    assert error_outcome(error("EncodeError", 0)) is Outcome.REJECTED
-    assert error_outcome(error("SomethingNew", 0)) is None
+    assert rules.worst([]) is Verdict.OK
+    assert rules.worst([Verdict.LAGGING, Verdict.MISSING, Verdict.CORRUPT]) is Verdict.MISSING
+    assert rules.unreadable(Verdict.MISSING, "no spool").summary == "no spool"
+    assert rules.error_outcome(error(ErrorCode.BadResponse, 0)) is Outcome.RETRY
+    assert rules.error_outcome(error("RequestTimeout", 0)) is Outcome.RETRY
+    assert rules.error_outcome(error("EncodeError", 0)) is Outcome.REJECTED
+    assert rules.error_outcome(error("SomethingNew", 0)) is None
     # With the recorded HTTP status even a code errors.py has never seen is classified.
-    assert error_outcome(replace(error("SomethingNew", 0), status=401)) is Outcome.CREDENTIALS
-    assert error_outcome(replace(error(ErrorCode.Unauthorized, 0), status=503)) is Outcome.RETRY
+    assert rules.error_outcome(replace(error("SomethingNew", 0), status=401)) is Outcome.CREDENTIALS
+    assert (
+        rules.error_outcome(replace(error(ErrorCode.Unauthorized, 0), status=503)) is Outcome.RETRY
+    )

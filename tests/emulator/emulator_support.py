@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -198,6 +199,19 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def run_python(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python args...`` on this checkout to the end (``env`` on top of
+    :func:`subprocess_env`); output captured as text, the exit status left to the caller."""
+    return subprocess.run(
+        [PYTHON, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(**env),
+        check=False,
+    )
 
 
 def raw_of(group: LogGroup) -> bytes:

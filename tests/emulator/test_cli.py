@@ -26,6 +26,7 @@ from emulator_support import (
     exchange,
     group_of,
     raw_of,
+    run_python,
     signed_v1,
     subprocess_env,
     unsigned,
@@ -47,14 +48,7 @@ class Served:
 
 def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m MODULE ARGS`` to completion, in the tests' environment."""
-    return subprocess.run(
-        [PYTHON, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=subprocess_env(),
-        check=False,
-    )
+    return run_python("-m", module, *args)
 
 
 def serve_refused(*args: str) -> str:

@@ -12,7 +12,6 @@ setting cannot leak into other tests.
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 
 import pytest
@@ -20,12 +19,11 @@ from emulator_support import (
     KEY_ID,
     LOGSTORE,
     PROJECT,
-    PYTHON,
     SECRET,
     TMP_KEY_ID,
     TMP_SECRET,
     TOKEN,
-    subprocess_env,
+    run_python,
 )
 
 from yai_spool.emulator import Emulator
@@ -107,15 +105,8 @@ PRODUCER_SCRIPT = textwrap.dedent(
 def test_rust_producer_in_a_subprocess(
     emu: Emulator, compression: str, key_id: str, secret: str, token: str
 ) -> None:
-    env = subprocess_env(HTTP_PROXY=emu.url)
-    result = subprocess.run(
-        [PYTHON, "-c", PRODUCER_SCRIPT, key_id, secret, token, PROJECT, compression],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    argv = ("-c", PRODUCER_SCRIPT, key_id, secret, token, PROJECT, compression)
+    result = run_python(*argv, timeout=120, HTTP_PROXY=emu.url)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report == {"delivered": 20, "errors": []}

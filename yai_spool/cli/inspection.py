@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,12 +38,15 @@ from yai_spool.cli.records import (
     LOGGER_KEY,
     MESSAGE_KEY,
     ErrorCodeOpt,
+    ExportState,
     LevelKeyOpt,
     LevelOpt,
     LoggerKeyOpt,
     LoggerOpt,
     SinceOpt,
     UntilOpt,
+    chosen_states,
+    count_in,
     iter_state,
     make_filter,
     select_records,
@@ -53,15 +55,6 @@ from yai_spool.ops.health import format_age
 from yai_spool.spool import RecordState
 
 __all__ = ["EXPORT", "PEEK", "ExportState", "export", "peek"]
-
-
-class ExportState(StrEnum):
-    """States ``export`` can write."""
-
-    READY = "ready"
-    LEASED = "leased"
-    DEAD = "dead"
-    ALL = "all"
 
 
 def _cut(text: str | None, width: int) -> str:
@@ -123,16 +116,16 @@ def peek(  # keyword-only: typer passes every parameter by name
     table.add_column("tries", no_wrap=True)
     table.add_column("error", overflow="fold")
     for r in shown:
-        error = r.error_code or ""
+        error = r.row.error_code or ""
         if r.dead_at is not None:
             error += f" (dead {format_age(time.time() - r.dead_at)} ago)"
         table.add_row(
-            str(r.id),
+            str(r.row.id),
             iso_time(r.log_time),
             escape(_cut(r.content(level_key), 8)),
             escape(_cut(r.content(logger_key), 24)),
-            escape(_cut(r.content(MESSAGE_KEY) or json.dumps(r.entry)[:200], 120)),
-            str(r.attempts),
+            escape(_cut(r.content(MESSAGE_KEY) or json.dumps(r.row.entry)[:200], 120)),
+            str(r.row.attempts),
             escape(error),
         )
     console.print(table)
@@ -170,19 +163,11 @@ def export(  # keyword-only: typer passes every parameter by name
     where = make_filter(
         level, logger, since, until, error_code, level_key=level_key, logger_key=logger_key
     )
-    states = list(RecordState) if state is ExportState.ALL else [RecordState(state.value)]
+    states = chosen_states(state)
     spool = open_readonly(spool_path)
     written = 0
     try:
-        stats = spool.stats()
-        total = sum(
-            {
-                RecordState.READY: stats.ready_records,
-                RecordState.LEASED: stats.leased_records,
-                RecordState.DEAD: stats.dead_records,
-            }[s]
-            for s in states
-        )
+        total = count_in(spool.stats(), states)
         if output is None:
             for record in select_records(spool, states, where):
                 print_json(record.to_json())

@@ -15,7 +15,6 @@ while another process holds it (VACUUM blocks every writer: producers would drop
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -36,15 +35,9 @@ from yai_spool.cli.common import (
     size_text,
 )
 from yai_spool.cli.exit_codes import COMMON_EXITS, UNUSABLE_EXITS, ExitCode
+from yai_spool.cli.records import PurgeState, chosen_states, count_in
 
 __all__ = ["PURGE", "VACUUM", "PurgeState", "purge", "vacuum"]
-
-
-class PurgeState(StrEnum):
-    """States ``purge`` can delete."""
-
-    DEAD = "dead"
-    ALL = "all"
 
 
 @guarded
@@ -71,9 +64,7 @@ def purge(  # keyword-only: typer passes every parameter by name
         stats = spool.stats()
     finally:
         spool.close()
-    count = stats.dead_records
-    if state is PurgeState.ALL:
-        count += stats.ready_records + stats.leased_records
+    count = count_in(stats, chosen_states(state))
     what = "dead letter(s)" if state is PurgeState.DEAD else "record(s) (ready, leased and dead)"
     if dry_run:
         if as_json:

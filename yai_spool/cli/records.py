@@ -2,6 +2,8 @@
 
 Owns :class:`SpooledRecord` (a READY, LEASED or DEAD record, with its JSON form),
 :func:`iter_state` (paged reads through ``Spool.queued`` / ``Spool.dead_letters``),
+:class:`ExportState` / :class:`PurgeState` (the ``--state`` choices beyond one state),
+:func:`chosen_states` / :func:`count_in` (what a ``--state`` choice selects and counts),
 :class:`RecordFilter` / :func:`make_filter` (level, logger, time, error code) and the typer
 options those filters are built from (``peek`` and ``export`` share them).
 
@@ -12,14 +14,15 @@ read-only handle, never one long snapshot of a live spool.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any, Final
 
 import typer
 
 from yai_spool.cli.common import parse_when
-from yai_spool.spool import DeadLetter, QueuedRecord, RecordState, Spool
+from yai_spool.spool import DeadLetter, QueuedRecord, RecordState, Spool, SpoolStats
 from yai_spool.spool.destination import decode_dest
 
 __all__ = [
@@ -27,14 +30,18 @@ __all__ = [
     "LOGGER_KEY",
     "MESSAGE_KEY",
     "ErrorCodeOpt",
+    "ExportState",
     "LevelKeyOpt",
     "LevelOpt",
     "LoggerKeyOpt",
     "LoggerOpt",
+    "PurgeState",
     "RecordFilter",
     "SinceOpt",
     "SpooledRecord",
     "UntilOpt",
+    "chosen_states",
+    "count_in",
     "iter_state",
     "make_filter",
     "select_records",
@@ -52,46 +59,35 @@ _PAGE: Final = 500  # rows per read: each page is its own short read, never a lo
 
 @dataclass(frozen=True, slots=True)
 class SpooledRecord:
-    """One record as the CLI shows and exports it, whatever its state."""
+    """One record as the CLI shows and exports it, whatever its state.
 
-    id: int
-    state: RecordState
-    dest: str
-    entry: Any
-    nbytes: int
-    enqueued_at: float
-    attempts: int
-    error_code: str | None
-    error_message: str | None
-    request_id: str | None
-    dead_at: float | None = None
-    original_id: int | None = None
+    It wraps the spool's own row (a ``Spool.queued`` row or a ``Spool.dead_letters`` entry)
+    rather than copying its fields: the two row types share ``id``, ``dest``, ``entry``,
+    ``nbytes``, ``enqueued_at``, ``attempts``, ``error_code``, ``message`` and
+    ``request_id``; only the state and the dead-letter fields differ, and those are the
+    properties here.
+    """
+
+    row: QueuedRecord | DeadLetter
 
     @classmethod
     def of(cls, row: QueuedRecord | DeadLetter) -> SpooledRecord:
         """The record a ``Spool.queued`` row or a ``Spool.dead_letters`` entry describes."""
-        if isinstance(row, DeadLetter):
-            state, dead_at, original_id = RecordState.DEAD, row.dead_at, row.original_id
-        else:
-            state, dead_at, original_id = row.state, None, None
-        return cls(
-            id=row.id,
-            state=state,
-            dest=row.dest,
-            entry=row.entry,
-            nbytes=row.nbytes,
-            enqueued_at=row.enqueued_at,
-            attempts=row.attempts,
-            error_code=row.error_code,
-            error_message=row.message,
-            request_id=row.request_id,
-            dead_at=dead_at,
-            original_id=original_id,
-        )
+        return cls(row)
+
+    @property
+    def state(self) -> RecordState:
+        return RecordState.DEAD if isinstance(self.row, DeadLetter) else self.row.state
+
+    @property
+    def dead_at(self) -> float | None:
+        """When the record became a dead letter (None while it is READY or LEASED)."""
+        return self.row.dead_at if isinstance(self.row, DeadLetter) else None
 
     def to_json(self) -> dict[str, Any]:
+        row = self.row
         try:
-            key = decode_dest(self.dest)
+            key = decode_dest(row.dest)
             dest: Any = {
                 "project": key.project,
                 "logstore": key.logstore,
@@ -100,26 +96,27 @@ class SpooledRecord:
                 "tags": [list(t) for t in key.tags],
             }
         except ValueError:
-            dest = self.dest
+            dest = row.dest
         return {
-            "id": self.id,
+            "id": row.id,
             "state": str(self.state),
             "dest": dest,
-            "entry": self.entry,
-            "enqueued_at": self.enqueued_at,
-            "attempts": self.attempts,
-            "nbytes": self.nbytes,
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "request_id": self.request_id,
+            "entry": row.entry,
+            "enqueued_at": row.enqueued_at,
+            "attempts": row.attempts,
+            "nbytes": row.nbytes,
+            "error_code": row.error_code,
+            "error_message": row.message,
+            "request_id": row.request_id,
             "dead_at": self.dead_at,
-            "original_id": self.original_id,
+            "original_id": row.original_id if isinstance(row, DeadLetter) else None,
         }
 
     def content(self, key: str) -> str | None:
         """The value of content ``key`` of the entry (None if absent or not a mapped entry)."""
-        if isinstance(self.entry, dict):
-            for pair in self.entry.get("contents") or ():
+        entry = self.row.entry
+        if isinstance(entry, dict):
+            for pair in entry.get("contents") or ():
                 if isinstance(pair, list | tuple) and len(pair) == 2 and pair[0] == key:
                     return str(pair[1])
         return None
@@ -127,10 +124,11 @@ class SpooledRecord:
     @property
     def log_time(self) -> float:
         """The record's own time (entry ``time`` + ``time_ns``), else when it was spooled."""
-        if isinstance(self.entry, dict) and isinstance(self.entry.get("time"), int | float):
-            ns = self.entry.get("time_ns")
-            return float(self.entry["time"]) + (ns / 1e9 if isinstance(ns, int) else 0.0)
-        return self.enqueued_at
+        entry = self.row.entry
+        if isinstance(entry, dict) and isinstance(entry.get("time"), int | float):
+            ns = entry.get("time_ns")
+            return float(entry["time"]) + (ns / 1e9 if isinstance(ns, int) else 0.0)
+        return self.row.enqueued_at
 
 
 def iter_state(spool: Spool, state: RecordState) -> Iterator[SpooledRecord]:
@@ -161,7 +159,7 @@ class RecordFilter:
     logger_key: str = LOGGER_KEY
 
     def matches(self, record: SpooledRecord) -> bool:
-        if self.error_code is not None and record.error_code != self.error_code:
+        if self.error_code is not None and record.row.error_code != self.error_code:
             return False
         if self.since is not None or self.until is not None:
             t = record.log_time
@@ -179,6 +177,37 @@ class RecordFilter:
             if name != self.logger and not name.startswith(self.logger + "."):
                 return False
         return True
+
+
+class ExportState(StrEnum):
+    """The ``--state`` choices of ``export``: the states it can write."""
+
+    READY = "ready"
+    LEASED = "leased"
+    DEAD = "dead"
+    ALL = "all"
+
+
+class PurgeState(StrEnum):
+    """The ``--state`` choices of ``purge``: the states it can delete."""
+
+    DEAD = "dead"
+    ALL = "all"
+
+
+def chosen_states(choice: str) -> list[RecordState]:
+    """The states a ``--state`` choice names: that one state, or every state for ``all``."""
+    return list(RecordState) if choice == "all" else [RecordState(choice)]
+
+
+def count_in(stats: SpoolStats, states: Iterable[RecordState]) -> int:
+    """How many records ``stats`` counts in ``states`` (no read of the records themselves)."""
+    per_state = {
+        RecordState.READY: stats.ready_records,
+        RecordState.LEASED: stats.leased_records,
+        RecordState.DEAD: stats.dead_records,
+    }
+    return sum(per_state[s] for s in states)
 
 
 def select_records(

@@ -54,8 +54,8 @@ def _matching_dead(
     return [
         r
         for r in iter_state(spool, RecordState.DEAD)
-        if (not wanted or r.id in wanted)
-        and (error_code is None or r.error_code == error_code)
+        if (not wanted or r.row.id in wanted)
+        and (error_code is None or r.row.error_code == error_code)
         and (cutoff is None or (r.dead_at is not None and r.dead_at <= cutoff))
     ]
 
@@ -189,11 +189,11 @@ def replay(  # keyword-only: typer passes every parameter by name
             stats = spool.stats()
         finally:
             spool.close()
-        codes = Counter(r.error_code or "-" for r in matched)
+        codes = Counter(r.row.error_code or "-" for r in matched)
         doc: dict[str, Any] = {
             "dry_run": True,
             "would_replay": len(matched),
-            "ids": [r.id for r in matched],
+            "ids": [r.row.id for r in matched],
             "by_error_code": dict(codes),
             "ready_now": stats.ready_records,
             "flusher_pid": stats.flusher_pid,

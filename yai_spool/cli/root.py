@@ -9,20 +9,15 @@ Invariants: commands never print secrets (access key secrets, STS tokens).
 
 from __future__ import annotations
 
-import typer
-
 from yai_spool.cli.demo import demo
 from yai_spool.cli.spool_commands import register_spool_commands
 from yai_spool.daemon import run
-from yai_spool.emulator.cli import emulator_app
+from yai_spool.emulator.cli import command_group, emulator_app
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="yai-spool",
-    help="Ship Python logging records to Alibaba Cloud Log Service through a SQLite spool.",
-    no_args_is_help=True,
-    add_completion=False,
+app = command_group(
+    "yai-spool", "Ship Python logging records to Alibaba Cloud Log Service through a SQLite spool."
 )
 app.add_typer(emulator_app, name="emulator")
 app.command("demo")(demo)

@@ -39,13 +39,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from yai_spool.daemon import config_types
 from yai_spool.daemon.config_types import (
     SPOOL_SUFFIX,
     DaemonConfig,
     DestinationConfig,
     ShippingConfig,
     SourceConfig,
-    SpoolTarget,
+    SpoolTarget,  # noqa: F401 - not used here, re-exported (config_types.__all__)
     WatchMode,
 )
 from yai_spool.daemon.toml_fields import (
@@ -71,18 +72,13 @@ __all__ = [
     "ENV_CONFIG",
     "ENV_ENDPOINT",
     "ENV_TIMEOUT_STOP",
-    "SPOOL_SUFFIX",
     "STOP_MARGIN",
-    "DaemonConfig",
-    "DestinationConfig",
-    "ShippingConfig",
-    "SourceConfig",
-    "SpoolTarget",
-    "WatchMode",
     "load_config",
     "load_daemon_config",
     "parse_daemon_config",
 ]
+# The value types are re-exported whole: callers import them from here (see config_types).
+__all__ += config_types.__all__
 
 ENV_CONFIG = "YAI_SPOOL_CONFIG"
 ENV_ENDPOINT = "YAI_SPOOL_ENDPOINT"
@@ -93,6 +89,13 @@ ENV_TIMEOUT_STOP = "YAI_SPOOL_TIMEOUT_STOP_SEC"
 STOP_MARGIN = 5.0
 
 _MiB = 1024 * 1024
+
+#: The top-level intervals (seconds): key (also the DaemonConfig field) -> (default, maximum).
+_INTERVALS: dict[str, tuple[float, float]] = {
+    "poll_interval": (1.0, 3600),
+    "rescan_interval": (30.0, 86400),
+    "status_interval": (5.0, 3600),
+}
 
 # The handler's ``from_toml`` (yai_spool.handlers.configure) parses its [handler] table with the
 # daemon's readers, so both sides word every problem alike; these are the names it imports.
@@ -446,33 +449,10 @@ def parse_daemon_config(
     watch = choice(
         data, "watch", "watch", errors, choices=[m.value for m in WatchMode], default="auto"
     )
-    poll = number(
-        data,
-        "poll_interval",
-        "poll_interval",
-        errors,
-        1.0,
-        example="poll_interval = 1",
-        maximum=3600,
-    )
-    rescan = number(
-        data,
-        "rescan_interval",
-        "rescan_interval",
-        errors,
-        30.0,
-        example="rescan_interval = 30",
-        maximum=86400,
-    )
-    status = number(
-        data,
-        "status_interval",
-        "status_interval",
-        errors,
-        5.0,
-        example="status_interval = 5",
-        maximum=3600,
-    )
+    intervals = {
+        key: number(data, key, key, errors, default, example=f"{key} = {default:g}", maximum=most)
+        for key, (default, most) in _INTERVALS.items()
+    }
     metrics_port = integer(
         data,
         "metrics_port",
@@ -504,13 +484,11 @@ def parse_daemon_config(
         directories=tuple(directories),
         drain_timeout=drain,
         watch=WatchMode(watch),
-        poll_interval=poll,
-        rescan_interval=rescan,
-        status_interval=status,
         metrics_port=metrics_port,
         log_level=log_level,
         shipping=shipping,
         source_file=source_file,
+        **intervals,
     )
 
 

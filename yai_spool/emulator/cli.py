@@ -29,13 +29,18 @@ from yai_spool.emulator.config import DEFAULT_KEY_PATTERN, EmulatorConfig
 from yai_spool.emulator.emulator import CONTROL_PREFIX, serve
 from yai_spool.emulator.store import EmulatorStore, StoredLog
 
-__all__ = ["emulator_app", "serve_app"]
+__all__ = ["command_group", "emulator_app", "serve_app"]
 
-emulator_app = typer.Typer(
-    name="emulator",
-    help="Local SLS PutLogs emulator: run it, read what it stored, inject faults.",
-    no_args_is_help=True,
-    add_completion=False,
+
+def command_group(name: str, summary: str) -> typer.Typer:
+    """A command group as every yai-spool group is built: bare, it prints its help; it has
+    no shell-completion options. (The top-level ``yai-spool`` app is built here too: it
+    already imports this module, while this module must not import ``yai_spool.cli``.)"""
+    return typer.Typer(name=name, help=summary, no_args_is_help=True, add_completion=False)
+
+
+emulator_app = command_group(
+    "emulator", "Local SLS PutLogs emulator: run it, read what it stored, inject faults."
 )
 
 DbOption = Annotated[str, typer.Option("--db", help="SQLite file written by 'serve --db'.")]

@@ -31,14 +31,27 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import FrameType
 from typing import Any, Self, TextIO
 
 from yai_spool.emulator.config import EmulatorConfig
 from yai_spool.emulator.faults import Faults
-from yai_spool.emulator.httpserver import Connection, HttpRequest, HttpResponse, HttpServer
-from yai_spool.emulator.putlogs import AuthInfo, Destination, Rejection, check_put_logs, route
+from yai_spool.emulator.httpserver import (
+    Connection,
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    ServerSettings,
+)
+from yai_spool.emulator.putlogs import (
+    AuthInfo,
+    Destination,
+    KeyChecker,
+    Rejection,
+    check_put_logs,
+    route,
+)
 from yai_spool.emulator.store import EmulatorStore, RequestSummary, StoredLog
 from yai_spool.sls.errors import DEFAULT_STATUS, ErrorCode
 from yai_spool.sls.signing import parse_authorization
@@ -87,14 +100,8 @@ class Counters:
         return self.by_outcome.get(name, 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "accepted_logs": self.accepted_logs,
-            "by_outcome": self.by_outcome,
-            "by_error_code": self.by_error_code,
-            "by_status": {str(k): v for k, v in self.by_status.items()},
-            "faults_fired": self.faults_fired,
-        }
+        # Every field as is, but JSON object keys are strings: the statuses become "200".
+        return asdict(self) | {"by_status": {str(k): v for k, v in self.by_status.items()}}
 
 
 @dataclass(slots=True)
@@ -125,9 +132,9 @@ class Emulator:
         elif overrides:
             raise TypeError("pass either an EmulatorConfig or keyword overrides, not both")
         self.config = config
+        self._keys = KeyChecker(config)
         self.store = EmulatorStore(config.db_path)
-        self._server = HttpServer(
-            self._handle,
+        settings = ServerSettings(
             host=config.host,
             port=config.port,
             keepalive_timeout=config.keepalive_timeout,
@@ -136,6 +143,7 @@ class Emulator:
             # frame overhead); beyond this margin the wire body is discarded unread.
             max_body_bytes=config.max_body_bytes + max(1 << 20, config.max_body_bytes // 8),
         )
+        self._server = HttpServer(self._handle, settings)
         self.faults = Faults(self._status_for, config.poison_code, lifecycle=self._server)
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
@@ -331,13 +339,15 @@ class Emulator:
             )
 
         try:
-            auth, accepted = check_put_logs(self.config, request, dest)
+            auth, accepted = check_put_logs(self.config, request, dest, keys=self._keys)
         except Rejection as rej:
             return self._finish(ex, rej.code, rej.message, "rejected")
         ex.auth = auth
 
         if self.faults.has_poison(dest.project, dest.logstore):
-            logs = _stored(accepted.decoded(), ex.request_id, dest)
+            logs = StoredLog.from_group(
+                accepted.decoded(), ex.request_id, dest.project, dest.logstore
+            )
             hit = self.faults.check_poison(dest.project, dest.logstore, logs)
             if hit is not None:
                 status, code, message = hit
@@ -445,8 +455,10 @@ class Emulator:
         self._record(self._summary(ex, response.status, code, outcome))
         return response
 
-    def _drop(self, ex: _Exchange, outcome: str) -> None:
+    def _drop(self, ex: _Exchange, outcome: str) -> HttpResponse | None:
+        """Record a request left unanswered; the None returned closes it without a response."""
         self._record(self._summary(ex, None, None, outcome))
+        return None
 
     # -- control endpoint --------------------------------------------------------------
 
@@ -531,21 +543,6 @@ def _key_id(authorization: str | None) -> str | None:
         return parse_authorization(authorization).access_key_id
     except ValueError:
         return None
-
-
-def _stored(group: Any, request_id: str, dest: Destination) -> Iterator[StoredLog]:
-    for log in group.logs:
-        yield StoredLog(
-            time=log.time,
-            time_ns=log.time_ns,
-            contents=log.contents,
-            topic=group.topic,
-            source=group.source,
-            tags=group.tags,
-            request_id=request_id,
-            project=dest.project,
-            logstore=dest.logstore,
-        )
 
 
 def serve(

@@ -26,7 +26,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from yai_spool.emulator.store import StoredLog
 
@@ -113,12 +113,9 @@ class _Rule:
             "fired": self.fired,
             "remaining": self.remaining,
         }
-        if self.project is not None:
-            out["project"] = self.project
-        if self.logstore is not None:
-            out["logstore"] = self.logstore
-        if self.probability is not None:
-            out["probability"] = self.probability
+        for name in ("project", "logstore", "probability"):  # shown only when set
+            if (value := getattr(self, name)) is not None:
+                out[name] = value
         if self.kind in ("fail", "poison"):
             out.update(status=self.status, error_code=self.error_code)
         if self.retry_after is not None:
@@ -334,55 +331,14 @@ class Faults:
         spec = dict(spec)
         action = spec.pop("action", None)
         scope = {"project": spec.pop("project", None), "logstore": spec.pop("logstore", None)}
-        if action == "fail_next":
-            return self.fail_next(
-                spec.pop("n", 1),
-                error_code=spec.pop("error_code", "ServerBusy"),
-                status=spec.pop("status", None),
-                message=spec.pop("message", None),
-                retry_after=spec.pop("retry_after", None),
-                **scope,
-                **_no_more(spec),
-            )
-        if action == "fail_fraction":
-            return self.fail_fraction(
-                float(spec.pop("p")),
-                error_code=spec.pop("error_code", "ServerBusy"),
-                status=spec.pop("status", None),
-                message=spec.pop("message", None),
-                seed=int(spec.pop("seed", 0)),
-                n=spec.pop("n", None),
-                **scope,
-                **_no_more(spec),
-            )
-        if action == "poison":
-            return self.poison(
-                predicate_from_spec(spec.pop("spec")),
-                error_code=spec.pop("error_code", None),
-                status=spec.pop("status", None),
-                n=spec.pop("n", None),
-                **scope,
-                **_no_more(spec),
-            )
-        if action == "latency":
-            return self.latency(
-                float(spec.pop("seconds")),
-                n=spec.pop("n", None),
-                p=spec.pop("p", None),
-                seed=int(spec.pop("seed", 0)),
-                **scope,
-                **_no_more(spec),
-            )
-        if action == "hang":
-            return self.hang(n=spec.pop("n", None), **scope, **_no_more(spec))
-        if action in ("close_mid_request", "drop"):
-            return self.close_mid_request(
-                spec.pop("n", 1),
-                p=spec.pop("p", None),
-                seed=int(spec.pop("seed", 0)),
-                **scope,
-                **_no_more(spec),
-            )
+        rule = _RULE_ACTIONS.get(action) if isinstance(action, str) else None
+        if rule is not None:
+            method, fields = rule
+            # Fields are taken in table order, so a bad or missing one is reported before
+            # leftovers are (the same order the hand-written calls had).
+            args = dict(f.take(spec) for f in fields)
+            _no_more(spec)
+            return method(self, **args, **scope)
         up_after = spec.pop("up_after", None)
         _no_more(spec)
         if action == "clear":
@@ -555,7 +511,60 @@ class Faults:
             self._held_changed.notify_all()
 
 
-def _no_more(spec: Mapping[str, Any]) -> dict[str, Any]:
+def _no_more(spec: Mapping[str, Any]) -> None:
     if spec:
         raise ValueError(f"unknown fault fields: {sorted(spec)}")
-    return {}
+
+
+_REQUIRED: Any = object()  # a field default meaning "the action must give this field"
+
+
+class _Field(NamedTuple):
+    """One JSON field of a rule action and the method parameter it fills."""
+
+    key: str
+    default: Any = _REQUIRED
+    convert: Callable[[Any], Any] | None = None
+    param: str | None = None  # the method's parameter name, when it is not ``key``
+
+    def take(self, spec: dict[str, Any]) -> tuple[str, Any]:
+        """(parameter, value): the field popped from ``spec`` (or its default), converted."""
+        value = (
+            spec.pop(self.key) if self.default is _REQUIRED else spec.pop(self.key, self.default)
+        )
+        return self.param or self.key, value if self.convert is None else self.convert(value)
+
+
+_ERROR_FIELDS = (
+    _Field("error_code", "ServerBusy"),
+    _Field("status", None),
+    _Field("message", None),
+)
+_SEED = _Field("seed", 0, int)
+_DROP_FIELDS = (_Field("n", 1), _Field("p", None), _SEED)
+
+#: The rule actions of :meth:`Faults.add`: JSON action -> (method, its fields in the order
+#: they are read). Every one of them also takes ``project``/``logstore``.
+_RULE_ACTIONS: dict[str, tuple[Callable[..., int], tuple[_Field, ...]]] = {
+    "fail_next": (Faults.fail_next, (_Field("n", 1), *_ERROR_FIELDS, _Field("retry_after", None))),
+    "fail_fraction": (
+        Faults.fail_fraction,
+        (_Field("p", convert=float), *_ERROR_FIELDS, _SEED, _Field("n", None)),
+    ),
+    "poison": (
+        Faults.poison,
+        (
+            _Field("spec", convert=predicate_from_spec, param="predicate"),
+            _Field("error_code", None),
+            _Field("status", None),
+            _Field("n", None),
+        ),
+    ),
+    "latency": (
+        Faults.latency,
+        (_Field("seconds", convert=float), _Field("n", None), _Field("p", None), _SEED),
+    ),
+    "hang": (Faults.hang, (_Field("n", None),)),
+    "close_mid_request": (Faults.close_mid_request, _DROP_FIELDS),
+    "drop": (Faults.close_mid_request, _DROP_FIELDS),
+}

@@ -38,7 +38,7 @@ from http import HTTPStatus
 from io import BufferedReader
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["Connection", "HttpRequest", "HttpResponse", "HttpServer"]
+__all__ = ["Connection", "HttpRequest", "HttpResponse", "HttpServer", "ServerSettings"]
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _MAX_HEADERS = 200
@@ -153,27 +153,29 @@ class _Listener:
         self._wake_w.close()
 
 
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Where an :class:`HttpServer` listens and how much it accepts.
+
+    ``port`` 0 picks a free port (read the bound one back from ``HttpServer.port``);
+    ``keepalive_timeout`` None keeps an idle keep-alive connection until stop.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    keepalive_timeout: float | None = None
+    max_header_bytes: int = 64 * 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+    server_name: str = "yai-spool-emulator"
+
+
 class HttpServer:
     """Threaded HTTP/1.1 server; see the module docstring for the contract."""
 
-    def __init__(
-        self,
-        handler: Handler,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        keepalive_timeout: float | None = None,
-        max_header_bytes: int = 64 * 1024,
-        max_body_bytes: int = 16 * 1024 * 1024,
-        server_name: str = "yai-spool-emulator",
-    ) -> None:
+    def __init__(self, handler: Handler, settings: ServerSettings | None = None) -> None:
         self._handler = handler
-        self._host = host
-        self._port = port
-        self._keepalive_timeout = keepalive_timeout
-        self._max_header_bytes = max_header_bytes
-        self._max_body_bytes = max_body_bytes
-        self._server_name = server_name
+        self.settings = ServerSettings() if settings is None else settings
+        self._port = self.settings.port  # the bound port once started
         self._lock = threading.Lock()
         # Serialises down()/up()/start(); never taken by connection threads, so down() may
         # join the accept thread while holding it.
@@ -209,7 +211,7 @@ class HttpServer:
             # SO_REUSEADDR: up() after down() must rebind the same port even while closed
             # connections linger in TIME_WAIT.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self._host, self._port))
+            sock.bind((self.settings.host, self._port))
             sock.listen(128)
         except OSError:
             sock.close()
@@ -272,7 +274,7 @@ class HttpServer:
         try:
             host, port = sock.getpeername()[:2]
             peer = f"{host}:{port}"
-            sock.settimeout(self._keepalive_timeout)
+            sock.settimeout(self.settings.keepalive_timeout)
             while not self.stopping.is_set():
                 try:
                     request = self._read_request(reader, sock)
@@ -313,7 +315,7 @@ class HttpServer:
                 self._threads.discard(threading.current_thread())
 
     def _read_request(self, reader: BufferedReader, sock: socket.socket) -> HttpRequest | None:
-        limit = self._max_header_bytes
+        limit = self.settings.max_header_bytes
         line = reader.readline(limit + 1)
         while line in (b"\r\n", b"\n"):  # RFC 9112 §2.2: ignore empty lines before a request
             line = reader.readline(limit + 1)
@@ -372,7 +374,7 @@ class HttpServer:
         if not raw_length.isdigit():
             raise _BadRequest(400, "invalid Content-Length")
         length = int(raw_length)
-        if length > self._max_body_bytes:
+        if length > self.settings.max_body_bytes:
             _discard(reader, sock, length)
             request.body_too_large = True
             return request
@@ -392,11 +394,11 @@ class HttpServer:
             except ValueError:
                 raise _BadRequest(400, "malformed chunk size") from None
             if size == 0:
-                while reader.readline(self._max_header_bytes) not in (b"\r\n", b"\n", b""):
+                while reader.readline(self.settings.max_header_bytes) not in (b"\r\n", b"\n", b""):
                     pass  # trailers are ignored
                 return b"".join(chunks)
             total += size
-            if total > self._max_body_bytes:
+            if total > self.settings.max_body_bytes:
                 raise _BadRequest(413, "chunked body too large")
             chunk = reader.read(size)
             if len(chunk) != size:
@@ -408,7 +410,7 @@ class HttpServer:
         status = response.status
         head = [
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n",
-            f"Server: {self._server_name}\r\n",
+            f"Server: {self.settings.server_name}\r\n",
             f"Date: {_http_date()}\r\n",
             f"Content-Length: {len(response.body)}\r\n",
             "Connection: close\r\n" if close else "Connection: keep-alive\r\n",

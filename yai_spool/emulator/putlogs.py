@@ -29,8 +29,9 @@ Order of checks (sls-protocol.md §3, §5, §6, checklist §8):
     keys (reserved -> ``reserved_key_code``; then length/pattern -> ``invalid_key_code``), value
     size (``value_too_large_code``).
 
-Invariants: nothing here writes, waits or keeps state between requests; error messages
-never include a secret, a token or a signature.
+Invariants: nothing here writes or waits; the only state kept between requests is a
+:class:`KeyChecker`'s cache of valid keys, owned by the caller. Error messages never include
+a secret, a token or a signature.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from urllib.parse import unquote
 
 from yai_spool.emulator.config import EmulatorConfig
@@ -61,7 +61,15 @@ from yai_spool.sls.signing import (
     verify_request,
 )
 
-__all__ = ["Accepted", "AuthInfo", "Destination", "Rejection", "check_put_logs", "route"]
+__all__ = [
+    "Accepted",
+    "AuthInfo",
+    "Destination",
+    "KeyChecker",
+    "Rejection",
+    "check_put_logs",
+    "route",
+]
 
 _ROUTE = re.compile(r"/logstores/(?P<logstore>[^/]+)(?P<suffix>/shards/(?:lb|route))?/?")
 
@@ -294,41 +302,47 @@ def _compress_type(config: EmulatorConfig, header: str | None) -> Compression:
         raise Rejection(ErrorCode.InvalidCompressType, str(exc)) from None
 
 
-@lru_cache(maxsize=4)
-def _key_checker(
-    *,
-    max_key_bytes: int,
-    pattern: str | None,
-    reserved: frozenset[str],
-    prefixes: tuple[str, ...],
-    invalid_code: str,
-    reserved_code: str,
-) -> type:
-    """A per-config cache of keys already found valid (keys repeat across logs/requests)."""
-    compiled = re.compile(pattern) if pattern is not None else None
-
-    class _Checker:
-        good: set[str] = set()  # noqa: RUF012 - deliberately shared: a cache per config
-
-        @classmethod
-        def check(cls, keys: frozenset[str]) -> None:
-            for key in keys - cls.good:
-                if key in reserved or key.startswith(prefixes):
-                    raise Rejection(reserved_code, f"content key {key[:64]!r} is reserved")
-                if not key or len(key.encode()) > max_key_bytes:
-                    raise Rejection(
-                        invalid_code, f"content key length must be 1..{max_key_bytes} bytes"
-                    )
-                if compiled is not None and compiled.fullmatch(key) is None:
-                    raise Rejection(invalid_code, f"content key {key[:64]!r} is not allowed")
-                if len(cls.good) < 100_000:  # bounded: a key-per-log workload must not grow it
-                    cls.good.add(key)
-
-    return _Checker
+_MAX_GOOD_KEYS = 100_000  # bounded: a key-per-log workload must not grow the cache forever
 
 
-def check_limits(config: EmulatorConfig, stats: GroupStats, now: float) -> None:
-    """Content limits (step 4), over the scan's stats (sizes in bytes)."""
+class KeyChecker:
+    """The content-key rules of one config, with the keys already found valid under them.
+
+    Keys repeat across logs and requests, so each one is checked once; the owner (one
+    ``Emulator``) keeps the checker for its config's lifetime.
+    """
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self._config = config
+        pattern = config.key_pattern
+        self._pattern = re.compile(pattern) if pattern is not None else None
+        self._good: set[str] = set()
+
+    def check(self, keys: frozenset[str]) -> None:
+        """Raise ``Rejection`` for the first reserved, empty, too long or off-pattern key."""
+        config = self._config
+        for key in keys - self._good:
+            if key in config.reserved_keys or key.startswith(config.reserved_key_prefixes):
+                raise Rejection(config.reserved_key_code, f"content key {key[:64]!r} is reserved")
+            if not key or len(key.encode()) > config.max_key_bytes:
+                raise Rejection(
+                    config.invalid_key_code,
+                    f"content key length must be 1..{config.max_key_bytes} bytes",
+                )
+            if self._pattern is not None and self._pattern.fullmatch(key) is None:
+                raise Rejection(config.invalid_key_code, f"content key {key[:64]!r} is not allowed")
+            if len(self._good) < _MAX_GOOD_KEYS:
+                self._good.add(key)
+
+
+def check_limits(
+    config: EmulatorConfig, stats: GroupStats, now: float, keys: KeyChecker | None = None
+) -> None:
+    """Content limits (step 4), over the scan's stats (sizes in bytes).
+
+    ``keys`` is the caller's checker for ``config`` (its cache of valid keys); without one a
+    fresh checker is used.
+    """
     if stats.log_count > config.max_logs_per_request:
         raise Rejection(
             config.too_many_logs_code,
@@ -350,14 +364,7 @@ def check_limits(config: EmulatorConfig, stats: GroupStats, now: float) -> None:
             ErrorCode.InvalidTimestamp,
             f"a log time is more than {window:.0f}s away from server time",
         )
-    _key_checker(
-        max_key_bytes=config.max_key_bytes,
-        pattern=config.key_pattern,
-        reserved=config.reserved_keys,
-        prefixes=config.reserved_key_prefixes,
-        invalid_code=config.invalid_key_code,
-        reserved_code=config.reserved_key_code,
-    ).check(stats.keys)
+    (keys or KeyChecker(config)).check(stats.keys)
     if stats.max_value_bytes > config.max_value_bytes:
         raise Rejection(
             config.value_too_large_code,
@@ -366,12 +373,21 @@ def check_limits(config: EmulatorConfig, stats: GroupStats, now: float) -> None:
 
 
 def check_put_logs(
-    config: EmulatorConfig, request: HttpRequest, dest: Destination, now: float | None = None
+    config: EmulatorConfig,
+    request: HttpRequest,
+    dest: Destination,
+    now: float | None = None,
+    *,
+    keys: KeyChecker | None = None,
 ) -> tuple[AuthInfo, Accepted]:
-    """Run every check; returns what was accepted or raises ``Rejection``."""
+    """Run every check; returns what was accepted or raises ``Rejection``.
+
+    ``keys``: the caller's :class:`KeyChecker` for ``config``, so valid keys stay cached
+    across requests.
+    """
     now = time.time() if now is None else now
     check_destination(config, dest)
     auth = authenticate(config, request, now)
     accepted = read_body(config, request)
-    check_limits(config, accepted.stats, now)
+    check_limits(config, accepted.stats, now, keys)
     return auth, accepted

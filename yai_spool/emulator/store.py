@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from yai_spool.sls.encoding import decode_log_group
+from yai_spool.sls.model import LogGroup
 
 __all__ = ["EmulatorStore", "RequestSummary", "StoredLog"]
 
@@ -101,6 +102,24 @@ class StoredLog:
     def fields(self) -> dict[str, bytes]:
         """Contents as a dict (the last duplicate key wins)."""
         return dict(self.contents)
+
+    @classmethod
+    def from_group(
+        cls, group: LogGroup, request_id: str, project: str, logstore: str
+    ) -> Iterator[StoredLog]:
+        """The logs of one decoded request body, in order, each with the group's fields."""
+        for log in group.logs:
+            yield cls(
+                time=log.time,
+                time_ns=log.time_ns,
+                contents=tuple((k, _as_bytes(v)) for k, v in log.contents),
+                topic=group.topic,
+                source=group.source,
+                tags=group.tags,
+                request_id=request_id,
+                project=project,
+                logstore=logstore,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,21 +283,7 @@ class EmulatorStore:
         """Every accepted log for one destination, in arrival order."""
         out: list[StoredLog] = []
         for request_id, raw in self.raw_batches(project, logstore):
-            group = decode_log_group(raw)
-            for log in group.logs:
-                out.append(
-                    StoredLog(
-                        time=log.time,
-                        time_ns=log.time_ns,
-                        contents=tuple((k, _as_bytes(v)) for k, v in log.contents),
-                        topic=group.topic,
-                        source=group.source,
-                        tags=group.tags,
-                        request_id=request_id,
-                        project=project,
-                        logstore=logstore,
-                    )
-                )
+            out.extend(StoredLog.from_group(decode_log_group(raw), request_id, project, logstore))
         return out
 
     def count(self, project: str, logstore: str) -> int:
@@ -309,19 +314,12 @@ class EmulatorStore:
             "error_code, outcome, compress_type, user_agent, auth_version, access_key_id, "
             "body_bytes, raw_size, log_count, peer, headers FROM requests"
         )
-        clauses: list[str] = []
-        params: list[str] = []
-        if project is not None:
-            clauses.append("project = ?")
-            params.append(project)
-        if logstore is not None:
-            clauses.append("logstore = ?")
-            params.append(logstore)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+        wanted = {c: v for c, v in (("project", project), ("logstore", logstore)) if v is not None}
+        if wanted:
+            sql += " WHERE " + " AND ".join(f"{column} = ?" for column in wanted)
         sql += " ORDER BY id"
         with self._cursor() as conn:
-            rows = conn.execute(sql, params).fetchall()
+            rows = conn.execute(sql, list(wanted.values())).fetchall()
         return [RequestSummary(*row[:-1], headers=json.loads(row[-1])) for row in rows]
 
 
