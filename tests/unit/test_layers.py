@@ -1,7 +1,8 @@
 """The package's layers import one way, down, and no module imports itself through others.
 
 The layers, bottom up (README "Architecture map"): the shared leaves (``lazy``,
-``diagnostics``), ``sls`` (the protocol and the clients), ``spool`` (storage), ``shipping``
+``diagnostics``), ``sls`` (the protocol and the clients), ``settings`` (the TOML tables the
+handlers and the daemon share), ``spool`` (storage), ``shipping``
 (plans, retry, flushers), ``handlers`` (what the application logs through), ``ops`` (health
 verdicts, metrics), ``daemon``, ``cli``. Beside them: ``emulator`` stands on ``sls`` only (it
 is SLS, not a client of ours), ``testing`` (the users' pytest kit) on handlers and the
@@ -23,12 +24,13 @@ PACKAGE = Path(yai_spool.__file__).resolve().parent
 RANK = {
     "leaf": 0,
     "sls": 1,
-    "spool": 2,
-    "shipping": 3,
-    "handlers": 4,
-    "ops": 5,
-    "daemon": 6,
-    "cli": 7,
+    "settings": 2,
+    "spool": 3,
+    "shipping": 4,
+    "handlers": 5,
+    "ops": 6,
+    "daemon": 7,
+    "cli": 8,
 }
 #: Layers outside the ladder, and exactly what each may import.
 SIDE = {

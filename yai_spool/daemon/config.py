@@ -5,7 +5,9 @@ validation into the frozen dataclasses the daemon runs from (defined in
 :mod:`yai_spool.daemon.config_types` and re-exported here: ``DaemonConfig``,
 ``ShippingConfig``, ``DestinationConfig``, ``SourceConfig``, ``SpoolTarget``, ``WatchMode``)
 and the environment variables the daemon honours. The typed value readers are
-:mod:`yai_spool.daemon.toml_fields`. Nothing here does network I/O or touches a spool.
+:mod:`yai_spool.settings.fields`; the ``[defaults]`` and ``[shipping]`` tables, which the
+handlers' ``from_toml`` reads too, :mod:`yai_spool.settings.sections`. Nothing here does
+network I/O or touches a spool.
 
 Invariants:
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,30 +45,29 @@ from yai_spool.daemon import config_types
 from yai_spool.daemon.config_types import (
     SPOOL_SUFFIX,
     DaemonConfig,
-    DestinationConfig,
-    ShippingConfig,
     SourceConfig,
     SpoolTarget,  # noqa: F401 - not used here, re-exported (config_types.__all__)
     WatchMode,
 )
-from yai_spool.daemon.toml_fields import (
+from yai_spool.settings.fields import (
     Errors,
     check_keys,
     choice,
     integer,
     number,
     shown,
-    string,
     type_name,
 )
-from yai_spool.sls.compression import Compression
-from yai_spool.sls.errors import ConfigError
-from yai_spool.sls.request import Endpoint, region_from_host, validate_logstore, validate_project
-from yai_spool.sls.signing import (
-    DEFAULT_SIGNATURE_METHOD,
-    SIGNATURE_METHODS,
-    validate_signature_method,
+from yai_spool.settings.sections import (
+    DEST_KEYS,
+    ENV_CONFIG,
+    DestinationConfig,
+    ShippingConfig,  # noqa: F401 - not used here, re-exported (config_types.__all__)
+    parse_destination,
+    parse_shipping,
 )
+from yai_spool.sls.errors import ConfigError
+from yai_spool.sls.request import Endpoint, region_from_host
 
 __all__ = [
     "ENV_CONFIG",
@@ -80,7 +81,6 @@ __all__ = [
 # The value types are re-exported whole: callers import them from here (see config_types).
 __all__ += config_types.__all__
 
-ENV_CONFIG = "YAI_SPOOL_CONFIG"
 ENV_ENDPOINT = "YAI_SPOOL_ENDPOINT"
 ENV_TIMEOUT_STOP = "YAI_SPOOL_TIMEOUT_STOP_SEC"
 
@@ -97,156 +97,8 @@ _INTERVALS: dict[str, tuple[float, float]] = {
     "status_interval": (5.0, 3600),
 }
 
-# The handler's ``from_toml`` (yai_spool.handlers.configure) parses its [handler] table with the
-# daemon's readers, so both sides word every problem alike; these are the names it imports.
-_Errors = Errors
-_check_keys = check_keys
-
 
 # ------------------------------------------------------------------------------ parsing
-
-
-_DEST_KEYS = ("endpoint", "project", "logstore", "topic")
-
-
-def _checked(
-    table: Mapping[str, Any],
-    key: str,
-    prefix: str,
-    errors: Errors,
-    *,
-    example: str,
-    check: Callable[[str], object],
-    fix: str,
-) -> str | None:
-    """The string at ``key`` if ``check`` accepts it (its ConfigError is the problem)."""
-    value = string(table, key, f"{prefix}{key}", errors, example=example)
-    if value is None:
-        return None
-    try:
-        check(value)
-    except ConfigError as exc:
-        errors.add(f"{prefix}{key}", str(exc), fix)
-        return None
-    return value
-
-
-def _destination(table: Mapping[str, Any], prefix: str, errors: Errors) -> DestinationConfig:
-    endpoint = _checked(
-        table,
-        "endpoint",
-        prefix,
-        errors,
-        example='endpoint = "cn-hangzhou.log.aliyuncs.com"',
-        check=Endpoint.parse,
-        fix='use a host name or URL, e.g. endpoint = "https://cn-hangzhou.log.aliyuncs.com"',
-    )
-    names = {
-        key: _checked(
-            table, key, prefix, errors, example=example, check=check, fix=f"e.g. {example}"
-        )
-        for key, example, check in (
-            ("project", 'project = "my-project"', validate_project),
-            ("logstore", 'logstore = "app-logs"', validate_logstore),
-        )
-    }
-    topic = None
-    if "topic" in table:
-        # An empty topic is meaningful (SLS's default), so it is allowed here.
-        value = table["topic"]
-        if isinstance(value, str):
-            topic = value
-        else:
-            errors.add(
-                f"{prefix}topic", f"must be a string, got {type_name(value)}", 'e.g. topic = "web"'
-            )
-    return DestinationConfig(endpoint, names["project"], names["logstore"], topic)
-
-
-def _shipping(table: Mapping[str, Any], errors: Errors) -> ShippingConfig:
-    p = "shipping."
-    check_keys(
-        table,
-        (
-            "compression",
-            "signature_version",
-            "signature_method",
-            "region",
-            "batch_size",
-            "batch_bytes",
-            "linger",
-            "max_age",
-        ),
-        p,
-        errors,
-    )
-    compression = choice(
-        table,
-        "compression",
-        p + "compression",
-        errors,
-        choices=[c.value for c in Compression],
-        default="lz4",
-    )
-    signature = choice(
-        table,
-        "signature_version",
-        p + "signature_version",
-        errors,
-        choices=["v1", "v4"],
-        default="v1",
-    )
-    signature_method = choice(
-        table,
-        "signature_method",
-        p + "signature_method",
-        errors,
-        choices=list(SIGNATURE_METHODS),
-        default=DEFAULT_SIGNATURE_METHOD,
-    )
-    region = string(table, "region", p + "region", errors, example='region = "cn-hangzhou"')
-    batch_size = integer(
-        table,
-        "batch_size",
-        p + "batch_size",
-        errors,
-        4096,
-        low=1,
-        high=40_960,
-        example="batch_size = 4096",
-    )
-    batch_bytes = integer(
-        table,
-        "batch_bytes",
-        p + "batch_bytes",
-        errors,
-        4 * _MiB,
-        low=1024,
-        high=8 * _MiB,
-        example="batch_bytes = 4194304",
-    )
-    linger = number(
-        table, "linger", p + "linger", errors, 0.5, example="linger = 0.5", exclusive=False
-    )
-    max_age = number(
-        table,
-        "max_age",
-        p + "max_age",
-        errors,
-        6 * 3600.0,
-        example="max_age = 21600",
-        exclusive=False,
-    )
-    return ShippingConfig(
-        compression=Compression(compression),
-        signature_version="v4" if signature == "v4" else "v1",
-        signature_method=validate_signature_method(signature_method),
-        region=region,
-        batch_size=batch_size or 4096,
-        batch_bytes=batch_bytes or 4 * _MiB,
-        linger=linger,
-        max_age=max_age or None,  # 0 = keep records until delivered, however long
-    )
 
 
 def _path(value: object, where: str, base: Path, errors: Errors, example: str) -> Path | None:
@@ -286,9 +138,9 @@ def _sources(
     seen: dict[Path, str] = {}
     for i, table in enumerate(raw):
         key = f"{name}[{i}]"
-        check_keys(table, ("path", *_DEST_KEYS), f"{key}.", errors)
+        check_keys(table, ("path", *DEST_KEYS), f"{key}.", errors)
         path = _path(table.get("path"), f"{key}.path", base, errors, example)
-        dest = _destination(table, f"{key}.", errors).over(defaults)
+        dest = parse_destination(table, f"{key}.", errors).over(defaults)
         if path is None:
             continue
         if path in seen:
@@ -366,8 +218,8 @@ def parse_daemon_config(
     if not isinstance(defaults_raw, Mapping):
         errors.add("defaults", "must be a table", "write it as [defaults] followed by its keys")
         defaults_raw = {}
-    check_keys(defaults_raw, _DEST_KEYS, "defaults.", errors)
-    defaults = _destination(defaults_raw, "defaults.", errors)
+    check_keys(defaults_raw, DEST_KEYS, "defaults.", errors)
+    defaults = parse_destination(defaults_raw, "defaults.", errors)
     if endpoint is not None:
         try:
             Endpoint.parse(endpoint)
@@ -383,7 +235,7 @@ def parse_daemon_config(
     if not isinstance(shipping_raw, Mapping):
         errors.add("shipping", "must be a table", "write it as [shipping] followed by its keys")
         shipping_raw = {}
-    shipping = _shipping(shipping_raw, errors)
+    shipping = parse_shipping(shipping_raw, errors)
 
     spools = _sources(data.get("spools"), "spools", defaults, base_dir, errors)
     directories = _sources(data.get("directories"), "directories", defaults, base_dir, errors)

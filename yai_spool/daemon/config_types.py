@@ -1,10 +1,11 @@
 """The daemon's configuration as values: frozen, validated dataclasses and nothing else.
 
-Owns ``DaemonConfig`` (the whole daemon), ``ShippingConfig`` (how every flusher batches,
-compresses, signs and retries), ``DestinationConfig`` (where records go, layered),
-``SourceConfig`` (one ``[[spools]]`` / ``[[directories]]`` entry), ``SpoolTarget`` (what one
-spool's flusher is built from) and ``WatchMode``. :mod:`yai_spool.daemon.config` builds them
-from TOML and the environment and re-exports them; import them from there.
+Owns ``DaemonConfig`` (the whole daemon), ``SourceConfig`` (one ``[[spools]]`` /
+``[[directories]]`` entry), ``SpoolTarget`` (what one spool's flusher is built from) and
+``WatchMode``. ``ShippingConfig`` and ``DestinationConfig``, the tables the daemon shares with
+the handlers' ``from_toml``, live in :mod:`yai_spool.settings.sections` and are re-exported
+here. :mod:`yai_spool.daemon.config` builds all of them from TOML and the environment and
+re-exports them; import them from there.
 
 Invariants: every value is immutable, so a reload swaps whole values; ``__post_init__``
 guards programmatic construction (the TOML parser reports friendlier messages first); no
@@ -21,13 +22,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from yai_spool.sls.compression import Compression
+from yai_spool.settings.sections import DestinationConfig, ShippingConfig
 from yai_spool.sls.errors import ConfigError
-from yai_spool.sls.signing import (
-    DEFAULT_SIGNATURE_METHOD,
-    SignatureMethod,
-    validate_signature_method,
-)
 
 __all__ = [
     "SPOOL_SUFFIX",
@@ -40,7 +36,6 @@ __all__ = [
 ]
 
 SPOOL_SUFFIX = ".spool"
-_MiB = 1024 * 1024
 
 
 class WatchMode(StrEnum):
@@ -49,54 +44,6 @@ class WatchMode(StrEnum):
     AUTO = "auto"  # inotify where it works, polling otherwise
     INOTIFY = "inotify"  # inotify or fail at start
     POLL = "poll"  # stat the directories every poll_interval (NFS, FUSE, overlay oddities)
-
-
-@dataclass(frozen=True, slots=True)
-class DestinationConfig:
-    """Where a spool's records go. ``None`` = inherit (and, for names, keep the row's)."""
-
-    endpoint: str | None = None
-    project: str | None = None
-    logstore: str | None = None
-    topic: str | None = None
-
-    def over(self, base: DestinationConfig) -> DestinationConfig:
-        """This layer on top of ``base``: every value set here wins."""
-        return DestinationConfig(
-            endpoint=self.endpoint if self.endpoint is not None else base.endpoint,
-            project=self.project if self.project is not None else base.project,
-            logstore=self.logstore if self.logstore is not None else base.logstore,
-            topic=self.topic if self.topic is not None else base.topic,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ShippingConfig:
-    """How every flusher of the daemon batches, compresses, signs and retries."""
-
-    compression: Compression = Compression.LZ4
-    signature_version: Literal["v1", "v4"] = "v1"
-    region: str | None = None
-    batch_size: int = 4096
-    batch_bytes: int = 4 * _MiB
-    linger: float = 0.5
-    max_age: float | None = 6 * 3600.0
-    #: V1's HMAC (``x-log-signaturemethod``); V4 ignores it.
-    signature_method: SignatureMethod = DEFAULT_SIGNATURE_METHOD
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "compression", Compression(self.compression))
-        if self.signature_version not in ("v1", "v4"):
-            raise ConfigError("shipping.signature_version: must be 'v1' or 'v4'")
-        validate_signature_method(self.signature_method, field="shipping.signature_method")
-        if not 1 <= self.batch_size <= 40_960:
-            raise ConfigError("shipping.batch_size: must be in 1..40960")
-        if not 1024 <= self.batch_bytes <= 8 * _MiB:
-            raise ConfigError("shipping.batch_bytes: must be in 1024..8388608")
-        if self.linger < 0:
-            raise ConfigError("shipping.linger: must be >= 0")
-        if self.max_age is not None and self.max_age <= 0:
-            raise ConfigError("shipping.max_age: must be > 0 (or 0 in TOML for no limit)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,12 +40,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from yai_spool.daemon.config import ENV_CONFIG
 from yai_spool.handlers.async_spool import AsyncSpoolHandler
 from yai_spool.handlers.base import ConfiguredHandler
 from yai_spool.handlers.durable import SpoolHandler
 from yai_spool.handlers.memory import MemoryQueueHandler
 from yai_spool.handlers.sync import SyncSLSHandler
+from yai_spool.settings.fields import Errors, check_keys
+from yai_spool.settings.sections import ENV_CONFIG, parse_destination, parse_shipping
 from yai_spool.sls.errors import ConfigError
 
 __all__ = ["MODES", "from_toml", "handler_class", "make_handler"]
@@ -176,12 +177,6 @@ def from_toml(
         ConfigError: unreadable file, TOML syntax, a missing table, unknown keys or keys that
             look like credentials (every problem of the file, one per line).
     """
-    from yai_spool.daemon.config import (  # noqa: PLC0415 - the daemon's validators, same messages
-        _check_keys,
-        _destination,
-        _Errors,
-        _shipping,
-    )
 
     chosen = path if path is not None else os.environ.get(ENV_CONFIG) or None
     if chosen is None:
@@ -202,19 +197,19 @@ def from_toml(
             f"{source}: no [{section}] table; add one, e.g. [{section}] with "
             'mode = "spool", project = "my-project", logstore = "app-logs"'
         )
-    errors = _Errors()
+    errors = Errors()
     mode = str(overrides.get("mode", table.get("mode", "spool")))
     queue = overrides.get("queue", table.get("queue"))
     try:
         allowed = accepted_keys(mode, queue)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {section}.{exc}") from None
-    _check_keys(table, ("mode", "queue", *allowed), f"{section}.", errors)
+    check_keys(table, ("mode", "queue", *allowed), f"{section}.", errors)
 
     options: dict[str, Any] = {}
     defaults = data.get("defaults")
     if isinstance(defaults, Mapping):
-        dest = _destination(
+        dest = parse_destination(
             {
                 k: v
                 for k, v in defaults.items()
@@ -229,7 +224,7 @@ def from_toml(
                 options[key] = value
     shipping_raw = data.get("shipping")
     if isinstance(shipping_raw, Mapping):
-        shipping = _shipping(shipping_raw, errors)
+        shipping = parse_shipping(shipping_raw, errors)
         for key, target in _SHIPPING_KEYS.items():
             if key not in shipping_raw or target not in allowed:
                 continue
