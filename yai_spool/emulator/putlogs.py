@@ -37,7 +37,6 @@ a secret, a token or a signature.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import re
 import time
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from yai_spool.sls.compression import Compression, decompress, parse_compress_ty
 from yai_spool.sls.encoding import decode_log_group
 from yai_spool.sls.errors import CompressionError, DecodeError, ErrorCode
 from yai_spool.sls.model import LogGroup
+from yai_spool.sls.request import is_ip_literal
 from yai_spool.sls.signing import (
     UnsupportedSignatureMethod,
     content_md5,
@@ -128,7 +128,7 @@ def route(request: HttpRequest) -> Destination | None:
     if not host:
         raise Rejection(ErrorCode.MissingHost, "the Host header is missing")
     host = _strip_port(host)
-    if _is_ip(host):
+    if is_ip_literal(host):
         raise Rejection(
             ErrorCode.InvalidHost,
             f"Host {host!r} carries no project; send Host: {{project}}.{host}",
@@ -143,14 +143,6 @@ def _strip_port(host: str) -> str:
     if host.startswith("["):  # [v6]:port
         return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def check_destination(config: EmulatorConfig, dest: Destination) -> None:
