@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from io import BufferedReader
+from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["Connection", "HttpRequest", "HttpResponse", "HttpServer", "ServerSettings"]
@@ -270,7 +271,8 @@ class HttpServer:
 
     def _serve(self, sock: socket.socket) -> None:
         ctx = Connection(sock, self.stopping)
-        reader = sock.makefile("rb", buffering=256 * 1024)
+        # A buffered binary reader (makefile's overloads type it as IOBase for any mode).
+        reader = cast(BufferedReader, sock.makefile("rb", buffering=256 * 1024))
         try:
             host, port = sock.getpeername()[:2]
             peer = f"{host}:{port}"

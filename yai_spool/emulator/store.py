@@ -320,7 +320,12 @@ class EmulatorStore:
         sql += " ORDER BY id"
         with self._cursor() as conn:
             rows = conn.execute(sql, list(wanted.values())).fetchall()
-        return [RequestSummary(*row[:-1], headers=json.loads(row[-1])) for row in rows]
+        # The columns are the fields in order; headers, the last, is stored as JSON. (mypy cannot
+        # see that a row has exactly the fields before headers.)
+        return [
+            RequestSummary(*row[:-1], headers=json.loads(row[-1]))  # type: ignore[misc]
+            for row in rows
+        ]
 
 
 def _as_bytes(value: str | bytes) -> bytes:
