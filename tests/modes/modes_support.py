@@ -15,14 +15,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from yai_spool.emulator import Emulator
-from yai_spool.shipping.retry import RetryPolicy
+from yai_spool.emulator.store import StoredLog
+from yai_spool.testing import fast_retry
 
 REPO = Path(__file__).resolve().parents[2]
 # uvicorn from a tiny launcher whose alarm ends it even if the test dies: the server stops
@@ -38,26 +38,7 @@ AK_SECRET = "modes-secret-do-not-leak"
 DEADLINE = 30.0
 
 #: Retries after ~10-50 ms: outages in these tests last well under a second.
-FAST_RETRY = RetryPolicy(
-    base=0.01,
-    cap=0.05,
-    throttle_base=0.01,
-    throttle_cap=0.05,
-    credentials_base=0.01,
-    credentials_cap=0.05,
-    max_age=None,
-)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)  # a poll interval, not a synchronisation point
+FAST_RETRY = fast_retry(cap=0.05)
 
 
 def destination(emu: Emulator, **extra: Any) -> dict[str, Any]:
@@ -92,9 +73,21 @@ def make_logger(handler: logging.Handler) -> logging.Logger:
     return logger
 
 
+def log_numbered(logger: logging.Logger, prefix: str, count: int) -> list[str]:
+    """Log ``"<prefix> 0"`` ... ``"<prefix> <count-1>"`` at INFO; returns those messages."""
+    for i in range(count):
+        logger.info("%s %d", prefix, i)
+    return [f"{prefix} {i}" for i in range(count)]
+
+
+def stored(emu: Emulator, logstore: str = LOGSTORE) -> list[StoredLog]:
+    """Every log the emulator holds for our project and ``logstore``, in arrival order."""
+    return emu.logs(PROJECT, logstore)
+
+
 def messages(emu: Emulator, logstore: str = LOGSTORE) -> list[str]:
     """The ``message`` of every log the emulator holds, in arrival order."""
-    return [log.text("message") for log in emu.logs(PROJECT, logstore)]
+    return [log.text("message") for log in stored(emu, logstore)]
 
 
 def field(log: Any, key: str) -> str | None:

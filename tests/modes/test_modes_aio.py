@@ -14,12 +14,12 @@ import pytest
 from modes_support import (
     DEADLINE,
     FAST_RETRY,
-    LOGSTORE,
-    PROJECT,
     configured,
     destination,
+    log_numbered,
     make_logger,
     messages,
+    stored,
 )
 
 import yai_spool
@@ -81,7 +81,7 @@ def test_ships_from_a_task_carrying_task_context(emu: Emulator, tmp_path: Path, 
             assert flusher.stats.requests < 60 // 2  # batched
 
     asyncio.run(main())
-    logs = emu.logs(PROJECT, LOGSTORE)
+    logs = stored(emu)
     assert len(logs) == 60
     for log in logs:
         number = (log.text("message") or "").split()[-1]
@@ -96,8 +96,7 @@ def test_in_flight_requests_are_bounded(emu: Emulator, tmp_path: Path) -> None:
     async def main() -> None:
         emu.faults.hang()
         async with AsyncFlusher(handler) as flusher:
-            for i in range(100):
-                logger.info("held %d", i)
+            log_numbered(logger, "held", 100)
             assert await asyncio.to_thread(emu.faults.wait_held, 2, DEADLINE)
             # Two requests hang; the semaphore keeps every other batch queued.
             stats = handler.spool.stats()  # type: ignore[attr-defined]
@@ -129,7 +128,7 @@ def test_an_outage_is_retried_and_own_records_are_not_queued(emu: Emulator, tmp_
         asyncio.run(main())
     finally:
         root.removeHandler(handler)
-    logs = emu.logs(PROJECT, LOGSTORE)
+    logs = stored(emu)
     names = {log.text("name") for log in logs}
     assert not {n for n in names if n and n.startswith(("httpx", "httpcore", "yai_spool"))}
     storm = sorted(log.text("message") or "" for log in logs if log.text("name") == "app")
@@ -143,8 +142,7 @@ def test_other_threads_wake_the_flusher_and_flush_from_them(emu: Emulator, tmp_p
     answers: list[bool] = []
 
     def worker() -> None:
-        for i in range(40):
-            logger.info("threaded %d", i)
+        log_numbered(logger, "threaded", 40)
         answers.append(handler.flush_until(DEADLINE))  # blocks this thread, not the loop
 
     async def main() -> None:
@@ -170,8 +168,7 @@ def test_stop_during_an_outage_keeps_durable_records_on_disk(emu: Emulator, tmp_
         emu.faults.down()
         flusher = AsyncFlusher(handler, drain_timeout=0.3)
         await flusher.start()
-        for i in range(50):
-            logger.info("kept %d", i)
+        log_numbered(logger, "kept", 50)
         assert not await flusher.flush(DEADLINE)  # one failed attempt answers
         await flusher.stop()  # bounded by the drain deadline despite the outage
         assert not flusher.running
@@ -201,8 +198,7 @@ def test_stop_during_an_outage_counts_memory_loss(emu: Emulator, tmp_path: Path)
     async def main() -> None:
         emu.faults.down()
         async with AsyncFlusher(handler):
-            for i in range(30):
-                logger.info("lost %d", i)
+            log_numbered(logger, "lost", 30)
         # Stopped after the drain deadline: the records are still queued in memory ...
 
     asyncio.run(main())
@@ -250,7 +246,7 @@ def test_lifespan_without_arguments_starts_dictconfig_handlers(
     async def main(handler: logging.Handler, logger: logging.Logger) -> None:
         async with lifespan()(None):
             logger.info("started by lifespan()")
-            assert await until(lambda: emu.count(PROJECT, LOGSTORE) == 1)
+            assert await until(lambda: len(stored(emu)) == 1)
             with pytest.raises(RuntimeError, match="already has a running flusher"):
                 await AsyncFlusher(handler).start()
 

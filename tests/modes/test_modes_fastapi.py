@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from modes_support import AK_ID, AK_SECRET, DEADLINE, LOGSTORE, PROJECT, serve_example
+from modes_support import AK_ID, AK_SECRET, DEADLINE, LOGSTORE, PROJECT, serve_example, stored
 
 from yai_spool.emulator import Emulator
 
@@ -36,7 +36,7 @@ def served(
 
 def texts(emu: Emulator) -> dict[str, str | None]:
     """message -> trace_id of every stored log."""
-    return {log.text("message") or "": log.text("trace_id") for log in emu.logs(PROJECT, LOGSTORE)}
+    return {log.text("message") or "": log.text("trace_id") for log in stored(emu)}
 
 
 @pytest.mark.parametrize("served", ["memory", "spool"], indirect=True)
@@ -71,6 +71,6 @@ def test_requests_ship_with_their_trace_ids(
     assert proc.wait(DEADLINE) in (0, -signal.SIGTERM)
     assert emu.wait_for_count(PROJECT, LOGSTORE, 7, timeout=DEADLINE), texts(emu)
     assert "service stopping" in texts(emu)
-    logs = emu.logs(PROJECT, LOGSTORE)
+    logs = stored(emu)
     assert {log.topic for log in logs} == {"fastapi-example"}
     assert len(logs) == 7  # nothing duplicated
