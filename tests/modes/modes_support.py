@@ -12,6 +12,7 @@ import contextlib
 import logging
 import logging.config
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -136,6 +137,28 @@ def serve_example(
         proc.wait(DEADLINE)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+#: The incoming W3C trace context of the example apps' first request (trace id, parent span).
+INCOMING_TRACE = "0af7651916cd43dd8448eb211c80319c"
+INCOMING_PARENT = "b7ad6b7169203331"
+TRACEPARENT = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01"
+
+
+def call_example(client: Any) -> tuple[Any, Any, Any]:
+    """The requests every example app answers, in order: an order under ``TRACEPARENT``
+    (asserted 200), a report with ``x-request-id: req-report-1``, a checkout with neither."""
+    order = client.get("/orders/o-7", headers={"traceparent": TRACEPARENT})
+    assert order.status_code == 200, order.text
+    report = client.get("/report", headers={"x-request-id": "req-report-1"})
+    return order, report, client.post("/checkout/ana")
+
+
+def stop_example(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: the graceful shutdown whose lifespan drains the queue."""
+    proc.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal it captured (its own rule).
+    assert proc.wait(DEADLINE) in (0, -signal.SIGTERM)
 
 
 @contextlib.contextmanager
