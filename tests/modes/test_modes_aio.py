@@ -42,6 +42,14 @@ def async_handler(emu: Emulator, queue: str, tmp_path: Path, **options: Any) -> 
     return yai_spool.make_handler("asyncio", queue=queue, **destination(emu, **settings))
 
 
+def async_logger(
+    emu: Emulator, queue: str, tmp_path: Path, **options: Any
+) -> tuple[logging.Handler, logging.Logger]:
+    """An :func:`async_handler` and a fresh logger writing only to it."""
+    handler = async_handler(emu, queue, tmp_path, **options)
+    return handler, make_logger(handler)
+
+
 async def until(predicate: Any, timeout: float = DEADLINE) -> bool:
     """Poll ``predicate`` from the loop (yielding between looks) until true or timeout."""
     loop = asyncio.get_running_loop()
@@ -65,8 +73,7 @@ async def flushed(flusher: AsyncFlusher) -> bool:
 
 @pytest.mark.parametrize("queue", ["memory", "spool"])
 def test_ships_from_a_task_carrying_task_context(emu: Emulator, tmp_path: Path, queue: str) -> None:
-    handler = async_handler(emu, queue, tmp_path)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, queue, tmp_path)
 
     async def request(i: int) -> None:
         with bind(trace_id=f"trace-{i}"):
@@ -90,8 +97,7 @@ def test_ships_from_a_task_carrying_task_context(emu: Emulator, tmp_path: Path, 
 
 
 def test_in_flight_requests_are_bounded(emu: Emulator, tmp_path: Path) -> None:
-    handler = async_handler(emu, "memory", tmp_path, batch_size=10, max_in_flight=2)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, "memory", tmp_path, batch_size=10, max_in_flight=2)
 
     async def main() -> None:
         emu.faults.hang()
@@ -137,8 +143,7 @@ def test_an_outage_is_retried_and_own_records_are_not_queued(emu: Emulator, tmp_
 
 
 def test_other_threads_wake_the_flusher_and_flush_from_them(emu: Emulator, tmp_path: Path) -> None:
-    handler = async_handler(emu, "memory", tmp_path, linger=0.0)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, "memory", tmp_path, linger=0.0)
     answers: list[bool] = []
 
     def worker() -> None:
@@ -161,8 +166,7 @@ def test_other_threads_wake_the_flusher_and_flush_from_them(emu: Emulator, tmp_p
 
 def test_stop_during_an_outage_keeps_durable_records_on_disk(emu: Emulator, tmp_path: Path) -> None:
     path = tmp_path / "outage.spool"
-    handler = async_handler(emu, "spool", tmp_path, spool_path=path, timeouts=0.5)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, "spool", tmp_path, spool_path=path, timeouts=0.5)
 
     async def main() -> None:
         emu.faults.down()
@@ -192,8 +196,7 @@ def test_stop_during_an_outage_keeps_durable_records_on_disk(emu: Emulator, tmp_
 
 
 def test_stop_during_an_outage_counts_memory_loss(emu: Emulator, tmp_path: Path) -> None:
-    handler = async_handler(emu, "memory", tmp_path, timeouts=0.5, close_timeout=0.3)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, "memory", tmp_path, timeouts=0.5, close_timeout=0.3)
 
     async def main() -> None:
         emu.faults.down()

@@ -76,9 +76,5 @@ class AsyncSpoolHandler(AsyncDrained, SpoolHandler):
             "flusher": self._flusher_stats(),
         }
 
-    def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self.project}/{self.logstore} "
-            f"spool={str(self.spool_path)!r} flusher=asyncio ({level})>"
-        )
+    def _repr_fields(self) -> str:
+        return f"spool={str(self.spool_path)!r} flusher=asyncio"

@@ -183,6 +183,17 @@ class QueuedHandler(ConfiguredHandler):
         """Close the queue once the flusher has stopped (see the subclass)."""
         raise NotImplementedError
 
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return (
+            f"<{type(self).__name__} {self.project}/{self.logstore} {self._repr_fields()} "
+            f"({level})>"
+        )
+
+    def _repr_fields(self) -> str:
+        """What ``repr()`` shows between the destination and the level."""
+        return f"flusher={self.flusher_mode}"
+
     # -- the thread flusher --------------------------------------------------------------
 
     def _first_flusher(self, record: logging.LogRecord) -> FlusherLink | None:

@@ -209,12 +209,8 @@ class SpoolHandler(QueuedHandler):
         returns, no thread of the handler runs."""
         self.spool.close()
 
-    def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self.project}/{self.logstore} spool={str(self.spool_path)!r} "
-            f"flusher={self.flusher_mode} ({level})>"
-        )
+    def _repr_fields(self) -> str:
+        return f"spool={str(self.spool_path)!r} flusher={self.flusher_mode}"
 
     # -- observability -------------------------------------------------------------------
 

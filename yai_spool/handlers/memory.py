@@ -140,13 +140,6 @@ class MemoryQueueHandler(AsyncDrained):
                 lost,
             )
 
-    def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self.project}/{self.logstore} "
-            f"flusher={self.flusher_mode} ({level})>"
-        )
-
     # -- observability -------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
