@@ -8,7 +8,14 @@ import re
 import sys
 from typing import Any
 
-from yai_spool.handlers.mapping import MAX_KEY_BYTES, MAX_TOPIC_BYTES, RESERVED_KEYS, SpoolEntry
+from yai_spool.handlers.mapping import (
+    MAX_KEY_BYTES,
+    MAX_TOPIC_BYTES,
+    RESERVED_KEYS,
+    EncodedRecord,
+    RecordMapper,
+    SpoolEntry,
+)
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -27,6 +34,24 @@ DEFAULT_KEYS = [
     "threadName",
 ]
 LOGGER = logging.getLogger("tests.mapping")
+
+
+class StrRaises:
+    """An object ``str()`` cannot render: it raises ``error(text)``; ``repr()`` answers
+    ``shown``, or raises ``TypeError`` too when ``shown`` is None."""
+
+    def __init__(
+        self, error: type[Exception] = ValueError, text: str = "str", shown: str | None = None
+    ) -> None:
+        self.error, self.text, self.shown = error, text, shown
+
+    def __str__(self) -> str:
+        raise self.error(self.text)
+
+    def __repr__(self) -> str:
+        if self.shown is None:
+            raise TypeError("repr")
+        return self.shown
 
 
 def make_record(
@@ -56,6 +81,19 @@ def exc_info_of(exc: BaseException) -> tuple[Any, ...]:
 def contents_dict(entry: SpoolEntry) -> dict[str, str]:
     """Contents as a dict (keys are unique, which :func:`check_entry` asserts)."""
     return dict(entry["contents"])  # type: ignore[arg-type]
+
+
+def encode_both_ways(mapper: RecordMapper, record: logging.LogRecord) -> EncodedRecord:
+    """``mapper.encode(record)``, asserted equal to the reference path's encoding, and to the
+    fast path's whenever that one answers. Call it inside the context under test (bound
+    fields, an active span): both paths read it."""
+    fast = mapper._encode_plain(record)
+    reference = mapper._encode(record, None)
+    public = mapper.encode(record)
+    if isinstance(fast, EncodedRecord):
+        assert fast == reference
+    assert public == reference
+    return public
 
 
 def check_entry(entry: SpoolEntry, *, max_value_bytes: int, max_entry_bytes: int) -> None:

@@ -7,7 +7,14 @@ import sys
 from typing import Any
 
 import pytest
-from mapping_support import DEFAULT_KEYS, check_entry, contents_dict, exc_info_of, make_record
+from mapping_support import (
+    DEFAULT_KEYS,
+    StrRaises,
+    check_entry,
+    contents_dict,
+    exc_info_of,
+    make_record,
+)
 
 from yai_spool.handlers.mapping import (
     DEFAULT_MAX_ENTRY_BYTES,
@@ -17,6 +24,14 @@ from yai_spool.handlers.mapping import (
     LogFields,
     RecordMapper,
 )
+
+#: The options of ``aliyun.log.QueuedLogHandler``'s constructor that choose the record's fields.
+SDK_OPTIONS = frozenset({
+    "topic", "fields", "extra", "buildin_fields_prefix", "buildin_fields_suffix",
+    "extract_json", "extract_json_drop_message", "extract_json_prefix", "extract_json_suffix",
+    "extract_kv", "extract_kv_drop_message", "extract_kv_prefix", "extract_kv_suffix",
+    "extract_kv_sep",
+})  # fmt: skip
 
 
 def keys(entry: Any) -> list[str]:
@@ -73,36 +88,13 @@ class TestDefaults:
 
     def test_option_names_cover_the_sdk_constructor(self) -> None:
         """Every field-selection argument of QueuedLogHandler is a RecordMapper option."""
-        sdk = {
-            "topic",
-            "fields",
-            "buildin_fields_prefix",
-            "buildin_fields_suffix",
-            "extract_json",
-            "extract_json_drop_message",
-            "extract_json_prefix",
-            "extract_json_suffix",
-            "extract_kv",
-            "extract_kv_drop_message",
-            "extract_kv_prefix",
-            "extract_kv_suffix",
-            "extract_kv_sep",
-            "extra",
-        }
-        assert sdk <= MAPPER_OPTIONS
+        assert SDK_OPTIONS <= MAPPER_OPTIONS
         assert not any(name.startswith("_") for name in MAPPER_OPTIONS)
 
     def test_sdk_style_none_means_default(self) -> None:
         """Passing None for an SDK option gives its default, as in the SDK constructor."""
-        mapper = RecordMapper(
-            fields=None,
-            extra=None,
-            buildin_fields_prefix=None,
-            extract_json=None,
-            extract_kv=None,
-            extract_kv_sep=None,
-            extract_kv_prefix=None,
-        )
+        # Every field-selection option of the SDK at once (its topic is no field selection).
+        mapper = RecordMapper(**dict.fromkeys(SDK_OPTIONS - {"topic"}, None))
         assert mapper.extra is True
         assert mapper.extract_json is False
         assert mapper.extract_kv_sep == "="
@@ -277,14 +269,8 @@ class TestMessage:
     def test_msg_whose_str_raises(self) -> None:
         """A msg object whose __str__ raises is reported through its repr."""
 
-        class Bad:
-            def __str__(self) -> str:
-                raise RuntimeError("nope")
-
-            def __repr__(self) -> str:
-                return "<Bad>"
-
-        c = contents_dict(checked(RecordMapper(), make_record(Bad())))
+        bad = StrRaises(RuntimeError, "nope", shown="<Bad>")
+        c = contents_dict(checked(RecordMapper(), make_record(bad)))
         assert c["message"] == "<unformattable: RuntimeError: nope> msg=<Bad> args=None"
 
     def test_dict_msg_without_extract_json_is_its_str(self) -> None:

@@ -9,7 +9,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mapping_support import check_entry, make_record
+from mapping_support import StrRaises, check_entry, encode_both_ways, make_record
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from yai_spool.handlers import mapping
 from yai_spool.handlers.context import bind
@@ -18,15 +20,7 @@ from yai_spool.handlers.mapping import RESERVED_KEYS, RecordMapper
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-class RaisesOnStr:
-    def __str__(self) -> str:
-        raise ValueError("str")
-
-    def __repr__(self) -> str:
-        raise TypeError("repr")
-
-
-class RaisesOnBool(RaisesOnStr):
+class RaisesOnBool(StrRaises):
     def __bool__(self) -> bool:
         raise RuntimeError("bool")
 
@@ -73,7 +67,7 @@ leaves = st.one_of(
     st.builds(dt.timedelta, seconds=st.integers(-(10**6), 10**6)),
     st.sets(st.integers(), max_size=4),
     st.just(Decimal("NaN")),
-    st.builds(RaisesOnStr),
+    st.builds(StrRaises),
     st.builds(StrSubclassStr),
     st.builds(_recursive_list),
     st.builds(_recursive_dict),
@@ -234,12 +228,47 @@ def test_fast_path_equals_reference_path(
     extras = {k: v for k, v in extras.items() if k not in mapping._STANDARD_ATTRS}
     record = make_record(msg.replace("%", "%%"), None, extra=extras)
     with bind(**bound):
-        fast = mapper._encode_plain(record)
-        reference = mapper._encode(record, None)
-        public = mapper.encode(record)
-    if isinstance(fast, mapping.EncodedRecord):
-        assert fast == reference
-    assert public == reference
+        encode_both_ways(mapper, record)
+
+
+span_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
+span_values = st.one_of(st.none(), st.integers(), st.floats(), span_text, st.just(b"b"))
+#: Keys that collide with the span's fields, under their default names or a prefix.
+span_keys = st.sampled_from(
+    ["trace_id", "span_id", "trace_flags", "order", "message", "lineno", "p_trace_id", "x-y"]
+)
+
+
+@SETTINGS
+@given(
+    prefix=st.sampled_from(["", "p_"]),
+    keys=st.sampled_from([None, {"trace_id": "traceId"}, {"span_id": None}, {"trace_id": "order"}]),
+    msg=span_text,
+    extras=st.dictionaries(span_keys, span_values, max_size=4),
+    bound=st.dictionaries(span_keys, span_values, max_size=3),
+    sampled=st.booleans(),
+)
+def test_fast_path_equals_reference_path_in_a_span(  # noqa: PLR0917 - hypothesis arguments
+    prefix: str,
+    keys: dict[str, str | None] | None,
+    msg: str,
+    extras: dict[str, Any],
+    bound: dict[str, Any],
+    sampled: bool,
+) -> None:
+    """With an OpenTelemetry span active, _encode_plain gives exactly the reference path's bytes."""
+    mapper = RecordMapper(buildin_fields_prefix=prefix, otel_keys=keys)
+    extras = {k: v for k, v in extras.items() if k not in mapping._STANDARD_ATTRS}
+    rec = make_record(msg.replace("%", "%%"), None, extra=extras)
+    flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
+    span = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=flags))
+    with bind(**bound), trace.use_span(span):
+        public = encode_both_ways(mapper, rec)
+    got = public.entry()["contents"]
+    trace_key = prefix + ((keys or {}).get("trace_id") or "trace_id")
+    values = [v for k, v in got if v == format(0xABC, "032x")]
+    assert values, got  # the trace id is always there, under its key or a deduplicated one
+    assert any(k.startswith(trace_key) for k, v in got if v == values[0])
 
 
 def test_fast_path_is_taken_for_a_typical_record() -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from mapping_support import check_entry, contents_dict, make_record
+from mapping_support import StrRaises, check_entry, contents_dict, make_record
 
 from yai_spool.handlers.mapping import (
     ERROR_KEY,
@@ -182,23 +182,10 @@ class TestOddTypes:
     def test_objects_whose_str_or_repr_raise(self) -> None:
         """str() failing falls back to repr(); both failing gives "<unprintable T: E>"."""
 
-        class NoStr:
-            def __str__(self) -> str:
-                raise ValueError("no")
-
-            def __repr__(self) -> str:
-                return "NoStr()"
-
-        class Neither:
-            def __str__(self) -> str:
-                raise ValueError("no")
-
-            def __repr__(self) -> str:
-                raise TypeError("no")
-
-        assert one_value(NoStr()) == "NoStr()"
-        assert one_value(Neither()) == f"<unprintable {Neither.__qualname__}: ValueError>"
-        assert json.loads(one_value([Neither()]))[0].startswith("<unprintable ")
+        assert one_value(StrRaises(shown="NoStr()")) == "NoStr()"
+        neither = StrRaises()  # repr() raises too
+        assert one_value(neither) == f"<unprintable {StrRaises.__qualname__}: ValueError>"
+        assert json.loads(one_value([neither]))[0].startswith("<unprintable ")
 
     def test_str_subclass_results_become_exact_str(self) -> None:
         """A __str__ returning a str subclass still yields a plain str value."""

@@ -12,17 +12,18 @@ import contextlib
 import logging
 import logging.config
 import os
+import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from yai_spool.emulator import Emulator
-from yai_spool.shipping.retry import RetryPolicy
+from yai_spool.emulator.store import StoredLog
+from yai_spool.testing import fast_retry
 
 REPO = Path(__file__).resolve().parents[2]
 # uvicorn from a tiny launcher whose alarm ends it even if the test dies: the server stops
@@ -38,26 +39,7 @@ AK_SECRET = "modes-secret-do-not-leak"
 DEADLINE = 30.0
 
 #: Retries after ~10-50 ms: outages in these tests last well under a second.
-FAST_RETRY = RetryPolicy(
-    base=0.01,
-    cap=0.05,
-    throttle_base=0.01,
-    throttle_cap=0.05,
-    credentials_base=0.01,
-    credentials_cap=0.05,
-    max_age=None,
-)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)  # a poll interval, not a synchronisation point
+FAST_RETRY = fast_retry(cap=0.05)
 
 
 def destination(emu: Emulator, **extra: Any) -> dict[str, Any]:
@@ -92,9 +74,21 @@ def make_logger(handler: logging.Handler) -> logging.Logger:
     return logger
 
 
+def log_numbered(logger: logging.Logger, prefix: str, count: int) -> list[str]:
+    """Log ``"<prefix> 0"`` ... ``"<prefix> <count-1>"`` at INFO; returns those messages."""
+    for i in range(count):
+        logger.info("%s %d", prefix, i)
+    return [f"{prefix} {i}" for i in range(count)]
+
+
+def stored(emu: Emulator, logstore: str = LOGSTORE) -> list[StoredLog]:
+    """Every log the emulator holds for our project and ``logstore``, in arrival order."""
+    return emu.logs(PROJECT, logstore)
+
+
 def messages(emu: Emulator, logstore: str = LOGSTORE) -> list[str]:
     """The ``message`` of every log the emulator holds, in arrival order."""
-    return [log.text("message") for log in emu.logs(PROJECT, logstore)]
+    return [log.text("message") for log in stored(emu, logstore)]
 
 
 def field(log: Any, key: str) -> str | None:
@@ -143,6 +137,28 @@ def serve_example(
         proc.wait(DEADLINE)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+#: The incoming W3C trace context of the example apps' first request (trace id, parent span).
+INCOMING_TRACE = "0af7651916cd43dd8448eb211c80319c"
+INCOMING_PARENT = "b7ad6b7169203331"
+TRACEPARENT = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01"
+
+
+def call_example(client: Any) -> tuple[Any, Any, Any]:
+    """The requests every example app answers, in order: an order under ``TRACEPARENT``
+    (asserted 200), a report with ``x-request-id: req-report-1``, a checkout with neither."""
+    order = client.get("/orders/o-7", headers={"traceparent": TRACEPARENT})
+    assert order.status_code == 200, order.text
+    report = client.get("/report", headers={"x-request-id": "req-report-1"})
+    return order, report, client.post("/checkout/ana")
+
+
+def stop_example(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: the graceful shutdown whose lifespan drains the queue."""
+    proc.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal it captured (its own rule).
+    assert proc.wait(DEADLINE) in (0, -signal.SIGTERM)
 
 
 @contextlib.contextmanager

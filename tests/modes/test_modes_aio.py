@@ -14,12 +14,12 @@ import pytest
 from modes_support import (
     DEADLINE,
     FAST_RETRY,
-    LOGSTORE,
-    PROJECT,
     configured,
     destination,
+    log_numbered,
     make_logger,
     messages,
+    stored,
 )
 
 import yai_spool
@@ -40,6 +40,14 @@ def async_handler(emu: Emulator, queue: str, tmp_path: Path, **options: Any) -> 
     if queue == "spool":
         settings.setdefault("spool_path", tmp_path / "aio.spool")
     return yai_spool.make_handler("asyncio", queue=queue, **destination(emu, **settings))
+
+
+def async_logger(
+    emu: Emulator, queue: str, tmp_path: Path, **options: Any
+) -> tuple[logging.Handler, logging.Logger]:
+    """An :func:`async_handler` and a fresh logger writing only to it."""
+    handler = async_handler(emu, queue, tmp_path, **options)
+    return handler, make_logger(handler)
 
 
 async def until(predicate: Any, timeout: float = DEADLINE) -> bool:
@@ -65,8 +73,7 @@ async def flushed(flusher: AsyncFlusher) -> bool:
 
 @pytest.mark.parametrize("queue", ["memory", "spool"])
 def test_ships_from_a_task_carrying_task_context(emu: Emulator, tmp_path: Path, queue: str) -> None:
-    handler = async_handler(emu, queue, tmp_path)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, queue, tmp_path)
 
     async def request(i: int) -> None:
         with bind(trace_id=f"trace-{i}"):
@@ -81,7 +88,7 @@ def test_ships_from_a_task_carrying_task_context(emu: Emulator, tmp_path: Path, 
             assert flusher.stats.requests < 60 // 2  # batched
 
     asyncio.run(main())
-    logs = emu.logs(PROJECT, LOGSTORE)
+    logs = stored(emu)
     assert len(logs) == 60
     for log in logs:
         number = (log.text("message") or "").split()[-1]
@@ -90,14 +97,12 @@ def test_ships_from_a_task_carrying_task_context(emu: Emulator, tmp_path: Path, 
 
 
 def test_in_flight_requests_are_bounded(emu: Emulator, tmp_path: Path) -> None:
-    handler = async_handler(emu, "memory", tmp_path, batch_size=10, max_in_flight=2)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, "memory", tmp_path, batch_size=10, max_in_flight=2)
 
     async def main() -> None:
         emu.faults.hang()
         async with AsyncFlusher(handler) as flusher:
-            for i in range(100):
-                logger.info("held %d", i)
+            log_numbered(logger, "held", 100)
             assert await asyncio.to_thread(emu.faults.wait_held, 2, DEADLINE)
             # Two requests hang; the semaphore keeps every other batch queued.
             stats = handler.spool.stats()  # type: ignore[attr-defined]
@@ -129,7 +134,7 @@ def test_an_outage_is_retried_and_own_records_are_not_queued(emu: Emulator, tmp_
         asyncio.run(main())
     finally:
         root.removeHandler(handler)
-    logs = emu.logs(PROJECT, LOGSTORE)
+    logs = stored(emu)
     names = {log.text("name") for log in logs}
     assert not {n for n in names if n and n.startswith(("httpx", "httpcore", "yai_spool"))}
     storm = sorted(log.text("message") or "" for log in logs if log.text("name") == "app")
@@ -138,13 +143,11 @@ def test_an_outage_is_retried_and_own_records_are_not_queued(emu: Emulator, tmp_
 
 
 def test_other_threads_wake_the_flusher_and_flush_from_them(emu: Emulator, tmp_path: Path) -> None:
-    handler = async_handler(emu, "memory", tmp_path, linger=0.0)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, "memory", tmp_path, linger=0.0)
     answers: list[bool] = []
 
     def worker() -> None:
-        for i in range(40):
-            logger.info("threaded %d", i)
+        log_numbered(logger, "threaded", 40)
         answers.append(handler.flush_until(DEADLINE))  # blocks this thread, not the loop
 
     async def main() -> None:
@@ -163,15 +166,13 @@ def test_other_threads_wake_the_flusher_and_flush_from_them(emu: Emulator, tmp_p
 
 def test_stop_during_an_outage_keeps_durable_records_on_disk(emu: Emulator, tmp_path: Path) -> None:
     path = tmp_path / "outage.spool"
-    handler = async_handler(emu, "spool", tmp_path, spool_path=path, timeouts=0.5)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, "spool", tmp_path, spool_path=path, timeouts=0.5)
 
     async def main() -> None:
         emu.faults.down()
         flusher = AsyncFlusher(handler, drain_timeout=0.3)
         await flusher.start()
-        for i in range(50):
-            logger.info("kept %d", i)
+        log_numbered(logger, "kept", 50)
         assert not await flusher.flush(DEADLINE)  # one failed attempt answers
         await flusher.stop()  # bounded by the drain deadline despite the outage
         assert not flusher.running
@@ -195,14 +196,12 @@ def test_stop_during_an_outage_keeps_durable_records_on_disk(emu: Emulator, tmp_
 
 
 def test_stop_during_an_outage_counts_memory_loss(emu: Emulator, tmp_path: Path) -> None:
-    handler = async_handler(emu, "memory", tmp_path, timeouts=0.5, close_timeout=0.3)
-    logger = make_logger(handler)
+    handler, logger = async_logger(emu, "memory", tmp_path, timeouts=0.5, close_timeout=0.3)
 
     async def main() -> None:
         emu.faults.down()
         async with AsyncFlusher(handler):
-            for i in range(30):
-                logger.info("lost %d", i)
+            log_numbered(logger, "lost", 30)
         # Stopped after the drain deadline: the records are still queued in memory ...
 
     asyncio.run(main())
@@ -250,7 +249,7 @@ def test_lifespan_without_arguments_starts_dictconfig_handlers(
     async def main(handler: logging.Handler, logger: logging.Logger) -> None:
         async with lifespan()(None):
             logger.info("started by lifespan()")
-            assert await until(lambda: emu.count(PROJECT, LOGSTORE) == 1)
+            assert await until(lambda: len(stored(emu)) == 1)
             with pytest.raises(RuntimeError, match="already has a running flusher"):
                 await AsyncFlusher(handler).start()
 

@@ -15,6 +15,7 @@ from modes_support import (
     configured,
     destination,
     messages,
+    stored,
     toml_defaults,
 )
 
@@ -84,7 +85,7 @@ def test_dictconfig_factory_builds_and_ships(emu: Emulator) -> None:
         logger.info("configured by dictConfig")
         assert handler.flush_until(DEADLINE)
         assert messages(emu) == ["configured by dictConfig"]
-        assert dict(emu.logs(PROJECT, LOGSTORE)[0].tags) == {"service": "checkout"}
+        assert dict(stored(emu)[0].tags) == {"service": "checkout"}
 
 
 def test_toml_handler_table_over_daemon_defaults(
@@ -123,7 +124,7 @@ path = "spools"
         logger.addHandler(handler)
         logger.warning("from toml")
         assert handler.flush_until(DEADLINE)
-        (log,) = emu.logs(PROJECT, LOGSTORE)
+        (log,) = stored(emu)
         assert (log.text("message"), log.source, dict(log.tags)) == (
             "from toml",
             "toml-host",

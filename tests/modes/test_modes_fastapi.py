@@ -3,18 +3,26 @@ whose records reach the emulator carrying their trace ids, live and at shutdown.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from modes_support import AK_ID, AK_SECRET, DEADLINE, LOGSTORE, PROJECT, serve_example
+from modes_support import (
+    AK_ID,
+    AK_SECRET,
+    DEADLINE,
+    INCOMING_TRACE,
+    LOGSTORE,
+    PROJECT,
+    call_example,
+    serve_example,
+    stop_example,
+    stored,
+)
 
 from yai_spool.emulator import Emulator
-
-TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @pytest.fixture
@@ -36,7 +44,7 @@ def served(
 
 def texts(emu: Emulator) -> dict[str, str | None]:
     """message -> trace_id of every stored log."""
-    return {log.text("message") or "": log.text("trace_id") for log in emu.logs(PROJECT, LOGSTORE)}
+    return {log.text("message") or "": log.text("trace_id") for log in stored(emu)}
 
 
 @pytest.mark.parametrize("served", ["memory", "spool"], indirect=True)
@@ -44,14 +52,11 @@ def test_requests_ship_with_their_trace_ids(
     emu: Emulator, served: tuple[httpx.Client, subprocess.Popen[bytes]]
 ) -> None:
     client, proc = served
-    order = client.get("/orders/o-7", headers={"traceparent": TRACEPARENT})
-    assert order.status_code == 200, order.text
-    trace = "0af7651916cd43dd8448eb211c80319c"
+    order, report, checkout = call_example(client)
+    trace = INCOMING_TRACE
     assert order.json() == {"order_id": "o-7", "trace_id": trace}
     assert order.headers["x-request-id"] == trace
-    report = client.get("/report", headers={"x-request-id": "req-report-1"})
     assert report.json() == {"trace_id": "req-report-1"}
-    checkout = client.post("/checkout/ana")
     generated = checkout.headers["x-request-id"]
     assert checkout.json() == {"trace_id": generated}
     assert len(generated) == 32
@@ -66,11 +71,9 @@ def test_requests_ship_with_their_trace_ids(
     assert shipped["checkout by ana"] == generated
     assert shipped["receipt sent to ana"] == generated  # a background task
 
-    proc.send_signal(signal.SIGTERM)  # graceful shutdown: the lifespan drains the queue
-    # uvicorn shuts down gracefully, then re-raises the signal it captured (its own rule).
-    assert proc.wait(DEADLINE) in (0, -signal.SIGTERM)
+    stop_example(proc)  # graceful shutdown: the lifespan drains the queue
     assert emu.wait_for_count(PROJECT, LOGSTORE, 7, timeout=DEADLINE), texts(emu)
     assert "service stopping" in texts(emu)
-    logs = emu.logs(PROJECT, LOGSTORE)
+    logs = stored(emu)
     assert {log.topic for log in logs} == {"fastapi-example"}
     assert len(logs) == 7  # nothing duplicated

@@ -4,22 +4,24 @@ records of each request reach the emulator carrying that request's span ids."""
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from modes_support import DEADLINE, serve_example
+from modes_support import (
+    DEADLINE,
+    INCOMING_PARENT,
+    INCOMING_TRACE,
+    call_example,
+    serve_example,
+    stop_example,
+)
 
 from yai_spool.testing import ABSENT, SLSEmulator
 
 pytest.importorskip("opentelemetry.instrumentation.asgi")
-
-INCOMING_TRACE = "0af7651916cd43dd8448eb211c80319c"
-INCOMING_PARENT = "b7ad6b7169203331"
-TRACEPARENT = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01"
 
 
 @pytest.fixture
@@ -41,17 +43,14 @@ def test_request_records_carry_the_server_spans_ids(
     sls_emulator: SLSEmulator, served: tuple[httpx.Client, subprocess.Popen[bytes]]
 ) -> None:
     client, proc = served
-    order = client.get("/orders/o-7", headers={"traceparent": TRACEPARENT})
-    assert order.status_code == 200, order.text
+    order, report, checkout = call_example(client)
     # The server span continues the incoming trace; the middleware echoes the span's trace id.
     assert order.headers["x-request-id"] == INCOMING_TRACE
     assert order.json() == {"order_id": "o-7", "trace_id": INCOMING_TRACE}
-    report = client.get("/report", headers={"x-request-id": "req-report-1"})
     report_trace = report.headers["x-request-id"]
     # A span is active: the request id header does not override the span's trace id.
     assert re.fullmatch(r"[0-9a-f]{32}", report_trace)
     assert report.json() == {"trace_id": report_trace}
-    checkout = client.post("/checkout/ana")
     checkout_trace = checkout.headers["x-request-id"]
     assert len({INCOMING_TRACE, report_trace, checkout_trace}) == 3
 
@@ -69,6 +68,5 @@ def test_request_records_carry_the_server_spans_ids(
     [starting] = sls_emulator.wait_for(1, message="service starting", timeout=DEADLINE)
     assert starting.matches(trace_id=ABSENT, span_id=ABSENT, trace_flags=ABSENT)
 
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(DEADLINE) in (0, -signal.SIGTERM)
+    stop_example(proc)
     sls_emulator.wait_for(1, message="service stopping", trace_id=ABSENT, timeout=DEADLINE)

@@ -12,14 +12,16 @@ from modes_support import (
     LOGSTORE,
     PROJECT,
     destination,
+    log_numbered,
     make_logger,
     messages,
-    wait_until,
+    stored,
 )
 
 from yai_spool import MemoryQueueHandler
 from yai_spool.emulator import Emulator
 from yai_spool.handlers.context import bind, propagate
+from yai_spool.testing import wait_until
 
 
 def memory_handler(emu: Emulator, **options: object) -> MemoryQueueHandler:
@@ -45,7 +47,7 @@ def test_records_ship_in_batches_with_their_context(emu: Emulator) -> None:
         worker.start()
         worker.join(DEADLINE)
     assert handler.flush_until(DEADLINE)
-    logs = emu.logs(PROJECT, LOGSTORE)
+    logs = stored(emu)
     assert sorted(int(log.text("seq") or -1) for log in logs if log.text("seq")) == list(range(120))
     assert {log.text("trace_id") for log in logs} == {"main-trace"}
     assert len(emu.requests()) < 121 // 2  # batched, not one request per record
@@ -59,10 +61,9 @@ def test_an_outage_is_retried_until_delivered(emu: Emulator) -> None:
     handler = memory_handler(emu)
     logger = make_logger(handler)
     emu.faults.fail_next(3, error_code="ServerBusy", status=503)
-    for i in range(30):
-        logger.info("through the storm %d", i)
+    log_numbered(logger, "through the storm", 30)
     # Each flush answers after one attempt; the third attempt after the faults succeeds.
-    assert wait_until(lambda: handler.flush_until(1.0))
+    assert wait_until(lambda: handler.flush_until(1.0), DEADLINE)
     assert emu.count(PROJECT, LOGSTORE) == 30
     stats = handler.stats()
     assert stats["spool"].retried >= 30  # the refused batch went back and came again
@@ -74,12 +75,11 @@ def test_link_down_flush_answers_false_and_records_wait(emu: Emulator) -> None:
     handler = memory_handler(emu, timeouts=1.0)
     logger = make_logger(handler)
     emu.faults.down()
-    for i in range(10):
-        logger.info("queued %d", i)
+    log_numbered(logger, "queued", 10)
     assert not handler.flush_until(DEADLINE)  # a failed attempt answers, not the timeout
     assert handler.stats()["spool"].ready_records + handler.stats()["spool"].leased_records == 10
     emu.faults.up()
-    assert wait_until(lambda: handler.flush_until(1.0))
+    assert wait_until(lambda: handler.flush_until(1.0), DEADLINE)
     assert len(messages(emu)) == 10
     handler.close()
 
@@ -90,8 +90,7 @@ def test_close_during_an_outage_is_bounded_and_counts_the_loss(
     handler = memory_handler(emu, close_timeout=0.2, timeouts=0.5)
     logger = make_logger(handler)
     emu.faults.down()
-    for i in range(25):
-        logger.info("doomed %d", i)
+    log_numbered(logger, "doomed", 25)
     with caplog.at_level(logging.WARNING, logger="yai_spool.internal"):
         handler.close()  # returns: the drain gives up at its deadline
     stats = handler.stats()["spool"]
@@ -108,14 +107,13 @@ def test_a_full_queue_drops_by_policy_and_counts(emu: Emulator, policy: str) -> 
     handler = memory_handler(emu, max_queue_records=10, when_full=policy, timeouts=0.5)
     logger = make_logger(handler)
     emu.faults.down()
-    for i in range(30):
-        logger.info("n %d", i)
+    log_numbered(logger, "n", 30)
     stats = handler.stats()["spool"]
     assert stats.ready_records + stats.leased_records == 10
     assert sum(stats.dropped.values()) == 20
     assert set(stats.dropped) == {policy}
     emu.faults.up()
-    assert wait_until(lambda: handler.flush_until(1.0))
+    assert wait_until(lambda: handler.flush_until(1.0), DEADLINE)
     got = [int(m.split()[1]) for m in messages(emu)]
     if policy == "drop_newest":
         assert got == list(range(10))

@@ -6,7 +6,7 @@ import logging
 import random
 
 import pytest
-from modes_support import FAST_RETRY, LOGSTORE, PROJECT, destination, make_logger, messages
+from modes_support import FAST_RETRY, destination, log_numbered, make_logger, messages, stored
 
 from yai_spool import SyncSLSHandler
 from yai_spool.emulator import Emulator
@@ -23,9 +23,9 @@ def test_each_record_is_sent_before_emit_returns(emu: Emulator) -> None:
     logger = make_logger(handler)
     with bind(trace_id="t-123"):
         logger.info("paid %d EUR", 12, extra={"order_id": "o-1"})
-    assert emu.count(PROJECT, LOGSTORE) == 1  # no waiting: it is there already
+    assert len(stored(emu)) == 1  # no waiting: it is there already
     logger.warning("second", extra={"sls_topic": "billing"})
-    logs = emu.logs(PROJECT, LOGSTORE)
+    logs = stored(emu)
     assert [log.text("message") for log in logs] == ["paid 12 EUR", "second"]
     first, second = logs
     assert (first.text("order_id"), first.text("trace_id"), first.text("levelname")) == (
@@ -55,7 +55,7 @@ def test_outage_is_counted_reported_and_backs_off(
     # The link recovered; the next record goes out (a backoff window may drop a few first).
     for i in range(1000):
         logger.info("after %d", i)
-        if emu.count(PROJECT, LOGSTORE):
+        if len(stored(emu)):
             break
     stats = handler.stats()
     assert stats["delivered"] == 1
@@ -73,8 +73,7 @@ def test_link_down_costs_one_attempt_then_drops_are_counted(emu: Emulator) -> No
     emu.faults.down()
     logging.raiseExceptions, saved = False, logging.raiseExceptions
     try:
-        for i in range(20):
-            logger.info("while down %d", i)
+        log_numbered(logger, "while down", 20)
     finally:
         logging.raiseExceptions = saved
     stats = handler.stats()

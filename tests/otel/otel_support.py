@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry.trace import Span
@@ -24,15 +21,3 @@ def otel_fields(contents: Any) -> dict[str, str]:
     """The OTel fields of an entry's contents (``[[key, value], ...]``) or a record mapping."""
     items = contents.items() if hasattr(contents, "items") else contents
     return {k: v for k, v in items if k in ("trace_id", "span_id", "trace_flags")}
-
-
-@contextlib.contextmanager
-def attached(name: str, handler: logging.Handler) -> Iterator[logging.Logger]:
-    """The logger ``name`` at INFO with ``handler`` added, removed again at the end."""
-    log = logging.getLogger(name)
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
-        yield log
-    finally:
-        log.removeHandler(handler)

@@ -14,10 +14,10 @@ import queue
 import threading
 
 from opentelemetry.trace import Tracer
-from otel_support import attached, ids_of, otel_fields
+from otel_support import ids_of, otel_fields
 
 from yai_spool.handlers.context import ContextFilter, bind
-from yai_spool.testing import ABSENT, SLSEmulator
+from yai_spool.testing import ABSENT, SLSEmulator, attached
 
 THREADS = 6
 PER_THREAD = 20

@@ -1,7 +1,8 @@
 """OpenTelemetry span ids in mapped records, with the real OTel SDK (``opentelemetry-sdk``).
 
 The mapper's two paths (the fast path for plain records and the reference path) must agree
-byte for byte with a span active too; the precedence rule is: an active span's ids win over
+byte for byte with a span active too (a property test beside the plain one, in
+tests/mapping/test_mapping_properties.py); the precedence rule is: an active span's ids win over
 bound context fields of the same names, which fill in where no span is active.
 """
 
@@ -12,10 +13,8 @@ import sys
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer
+from opentelemetry.trace import NonRecordingSpan, Tracer
 from otel_support import ids_of, otel_fields
 
 from yai_spool.handlers import mapping
@@ -151,47 +150,3 @@ def test_a_broken_otel_gives_no_fields_and_never_raises(monkeypatch: pytest.Monk
     half = SpanIds()
     monkeypatch.setitem(sys.modules, "opentelemetry.trace", object())  # no attribute yet
     assert half() is None
-
-
-plain_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
-plain_values = st.one_of(st.none(), st.integers(), st.floats(), plain_text, st.just(b"b"))
-plain_keys = st.sampled_from(
-    ["trace_id", "span_id", "trace_flags", "order", "message", "lineno", "p_trace_id", "x-y"]
-)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    prefix=st.sampled_from(["", "p_"]),
-    keys=st.sampled_from([None, {"trace_id": "traceId"}, {"span_id": None}, {"trace_id": "order"}]),
-    msg=plain_text,
-    extras=st.dictionaries(plain_keys, plain_values, max_size=4),
-    bound=st.dictionaries(plain_keys, plain_values, max_size=3),
-    sampled=st.booleans(),
-)
-def test_fast_path_equals_reference_path_in_a_span(  # noqa: PLR0917 - hypothesis arguments
-    prefix: str,
-    keys: dict[str, str | None] | None,
-    msg: str,
-    extras: dict[str, Any],
-    bound: dict[str, Any],
-    sampled: bool,
-) -> None:
-    """With a span active, _encode_plain gives exactly the reference path's bytes."""
-    mapper = RecordMapper(buildin_fields_prefix=prefix, otel_keys=keys)
-    extras = {k: v for k, v in extras.items() if k not in mapping._STANDARD_ATTRS}
-    rec = record(msg.replace("%", "%%"), **extras)
-    flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
-    span = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=flags))
-    with bind(**bound), trace.use_span(span):
-        fast = mapper._encode_plain(rec)
-        reference = mapper._encode(rec, None)
-        public = mapper.encode(rec)
-    if isinstance(fast, mapping.EncodedRecord):
-        assert fast == reference
-    assert public == reference
-    got = public.entry()["contents"]
-    trace_key = prefix + ((keys or {}).get("trace_id") or "trace_id")
-    values = [v for k, v in got if v == format(0xABC, "032x")]
-    assert values, got  # the trace id is always there, under its key or a deduplicated one
-    assert any(k.startswith(trace_key) for k, v in got if v == values[0])

@@ -15,7 +15,7 @@ import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
 import yai_spool.handlers.structlog
-from yai_spool.testing import ABSENT, ANY, SLSEmulator, contains, regex
+from yai_spool.testing import ABSENT, ANY, SLSEmulator, attached, contains, regex
 
 
 @pytest.fixture
@@ -31,14 +31,10 @@ def shop(sls_handler: logging.Handler) -> Iterator[logging.Logger]:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    stdlib = logging.getLogger("shop")
-    stdlib.addHandler(sls_handler)
-    stdlib.setLevel(logging.INFO)
     try:
-        yield stdlib
+        with attached("shop", sls_handler) as stdlib:
+            yield stdlib
     finally:
-        stdlib.removeHandler(sls_handler)
-        stdlib.setLevel(logging.NOTSET)
         structlog.reset_defaults()
         structlog.contextvars.clear_contextvars()
 

@@ -1,9 +1,11 @@
-"""``yai_spool.testing`` without pytest fixtures: matchers, records, the context manager."""
+"""``yai_spool.testing`` without pytest fixtures: matchers, records, the context manager,
+``attached`` and ``wait_until``."""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,11 @@ from yai_spool.testing import (
     ANY,
     DeliveredRecord,
     SLSEmulator,
+    attached,
     contains,
     fast_retry,
     regex,
+    wait_until,
 )
 
 
@@ -48,12 +52,8 @@ def test_running_emulator_without_pytest_ships_and_cleans_up() -> None:
     """The context manager: a real handler, records as text, everything closed at exit."""
     with SLSEmulator.running(project="kit-project", logstore="kit-store") as sls:
         handler = sls.handler()
-        log = logging.getLogger("kit.plain")
-        log.addHandler(handler)
-        try:
+        with attached("kit.plain", handler) as log:
             log.warning("from a plain script", extra={"free_mb": 120, "ratio": 0.5})
-        finally:
-            log.removeHandler(handler)
         [rec] = sls.wait_for(1, message="from a plain script")
         assert rec["free_mb"] == "120"
         assert rec["ratio"] == "0.5"
@@ -66,14 +66,9 @@ def test_running_emulator_without_pytest_ships_and_cleans_up() -> None:
 
 def test_wait_for_counts_only_matching_records(sls_emulator: SLSEmulator) -> None:
     """``wait_for(n, **fields)`` waits for n *matching* records, not n records."""
-    handler = sls_emulator.handler()
-    log = logging.getLogger("kit.count")
-    log.addHandler(handler)
-    try:
+    with attached("kit.count", sls_emulator.handler()) as log:
         for i in range(6):
             log.warning("item %d", i, extra={"parity": "even" if i % 2 == 0 else "odd"})
-    finally:
-        log.removeHandler(handler)
     odd = sls_emulator.wait_for(3, parity="odd")
     assert [r["message"] for r in odd] == ["item 1", "item 3", "item 5"]
     with pytest.raises(AssertionError, match="expected 4 record"):
@@ -96,3 +91,43 @@ def test_a_kit_handler_retries_fast_and_keeps_its_spool_in_spool_dir(tmp_path: P
         assert handler._flusher_config.retry == fast_retry()  # type: ignore[attr-defined]
         assert Path(handler.spool_path).parent == tmp_path  # type: ignore[attr-defined]
         assert sls.spool_dir == tmp_path
+
+
+def test_attached_holds_the_handler_for_the_block_only() -> None:
+    """The logger (by name or object) gets the handler and the level, then both go back."""
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger("kit.attached")
+    log.setLevel(logging.ERROR)
+    with attached("kit.attached", handler) as got:
+        assert got is log
+        assert handler in log.handlers
+        assert log.level == logging.INFO
+        log.info("inside")
+        log.debug("below the level")
+    assert handler not in log.handlers
+    assert log.level == logging.ERROR
+    log.error("after the block")
+    with attached(log, handler, level="DEBUG"):
+        log.debug("debug now")
+    assert seen == ["inside", "debug now"]
+    log.setLevel(logging.NOTSET)
+
+
+def test_wait_until_polls_until_true_or_the_deadline() -> None:
+    """True as soon as the predicate holds; False after ``timeout``, checked at the end."""
+    calls: list[float] = []
+
+    def third_time() -> bool:
+        calls.append(time.monotonic())
+        return len(calls) >= 3
+
+    assert wait_until(third_time, timeout=5.0, interval=0.001)
+    assert len(calls) == 3
+    start = time.monotonic()
+    never: list[int] = []
+    assert not wait_until(lambda: never.append(1), timeout=0.05, interval=0.01)
+    assert time.monotonic() - start >= 0.05
+    assert len(never) >= 2  # the first look, and the one at the deadline
+    assert wait_until(lambda: "truthy", timeout=0.0)

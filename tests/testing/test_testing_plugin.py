@@ -4,10 +4,7 @@ plugin pytest loaded from yai-spool's ``pytest11`` entry point, against the real
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -134,7 +131,9 @@ def test_readme_example_test_passes(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=sum(block.count("def test_") for block in blocks))
 
 
-def test_loading_the_plugin_imports_no_emulator_and_no_http_library() -> None:
+def test_loading_the_plugin_imports_no_emulator_and_no_http_library(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """pytest imports the plugin in every session of a project using yai-spool: keep it light."""
     code = (
         "import json, sys\n"
@@ -143,12 +142,8 @@ def test_loading_the_plugin_imports_no_emulator_and_no_http_library() -> None:
         "('httpx', 'rich', 'typer')"
         " or m.startswith(('yai_spool.emulator', 'yai_spool.handlers.durable')))))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=True,
-    )
-    assert json.loads(done.stdout) == []
+    # A fresh interpreter (as a user's pytest session starts) with this checkout first.
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    result = pytester.runpython_c(code)
+    assert result.ret == 0, result.errlines
+    assert json.loads(result.outlines[-1]) == []

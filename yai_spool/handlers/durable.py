@@ -40,15 +40,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
 from yai_spool.handlers.base import QueuedHandler
-from yai_spool.handlers.core import LazySender, Router, handle_unlocked
+from yai_spool.handlers.core import Router, handle_unlocked
 from yai_spool.handlers.options import FlusherMode, HandlerOptions, SpoolOptions  # noqa: F401 - FlusherMode lived here
-from yai_spool.shipping.flusher import Sender, ThreadFlusher, in_flusher_thread
+from yai_spool.shipping.flusher import in_flusher_thread
 from yai_spool.spool import Spool, SpoolDropped
 
 __all__ = ["SpoolHandler", "default_spool_path"]
@@ -126,6 +125,7 @@ class SpoolHandler(QueuedHandler):
 
     options_class: ClassVar[type[HandlerOptions]] = SpoolOptions
     options: SpoolOptions
+    spool: Spool
 
     def _configure(self, options: SpoolOptions) -> None:
         super()._configure(options)
@@ -138,13 +138,7 @@ class SpoolHandler(QueuedHandler):
             else default_spool_path(options.project, options.logstore)
         )
         self._spool_config = options.spool_config
-        self._flusher_config = options.flusher_config
-        self._client_options = options.client
-        self._sender_factory = options.sender_factory
-        self._start_lock = threading.Lock()
         self.spool = Spool(self.spool_path, self._spool_config)
-        self._flusher: ThreadFlusher | None = None
-        self._start_error = False
         self._drops_reported = 0
         _register_fork_handler(self)
 
@@ -187,19 +181,10 @@ class SpoolHandler(QueuedHandler):
         except Exception:
             self.handleError(record)
             return
-        flusher = self._flusher
+        flusher = self._flusher  # the thread flusher, or an attached asyncio one's link
         if flusher is None:
-            if self.flusher_mode == "none" or self._closed or self._start_error:
-                return
-            try:
-                flusher = self._start_flusher()
-            except Exception:
-                # The record is on disk; a sender we cannot even build (bad endpoint) is a
-                # configuration error: say it once, never raise into the application.
-                self._start_error = True
-                self.handleError(record)
-                return
-            if flusher is None:  # closed meanwhile
+            flusher = self._first_flusher(record)  # the record is on disk either way
+            if flusher is None:
                 return
         flusher.wake()
 
@@ -224,45 +209,16 @@ class SpoolHandler(QueuedHandler):
         returns, no thread of the handler runs."""
         self.spool.close()
 
-    def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self.project}/{self.logstore} spool={str(self.spool_path)!r} "
-            f"flusher={self.flusher_mode} ({level})>"
-        )
+    def _repr_fields(self) -> str:
+        return f"spool={str(self.spool_path)!r} flusher={self.flusher_mode}"
 
     # -- observability -------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """The spool's durable counters plus this process's flusher counters."""
-        snapshot = self.spool.stats()
-        flusher = self._flusher
-        return {
-            "spool": snapshot,
-            "flusher": flusher.stats.snapshot() if flusher is not None else None,
-        }
+        return {"spool": self.spool.stats(), "flusher": self._flusher_stats()}
 
     # -- internals -----------------------------------------------------------------------
-
-    def _make_sender(self) -> Sender:
-        if self._sender_factory is not None:
-            return self._sender_factory()  # the caller's own (tests, the SDK adapter)
-        # Our client is built on the first send, on the flusher's thread: httpx loads only
-        # in processes that ship, and never inside emit() on an application thread.
-        return LazySender(self._client_options.sync_client)
-
-    def _start_flusher(self) -> ThreadFlusher | None:
-        with self._start_lock:
-            if self._flusher is None and not self._closed:
-                flusher = ThreadFlusher(
-                    self.spool,
-                    self._make_sender(),
-                    self._flusher_config,
-                    name=f"yai-spool-flusher[{self.project}/{self.logstore}]",
-                )
-                flusher.start()
-                self._flusher = flusher
-            return self._flusher
 
     def _report_drop(self, exc: SpoolDropped) -> None:
         self._drops_reported += 1
@@ -276,11 +232,8 @@ class SpoolHandler(QueuedHandler):
             )
 
     def _after_fork_in_child(self) -> None:
-        # The parent's flusher thread does not exist here; the child's starts on first emit.
-        self._flusher = None
-        self._start_lock = threading.Lock()
         self._drops_reported = 0
-        self.spool.reopen_after_fork()
+        super()._after_fork_in_child()
 
 
 _handlers: weakref.WeakSet[SpoolHandler] = weakref.WeakSet()

@@ -29,21 +29,11 @@ What it guarantees, and what not (the reason to choose the durable ``SpoolHandle
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any, Protocol
+from typing import Any
 
-from yai_spool.handlers.base import QueuedHandler
-from yai_spool.handlers.core import (
-    DropReporter,
-    LazySender,
-    Router,
-    asyncio_handlers,
-    handle_unlocked,
-    is_shipping_path,
-    reset_after_fork,
-)
+from yai_spool.handlers.base import AsyncDrained, FlusherLink  # FlusherLink lived here
+from yai_spool.handlers.core import DropReporter, Router, reset_after_fork
 from yai_spool.handlers.options import MemoryOptions, QueueFlusher  # noqa: F401 - QueueFlusher lived here
-from yai_spool.shipping.flusher import ThreadFlusher
 from yai_spool.spool import SpoolClosedError, SpoolDropped
 from yai_spool.spool.memory import MemorySpool
 
@@ -52,21 +42,7 @@ __all__ = ["FlusherLink", "MemoryQueueHandler"]
 internal_log = logging.getLogger("yai_spool.internal")
 
 
-class FlusherLink(Protocol):
-    """What a handler needs of the flusher draining its queue (thread or asyncio).
-
-    ``ThreadFlusher`` is one; the asyncio flusher hands out one (``AsyncFlusher.link``)
-    whose methods are safe to call from any thread.
-    """
-
-    def wake(self) -> None: ...
-
-    def flush(self, timeout: float) -> bool: ...
-
-    def stop(self, drain_timeout: float = 5.0) -> None: ...
-
-
-class MemoryQueueHandler(QueuedHandler):
+class MemoryQueueHandler(AsyncDrained):
     """Queue records in memory (bounded) and ship them in batches from a flusher.
 
     Every argument is a keyword with a plain value, so ``logging.config.dictConfig`` can build
@@ -99,35 +75,19 @@ class MemoryQueueHandler(QueuedHandler):
     """
 
     mode_name = "memory"
+    flusher_thread_name = "yai-spool-memory-flusher"
     options_class = MemoryOptions
     options: MemoryOptions
+    spool: MemorySpool
 
     def _configure(self, options: MemoryOptions) -> None:
         super()._configure(options)
-        self.max_in_flight = options.max_in_flight
         self._router = Router.of(options)
-        self.client_options = options.client
-        self.flusher_config = options.flusher_config
         self.spool = MemorySpool(options.queue_config, name=f"{self.project}/{self.logstore}")
-        self._sender_factory = options.sender_factory  # None: our client, built on first send
-        self._async_sender_factory = options.async_sender_factory or options.client.async_client
-        self._flusher: FlusherLink | None = None
-        self._thread_flusher: ThreadFlusher | None = None
-        self._start_error = False
-        self._start_lock = threading.Lock()
         self._reporter = DropReporter(f"{self.project}/{self.logstore} memory queue")
         reset_after_fork(self)
-        if options.flusher == "asyncio":
-            asyncio_handlers.add(self)
 
-    # -- logging.Handler -----------------------------------------------------------------
-
-    def handle(self, record: logging.LogRecord) -> Any:
-        # Before Handler.handle takes the handler lock (see SpoolHandler.handle: shutdown
-        # holds it while flushing, and the flusher thread must never wait for it).
-        if is_shipping_path(record):
-            return False
-        return handle_unlocked(self, record)  # the queue has its own lock
+    # -- logging.Handler (handle: AsyncDrained's, without the handler lock) --------------
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -143,14 +103,7 @@ class MemoryQueueHandler(QueuedHandler):
             return
         flusher = self._flusher
         if flusher is None:
-            if self.flusher_mode != "thread" or self._closed or self._start_error:
-                return  # asyncio: the task picks it up when it starts
-            try:
-                flusher = self._start_thread()
-            except Exception:
-                self._start_error = True
-                self.handleError(record)
-                return
+            flusher = self._first_flusher(record)  # asyncio: the task picks it up at its start
             if flusher is None:
                 return
         flusher.wake()
@@ -167,7 +120,7 @@ class MemoryQueueHandler(QueuedHandler):
         try:
             flusher = self._flusher
             if flusher is None and self.flusher_mode == "thread":
-                flusher = self._start_thread()
+                flusher = self._start_flusher()
             if flusher is None:
                 return self.spool.pending_through(self.spool.high_water()) == 0
             return flusher.flush(timeout)
@@ -187,61 +140,12 @@ class MemoryQueueHandler(QueuedHandler):
                 lost,
             )
 
-    def __repr__(self) -> str:
-        level = logging.getLevelName(self.level)
-        return (
-            f"<{type(self).__name__} {self.project}/{self.logstore} "
-            f"flusher={self.flusher_mode} ({level})>"
-        )
-
-    # -- the flusher link (the asyncio flusher attaches itself here) ----------------------
-
-    def attach_flusher(self, link: FlusherLink) -> None:
-        """Route wake-ups, ``flush()`` and ``close()`` to ``link`` (an asyncio flusher)."""
-        with self._start_lock:
-            if self._flusher is not None and self._flusher is not link:
-                raise RuntimeError(f"{self!r} already has a running flusher")
-            self._flusher = link
-
-    def detach_flusher(self, link: FlusherLink) -> None:
-        with self._start_lock:
-            if self._flusher is link:
-                self._flusher = None
-
-    def make_async_sender(self) -> Any:
-        """The asyncio client the asyncio flusher ships with."""
-        return self._async_sender_factory()
-
     # -- observability -------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """The queue's counters (``SpoolStats`` shape) plus the flusher's."""
-        flusher = self._flusher
-        flusher_stats = getattr(flusher, "stats", None)
         return {
             "mode": f"{self.mode_name}+{self.flusher_mode}",
             "spool": self.spool.stats(),
-            "flusher": flusher_stats.snapshot() if flusher_stats is not None else None,
+            "flusher": self._flusher_stats(),
         }
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _start_thread(self) -> FlusherLink | None:
-        with self._start_lock:
-            if self._flusher is None and not self._closed:
-                flusher = ThreadFlusher(
-                    self.spool,  # type: ignore[arg-type]  # MemorySpool: the Spool API subset
-                    self._sender_factory()
-                    if self._sender_factory is not None
-                    else LazySender(self.client_options.sync_client),
-                    self.flusher_config,
-                    name=f"yai-spool-memory-flusher[{self.project}/{self.logstore}]",
-                )
-                flusher.start()
-                self._flusher = self._thread_flusher = flusher
-            return self._flusher
-
-    def _after_fork_in_child(self) -> None:
-        self._flusher = self._thread_flusher = None
-        self._start_lock = threading.Lock()
-        self.spool.reopen_after_fork()

@@ -195,14 +195,14 @@ class ClientOptions:
     def _kwargs(self) -> dict[str, Any]:
         if self.endpoint is None:
             raise ConfigError("endpoint is required to ship records")
+        # Every other field is a client keyword of the same name (a new option reaches the
+        # client by being declared here); unset timeouts leave the client's own default.
         kwargs: dict[str, Any] = {
-            "credentials_provider": self.credentials,
-            "compression": self.compression,
-            "signature_version": self.signature_version,
-            "signature_method": self.signature_method,
-            "region": self.region,
-            "proxy": self.proxy,
+            f.name: getattr(self, f.name)
+            for f in dataclass_fields(self)
+            if f.name not in _NOT_AS_IS
         }
+        kwargs["credentials_provider"] = self.credentials
         if self.timeouts is not None:
             kwargs["timeouts"] = self.timeouts
         return kwargs
@@ -218,6 +218,11 @@ class ClientOptions:
         from yai_spool.sls.client import AsyncPutLogsClient  # noqa: PLC0415
 
         return AsyncPutLogsClient(self.endpoint or "", **self._kwargs())
+
+
+#: ClientOptions fields not passed to the client as ``name=value``: the endpoint is its
+#: positional argument, the provider is ``credentials_provider=``, timeouts only when set.
+_NOT_AS_IS: Final = frozenset({"endpoint", "credentials", "timeouts"})
 
 
 # --------------------------------------------------------------------------- field kinds
@@ -382,6 +387,8 @@ _MAPPER_FIELDS: Final = tuple(
 
 # --------------------------------------------------------------------------- queued modes
 
+_FLUSHER_DEFAULTS: Final = FlusherConfig()
+
 
 @dataclass(frozen=True, kw_only=True)
 class QueueOptions(HandlerOptions):
@@ -390,9 +397,10 @@ class QueueOptions(HandlerOptions):
     flusher: str = "thread"  # narrowed by each mode (its choices are checked there)
     when_full: str = "drop_oldest"
     block_timeout: float = 1.0
-    batch_size: int = 4096
-    batch_bytes: int = 4 * _MiB
-    linger: float = 0.5
+    # Batching: the flusher's own defaults (FlusherConfig owns them and their limits).
+    batch_size: int = _FLUSHER_DEFAULTS.max_batch_records
+    batch_bytes: int = _FLUSHER_DEFAULTS.max_batch_bytes
+    linger: float = _FLUSHER_DEFAULTS.linger
     max_in_flight: int = 4
     flush_timeout: float = 5.0
     close_timeout: float = 5.0

@@ -3,7 +3,9 @@
 Owns :class:`SLSEmulator` (a running emulator on 127.0.0.1 with credentials, plus the
 helpers a test needs: build handlers wired to it, wait for records, read them as text),
 :class:`DeliveredRecord` (one log SLS would store, fields decoded to ``str``) and the field
-matchers (:data:`ANY`, :data:`ABSENT`, :func:`regex`, :func:`contains`). The pytest fixtures
+matchers (:data:`ANY`, :data:`ABSENT`, :func:`regex`, :func:`contains`), and two small
+helpers around them: :func:`attached` (a handler on a logger for one ``with`` block) and
+:func:`wait_until` (poll a condition with a deadline). The pytest fixtures
 ``sls_emulator`` and ``sls_handler`` live in :mod:`yai_spool.testing.pytest_plugin`, which
 pytest loads by itself once yai-spool is installed (entry point ``pytest11``).
 
@@ -22,6 +24,8 @@ Invariants:
   handlers are the ones an application uses; nothing is mocked.
 - Waiting is event-driven: :meth:`SLSEmulator.wait_for` sleeps until the emulator answers
   a request, never on a fixed delay, and fails with what *did* arrive after ``timeout``.
+  :func:`wait_until` is for what nothing signals (a handler's ``stats()``, a file): it
+  polls at a short interval, and the condition, never the sleep, decides.
 - ``close()`` closes every handler built by :meth:`SLSEmulator.handler` (draining what they
   hold) before the emulator stops, so no test leaves a thread or a server behind.
 - Importing this module imports neither the emulator nor a handler: pytest loads it in
@@ -31,6 +35,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import tempfile
@@ -43,8 +48,6 @@ from typing import TYPE_CHECKING, Any, Final
 from unittest.mock import ANY
 
 if TYPE_CHECKING:
-    import logging
-
     from yai_spool.emulator import Emulator
     from yai_spool.shipping.retry import RetryPolicy
 
@@ -53,9 +56,11 @@ __all__ = [
     "ANY",
     "DeliveredRecord",
     "SLSEmulator",
+    "attached",
     "contains",
     "fast_retry",
     "regex",
+    "wait_until",
 ]
 
 #: Default destination of :class:`SLSEmulator` (valid SLS project and logstore names).
@@ -207,6 +212,44 @@ def fast_retry(cap: float = 0.1) -> RetryPolicy:
         credentials_cap=cap,
         max_age=None,
     )
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01
+) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; True if it became true.
+
+    For conditions nothing signals, e.g. ``wait_until(lambda: handler.stats()["flusher"])``;
+    records are better awaited with :meth:`SLSEmulator.wait_for`, which wakes on every
+    request. ``predicate`` is called at least once, and once more at the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)  # a poll interval, not a synchronisation point
+
+
+@contextmanager
+def attached(
+    logger: str | logging.Logger, handler: logging.Handler, *, level: int | str = logging.INFO
+) -> Iterator[logging.Logger]:
+    """``handler`` on ``logger`` (a name or a logger) at ``level`` for one ``with`` block.
+
+    Yields the logger; at exit the handler is removed and the logger's level restored (the
+    handler is not closed: whoever built it does that, e.g. :meth:`SLSEmulator.close`).
+    """
+    log = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+    previous = log.level
+    log.addHandler(handler)
+    log.setLevel(level)
+    try:
+        yield log
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous)
 
 
 @dataclass(kw_only=True, eq=False, repr=False)

@@ -63,7 +63,7 @@ class _FieldBlock(NamedTuple):
     types: tuple[type, ...]
     data: bytes
     pairs: tuple[tuple[str, str], ...]
-    count: int
+    n_pairs: int  # len(pairs) (a field named "count" would hide tuple.count)
     bulk: int
 
 

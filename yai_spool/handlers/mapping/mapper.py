@@ -192,7 +192,7 @@ class RecordMapper(Rendering):
                 block = self._field_block(values)
             bulk += block.bulk
             parts.append(block.data)
-        count = 1 + block.count
+        count = 1 + block.n_pairs
 
         more = len(d) > _N_STANDARD
         if more:
@@ -303,7 +303,7 @@ class RecordMapper(Rendering):
             items += [(k, v) for k, v in ctx.items() if k not in names]
         return items
 
-    def _plain_pairs(self, items: Iterable[tuple[object, object]], out: list[Any]) -> int:
+    def _plain_pairs(self, items: Iterable[tuple[object, Any]], out: list[Any]) -> int:
         """Append ``(key, text)`` of plain values (see ``_encode_plain``) to ``out``.
 
         Returns the characters rendered off the fast path (``_add_pairs``' count), or -1 when
@@ -318,10 +318,10 @@ class RecordMapper(Rendering):
             t = type(raw)
             if t is str:
                 value = raw
-                if len(raw) > fast or not raw.isascii():  # type: ignore[arg-type]
-                    if clean_text(raw, limit) is not raw:  # type: ignore[arg-type]
+                if len(raw) > fast or not raw.isascii():
+                    if clean_text(raw, limit) is not raw:
                         return -1
-                    bulk += len(value)  # type: ignore[arg-type]
+                    bulk += len(value)
             elif t is int or t is float or t is bool:
                 try:
                     value = str(raw)
@@ -498,7 +498,7 @@ class RecordMapper(Rendering):
             taken = seen if seen is not _NOTHING_SEEN else set(self._fixed_keys)
             add([ERROR_KEY if ERROR_KEY not in taken else _dedupe(ERROR_KEY, taken), note])
             bulk += len(note)
-        count = (head is not None) + block.count + len(tail)
+        count = (head is not None) + block.n_pairs + len(tail)
         if 4 * bulk + count * (fast + MAX_KEY_BYTES + _FIELD_OVERHEAD) > self.max_entry_bytes:
             # Possibly too large: measure and cut on the full list of pairs (rare).
             contents = [[self._message_key, head]] if head is not None else []
@@ -507,7 +507,7 @@ class RecordMapper(Rendering):
             _enforce_entry_limit(contents, self.max_entry_bytes)
             encoded = encode_contents(contents)
         else:
-            if head is None and not block.count and not tail:
+            if head is None and not block.n_pairs and not tail:
                 head = ""  # everything was dropped by the *_drop_message options
             parts = [] if head is None else [encode_contents(((self._message_key, head),))]
             parts.append(block.data)
