@@ -11,7 +11,23 @@ from typing import Any
 
 from yai_spool.emulator import Emulator, EmulatorConfig
 
-__all__ = ["sts_emulator"]
+__all__ = ["SDK_DEFAULT_FIELDS", "sts_emulator"]
+
+#: The official SDK's default record fields, in the order a record's contents carry them
+#: (after ``message``). Written out here, not read from the library, so a library change
+#: to the order or the set fails the mapping and end-to-end tests that use it.
+SDK_DEFAULT_FIELDS = (
+    "name",
+    "levelname",
+    "funcName",
+    "module",
+    "pathname",
+    "lineno",
+    "process",
+    "processName",
+    "thread",
+    "threadName",
+)
 
 
 def sts_emulator(

@@ -22,6 +22,7 @@ from pathlib import Path
 from yai_spool.emulator import Emulator
 from yai_spool.handlers.durable import SpoolHandler
 from yai_spool.spool import Spool
+from yai_spool.testing import wait_until
 
 ACCESS_KEY_ID = "LTAI5tDaemonKeyId"
 ACCESS_KEY_SECRET = "DaemonSecret-sentinel-5f1c9a"  # must never appear in any output
@@ -33,18 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` passes (True if it held)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        # A bounded poll interval, not synchronisation: the predicate decides.
-        time.sleep(interval)
 
 
 class NotifyListener:

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from durable_child import AK_ID, AK_SECRET, LOGSTORE, PROJECT
 
+from yai_spool import testing
 from yai_spool.emulator import Emulator
 from yai_spool.handlers.durable import SpoolHandler
 from yai_spool.shipping.flusher import FlusherConfig, ThreadFlusher
@@ -56,17 +56,9 @@ def close_all() -> None:
             item.close()
 
 
-def wait_until(
-    predicate: Callable[[], bool], timeout: float = DEADLINE, every: float = 0.01
-) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(every)  # a poll interval, not a synchronisation point
+def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE) -> bool:
+    """The kit's poll (:func:`yai_spool.testing.wait_until`) with this folder's deadline."""
+    return testing.wait_until(predicate, timeout)
 
 
 def client(emu: Emulator, **timeouts: float) -> PutLogsClient:

@@ -13,23 +13,13 @@ import logging
 from pathlib import Path
 
 from durable_support import LOGSTORE, PROJECT, make_handler, make_logger
+from shared_support import SDK_DEFAULT_FIELDS
 
 from yai_spool.emulator import Emulator
 from yai_spool.emulator.store import StoredLog
 from yai_spool.handlers.context import bind
 
-FIELDS = (
-    "name",
-    "levelname",
-    "funcName",
-    "module",
-    "pathname",
-    "lineno",
-    "process",
-    "processName",
-    "thread",
-    "threadName",
-)
+FIELDS = SDK_DEFAULT_FIELDS
 
 
 class Capture(logging.Handler):

@@ -8,6 +8,8 @@ import re
 import sys
 from typing import Any
 
+from shared_support import SDK_DEFAULT_FIELDS
+
 from yai_spool.handlers.mapping import (
     MAX_KEY_BYTES,
     MAX_TOPIC_BYTES,
@@ -20,19 +22,7 @@ from yai_spool.handlers.mapping import (
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: The default contents' keys in order: the message, then the SDK's default fields.
-DEFAULT_KEYS = [
-    "message",
-    "name",
-    "levelname",
-    "funcName",
-    "module",
-    "pathname",
-    "lineno",
-    "process",
-    "processName",
-    "thread",
-    "threadName",
-]
+DEFAULT_KEYS = ["message", *SDK_DEFAULT_FIELDS]
 LOGGER = logging.getLogger("tests.mapping")
 
 

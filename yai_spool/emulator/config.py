@@ -21,19 +21,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from yai_spool.sls.model import RESERVED_KEYS
+
 __all__ = ["DEFAULT_RESERVED_KEYS", "EmulatorConfig"]
 
 #: Content keys the service reserves (sls-protocol.md §6, DOC reserved fields).
-DEFAULT_RESERVED_KEYS: frozenset[str] = frozenset(
-    {
-        "__time__",
-        "__source__",
-        "__topic__",
-        "__partition_time__",
-        "_extract_others_",
-        "__extract_others__",
-    }
-)
+DEFAULT_RESERVED_KEYS: frozenset[str] = RESERVED_KEYS
 
 #: DOC data model: letters, digits and underscore, not starting with a digit.
 DEFAULT_KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"

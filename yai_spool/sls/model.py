@@ -20,7 +20,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ContentValue", "Log", "LogGroup"]
+__all__ = ["RESERVED_KEYS", "ContentValue", "Log", "LogGroup"]
+
+#: Content keys the service reserves for itself (sls-protocol.md §6): a log must not carry
+#: them. The record mapper renames such keys; the emulator rejects them by default.
+RESERVED_KEYS: frozenset[str] = frozenset(
+    {
+        "__time__",
+        "__source__",
+        "__topic__",
+        "__partition_time__",
+        "_extract_others_",
+        "__extract_others__",
+    }
+)
 
 # bytes keep non-UTF-8 values exact; str is encoded as UTF-8 on the wire.
 ContentValue = str | bytes

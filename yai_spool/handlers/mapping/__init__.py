@@ -127,7 +127,6 @@ differences (each pinned by a test in ``tests/mapping/test_mapping_sdk_compat.py
 
 from __future__ import annotations
 
-# The public names (and two sentinels the property tests read), from the modules owning them.
 from yai_spool.handlers.mapping.entry import (  # noqa: F401
     _NOTHING_SEEN,
     _STANDARD_ATTRS,
@@ -139,7 +138,6 @@ from yai_spool.handlers.mapping.entry import (  # noqa: F401
     MAX_ENTRY_BYTES_LIMIT,
     MAX_KEY_BYTES,
     MAX_TOPIC_BYTES,
-    RESERVED_KEYS,
     SOURCE_ATTR,
     TAGS_ATTR,
     TOPIC_ATTR,
@@ -150,6 +148,9 @@ from yai_spool.handlers.mapping.entry import (  # noqa: F401
 from yai_spool.handlers.mapping.log_fields import DEFAULT_FIELDS, LogFields
 from yai_spool.handlers.mapping.mapper import MAPPER_OPTIONS, RecordMapper
 from yai_spool.handlers.mapping.text import clean_text, sanitize_key
+
+# The public names (and two sentinels the property tests read), from the modules owning them.
+from yai_spool.sls.model import RESERVED_KEYS
 
 __all__ = [
     "CREATED_NS_ATTR",

@@ -98,16 +98,6 @@ MAX_ENTRY_BYTES_LIMIT: Final = 8 * 1024 * 1024
 #: Smallest ``max_value_bytes``: the truncation marker itself must fit.
 _MIN_VALUE_BYTES: Final = 64
 
-RESERVED_KEYS: Final = frozenset(
-    {
-        "__time__",
-        "__source__",
-        "__topic__",
-        "__partition_time__",
-        "_extract_others_",
-        "__extract_others__",
-    }
-)
 
 TOPIC_ATTR: Final = "sls_topic"
 SOURCE_ATTR: Final = "sls_source"

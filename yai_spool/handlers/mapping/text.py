@@ -18,8 +18,8 @@ from yai_spool.handlers.mapping.entry import (
     _SURROGATE,
     MAX_KEY_BYTES,
     MAX_TOPIC_BYTES,
-    RESERVED_KEYS,
 )
+from yai_spool.sls.model import RESERVED_KEYS
 
 
 def _type_name(obj: object) -> str:
