@@ -27,7 +27,6 @@ Invariants:
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import logging
 import os
@@ -48,12 +47,12 @@ from yai_spool.sls.signing import (
     validate_signature_method,
 )
 from yai_spool.spool import SpoolConfig
-from yai_spool.spool.memory import MemorySpoolConfig
 
 if TYPE_CHECKING:
     import random
 
     from yai_spool.sls.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient
+    from yai_spool.spool.memory import MemorySpoolConfig
 
 __all__ = [
     "MAPPER_OPTIONS",
@@ -347,6 +346,8 @@ class HandlerOptions:
             reason = cls.fixed().get(key)
             if reason is not None:
                 raise TypeError(f"{owner}'s {key} is {reason}")
+            import difflib  # noqa: PLC0415 - only a mistyped keyword pays for it
+
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}{hint}")
@@ -530,6 +531,10 @@ class MemoryOptions(QueueOptions):
         return {"timeouts": self.timeouts, "proxy": self.proxy}
 
     def _derive(self) -> None:
+        # Here, not at the top: a process that only builds SpoolHandler never loads the
+        # memory spool.
+        from yai_spool.spool.memory import MemorySpoolConfig  # noqa: PLC0415
+
         super()._derive()
         object.__setattr__(
             self,
