@@ -17,15 +17,46 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from yai_spool.handlers.base import AsyncDrained
 from yai_spool.handlers.durable import SpoolHandler
-from yai_spool.handlers.options import AsyncSpoolOptions
+from yai_spool.handlers.options import FlusherMode, SpoolOptions
 
-__all__ = ["AsyncSpoolHandler"]
+__all__ = ["AsyncSpoolHandler", "AsyncSpoolOptions"]
 
 internal_log = logging.getLogger("yai_spool.internal")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AsyncSpoolOptions(SpoolOptions):
+    """``AsyncSpoolHandler``: the durable spool drained by an asyncio task on your loop."""
+
+    # Not a keyword here: SpoolOptions.from_keywords says why when one is given.
+    flusher: FlusherMode = field(
+        default="none", init=False, metadata={"fixed": "always the asyncio task"}
+    )
+    max_in_flight: int = 4
+    timeouts: Any = None
+    async_sender_factory: Callable[[], Any] | None = None
+
+    def _check(self) -> None:
+        if self.endpoint is None and self.async_sender_factory is None:
+            raise ValueError("endpoint is required")
+        self._check_in_flight()
+
+    def _client_extras(self) -> dict[str, Any]:
+        return {"timeouts": self.timeouts}
+
+    def _flusher_extras(self) -> dict[str, Any]:
+        # The asyncio flusher bounds its requests itself (max_in_flight); the thread
+        # flusher's own bound keeps its default, as it always did for this handler.
+        return {}
+
+    def uses_own_client(self) -> bool:
+        return self.async_sender_factory is None
 
 
 class AsyncSpoolHandler(AsyncDrained, SpoolHandler):
@@ -42,7 +73,7 @@ class AsyncSpoolHandler(AsyncDrained, SpoolHandler):
 
     Start the flusher with :func:`yai_spool.handlers.aio.lifespan` /
     :func:`yai_spool.handlers.aio.running` / ``AsyncFlusher(handler)``. The keywords are
-    :class:`~yai_spool.handlers.options.AsyncSpoolOptions`.
+    :class:`AsyncSpoolOptions`.
 
     ``emit`` is ``SpoolHandler``'s: it wakes whichever flusher is in ``_flusher``, here the
     attached asyncio flusher's link; ``close()`` is ``QueuedHandler``'s (stop it, then close

@@ -29,17 +29,66 @@ What it guarantees, and what not (the reason to choose the durable ``SpoolHandle
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from yai_spool.handlers.base import AsyncDrained, FlusherLink  # FlusherLink lived here
 from yai_spool.handlers.core import DropReporter, Router, reset_after_fork
-from yai_spool.handlers.options import MemoryOptions, QueueFlusher  # noqa: F401 - QueueFlusher lived here
+from yai_spool.handlers.options import QueueFlusher, QueueOptions
 from yai_spool.spool import SpoolClosedError, SpoolDropped
-from yai_spool.spool.memory import MemorySpool
+from yai_spool.spool.memory import MemorySpool, MemorySpoolConfig
 
-__all__ = ["FlusherLink", "MemoryQueueHandler"]
+__all__ = ["FlusherLink", "MemoryOptions", "MemoryQueueHandler"]
 
 internal_log = logging.getLogger("yai_spool.internal")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryOptions(QueueOptions):
+    """``MemoryQueueHandler``: a bounded in-memory queue, a thread or asyncio flusher."""
+
+    flusher: QueueFlusher = "thread"
+    max_queue_records: int = 100_000
+    max_queue_bytes: int = 64 * 1024 * 1024
+    max_dead_letters: int = 1000
+    timeouts: Any = None
+    proxy: str | None = None
+    async_sender_factory: Callable[[], Any] | None = None
+
+    queue_config: MemorySpoolConfig = field(init=False, repr=False, compare=False)
+
+    def _check(self) -> None:
+        if self.flusher not in ("thread", "asyncio"):
+            raise ValueError(f"flusher must be 'thread' or 'asyncio', got {self.flusher!r}")
+        if (
+            self.endpoint is None
+            and self.sender_factory is None
+            and self.async_sender_factory is None
+        ):
+            raise ValueError("endpoint is required")
+        self._check_in_flight()
+
+    def _client_extras(self) -> dict[str, Any]:
+        return {"timeouts": self.timeouts, "proxy": self.proxy}
+
+    def _derive(self) -> None:
+        super()._derive()
+        object.__setattr__(
+            self,
+            "queue_config",
+            MemorySpoolConfig(
+                max_records=self.max_queue_records,
+                max_bytes=self.max_queue_bytes,
+                when_full=self.when_full,  # type: ignore[arg-type]  # validated by the config
+                block_timeout=self.block_timeout,
+                max_dead_letters=self.max_dead_letters,
+            ),
+        )
+
+    def uses_own_client(self) -> bool:
+        own = self.sender_factory if self.flusher == "thread" else self.async_sender_factory
+        return own is None
 
 
 class MemoryQueueHandler(AsyncDrained):
@@ -71,7 +120,7 @@ class MemoryQueueHandler(AsyncDrained):
         level: the handler level.
 
     The keywords, their defaults and checks are
-    :class:`~yai_spool.handlers.options.MemoryOptions`.
+    :class:`MemoryOptions`.
     """
 
     mode_name = "memory"

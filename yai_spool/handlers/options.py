@@ -8,8 +8,10 @@ TOML ``[handler]`` table (:mod:`yai_spool.handlers.configure`) all build the sam
 The classes follow the modes: :class:`HandlerOptions` holds what every mode takes (destination,
 credentials, LogGroup fields, field selection, retry, signing, level), :class:`QueueOptions`
 adds batching and bounds for the queued modes, and one leaf per handler adds its own:
-:class:`SpoolOptions` (``SpoolHandler``), :class:`AsyncSpoolOptions` (``AsyncSpoolHandler``),
-:class:`MemoryOptions` (``MemoryQueueHandler``), :class:`SyncOptions` (``SyncSLSHandler``).
+:class:`SpoolOptions` (``SpoolHandler``) here; ``AsyncSpoolOptions``, ``MemoryOptions`` and
+``SyncOptions`` beside their handlers (:mod:`~yai_spool.handlers.async_spool`,
+:mod:`~yai_spool.handlers.memory`, :mod:`~yai_spool.handlers.sync`), so a process that only
+builds ``SpoolHandler`` does not pay for building the other modes' dataclasses at import.
 A new option shared by all modes is one field of :class:`HandlerOptions`.
 
 Invariants:
@@ -49,20 +51,14 @@ from yai_spool.sls.signing import (
 from yai_spool.spool import SpoolConfig
 
 if TYPE_CHECKING:
-    import random
-
     from yai_spool.sls.client import AsyncPutLogsClient, ClientTimeouts, PutLogsClient
-    from yai_spool.spool.memory import MemorySpoolConfig
 
 __all__ = [
     "MAPPER_OPTIONS",
-    "AsyncSpoolOptions",
     "ClientOptions",
     "HandlerOptions",
-    "MemoryOptions",
     "QueueOptions",
     "SpoolOptions",
-    "SyncOptions",
     "as_retry",
     "as_timeouts",
 ]
@@ -236,7 +232,9 @@ _OURS: Final = {"mapper": "ours"}
 # --------------------------------------------------------------------------- every mode
 
 
-@dataclass(frozen=True, kw_only=True)
+# A base, never built itself: each mode's leaf generates __init__/__repr__/__eq__ over all
+# the fields, so generating them here too would only cost import time.
+@dataclass(frozen=True, kw_only=True, init=False, repr=False, eq=False)
 class HandlerOptions:
     """What every handler takes (see ``SpoolHandler`` for the meaning of each keyword)."""
 
@@ -391,7 +389,9 @@ _MAPPER_FIELDS: Final = tuple(
 _FLUSHER_DEFAULTS: Final = FlusherConfig()
 
 
-@dataclass(frozen=True, kw_only=True)
+# A base, never built itself: each mode's leaf generates __init__/__repr__/__eq__ over all
+# the fields, so generating them here too would only cost import time.
+@dataclass(frozen=True, kw_only=True, init=False, repr=False, eq=False)
 class QueueOptions(HandlerOptions):
     """What the queued modes add: the queue's overflow rule, batching, flush/close bounds."""
 
@@ -471,96 +471,3 @@ class SpoolOptions(QueueOptions):
 
     def uses_own_client(self) -> bool:
         return self.flusher == "thread" and self.sender_factory is None
-
-
-@dataclass(frozen=True, kw_only=True)
-class AsyncSpoolOptions(SpoolOptions):
-    """``AsyncSpoolHandler``: the durable spool drained by an asyncio task on your loop."""
-
-    # Not a keyword here: SpoolOptions.from_keywords says why when one is given.
-    flusher: FlusherMode = field(
-        default="none", init=False, metadata={"fixed": "always the asyncio task"}
-    )
-    max_in_flight: int = 4
-    timeouts: Any = None
-    async_sender_factory: Callable[[], Any] | None = None
-
-    def _check(self) -> None:
-        if self.endpoint is None and self.async_sender_factory is None:
-            raise ValueError("endpoint is required")
-        self._check_in_flight()
-
-    def _client_extras(self) -> dict[str, Any]:
-        return {"timeouts": self.timeouts}
-
-    def _flusher_extras(self) -> dict[str, Any]:
-        # The asyncio flusher bounds its requests itself (max_in_flight); the thread
-        # flusher's own bound keeps its default, as it always did for this handler.
-        return {}
-
-    def uses_own_client(self) -> bool:
-        return self.async_sender_factory is None
-
-
-@dataclass(frozen=True, kw_only=True)
-class MemoryOptions(QueueOptions):
-    """``MemoryQueueHandler``: a bounded in-memory queue, a thread or asyncio flusher."""
-
-    flusher: QueueFlusher = "thread"
-    max_queue_records: int = 100_000
-    max_queue_bytes: int = 64 * _MiB
-    max_dead_letters: int = 1000
-    timeouts: Any = None
-    proxy: str | None = None
-    async_sender_factory: Callable[[], Any] | None = None
-
-    queue_config: MemorySpoolConfig = field(init=False, repr=False, compare=False)
-
-    def _check(self) -> None:
-        if self.flusher not in ("thread", "asyncio"):
-            raise ValueError(f"flusher must be 'thread' or 'asyncio', got {self.flusher!r}")
-        if (
-            self.endpoint is None
-            and self.sender_factory is None
-            and self.async_sender_factory is None
-        ):
-            raise ValueError("endpoint is required")
-        self._check_in_flight()
-
-    def _client_extras(self) -> dict[str, Any]:
-        return {"timeouts": self.timeouts, "proxy": self.proxy}
-
-    def _derive(self) -> None:
-        # Here, not at the top: a process that only builds SpoolHandler never loads the
-        # memory spool.
-        from yai_spool.spool.memory import MemorySpoolConfig  # noqa: PLC0415
-
-        super()._derive()
-        object.__setattr__(
-            self,
-            "queue_config",
-            MemorySpoolConfig(
-                max_records=self.max_queue_records,
-                max_bytes=self.max_queue_bytes,
-                when_full=self.when_full,  # type: ignore[arg-type]  # validated by the config
-                block_timeout=self.block_timeout,
-                max_dead_letters=self.max_dead_letters,
-            ),
-        )
-
-    def uses_own_client(self) -> bool:
-        own = self.sender_factory if self.flusher == "thread" else self.async_sender_factory
-        return own is None
-
-
-@dataclass(frozen=True, kw_only=True)
-class SyncOptions(HandlerOptions):
-    """``SyncSLSHandler``: one PutLogs call per record, a bounded timeout, a backoff."""
-
-    timeout: Any = 3.0
-    skip_while_backing_off: bool = True
-    proxy: str | None = None
-    rng: random.Random | None = None
-
-    def _client_extras(self) -> dict[str, Any]:
-        return {"timeouts": self.timeout, "proxy": self.proxy}

@@ -28,19 +28,33 @@ import random
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from yai_spool.handlers.base import ConfiguredHandler
 from yai_spool.handlers.core import Router, is_shipping_path
-from yai_spool.handlers.options import SyncOptions
+from yai_spool.handlers.options import HandlerOptions
 from yai_spool.shipping.flusher import Sender
 from yai_spool.shipping.retry import Backoff
 from yai_spool.sls.encoding import join_logs
 from yai_spool.sls.errors import Outcome, SLSError, classify_exception
 
-__all__ = ["SyncSLSHandler"]
+__all__ = ["SyncOptions", "SyncSLSHandler"]
 
 internal_log = logging.getLogger("yai_spool.internal")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncOptions(HandlerOptions):
+    """``SyncSLSHandler``: one PutLogs call per record, a bounded timeout, a backoff."""
+
+    timeout: Any = 3.0
+    skip_while_backing_off: bool = True
+    proxy: str | None = None
+    rng: random.Random | None = None
+
+    def _client_extras(self) -> dict[str, Any]:
+        return {"timeouts": self.timeout, "proxy": self.proxy}
 
 
 class SyncSLSHandler(ConfiguredHandler):
@@ -59,7 +73,7 @@ class SyncSLSHandler(ConfiguredHandler):
         rng: the backoff's jitter source (tests); default a fresh ``random.Random``.
         level: the handler level.
 
-    The keywords, their defaults and checks are :class:`~yai_spool.handlers.options.SyncOptions`.
+    The keywords, their defaults and checks are :class:`SyncOptions`.
     """
 
     options_class = SyncOptions

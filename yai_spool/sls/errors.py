@@ -69,7 +69,6 @@ Emulator choices (codes the docs do not pin down; see ``DEFAULT_STATUS``):
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
@@ -510,6 +509,10 @@ def parse_retry_after(value: str, now: float | None = None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    # Imported here: an HTTP-date Retry-After is rare, and email.utils costs a process that
+    # only logs ~7 ms at import (the delta-seconds form above is what SLS sends).
+    import email.utils  # noqa: PLC0415
+
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
