@@ -22,7 +22,7 @@ Invariants:
 - ``logging.shutdown()`` (flush, then close) returns within ``close_timeout`` plus
   ``flusher.ABANDON_GRACE``, whatever the network does: the flush it calls waits at most
   ``close_timeout`` and close only gets what is left of that same deadline
-  (``modes.core.ShutdownBound``). At the deadline the requests in flight are cancelled; their
+  (``handlers.core.ShutdownBound``). At the deadline the requests in flight are cancelled; their
   records stay leased and are shipped by the next flusher (at least once).
 - After ``close()`` returns no thread of the handler runs (flusher, request threads, the
   spool's housekeeper), and none touches the spool again. (Only a custom ``sender_factory``
