@@ -83,7 +83,8 @@ def _send_now(
     at the start, those are done: records producers append meanwhile are left to the flusher
     (a busy service would otherwise keep this command running forever).
     """
-    from yai_spool.shipping.flusher import FlusherConfig, FlusherStats, ShipCycle  # noqa: PLC0415
+    from yai_spool.shipping.config import FlusherConfig, FlusherStats  # noqa: PLC0415
+    from yai_spool.shipping.cycle import ShipCycle  # noqa: PLC0415
     from yai_spool.sls.client import PutLogsClient  # noqa: PLC0415 - only this path sends
 
     report = _SendReport()

@@ -45,8 +45,10 @@ from yai_spool.daemon.metrics import MetricsServer, start_metrics
 from yai_spool.daemon.notify import Notifier, watchdog_interval
 from yai_spool.daemon.signals import Wakeup
 from yai_spool.daemon.status import DaemonTotals, SpoolSnapshot, status_line
-from yai_spool.shipping.flusher import FlusherConfig, Sender, ThreadFlusher
+from yai_spool.shipping.config import FlusherConfig
+from yai_spool.shipping.cycle import Sender
 from yai_spool.shipping.retry import RetryPolicy
+from yai_spool.shipping.thread import ThreadFlusher
 from yai_spool.sls.credentials import CredentialsProvider
 from yai_spool.sls.encoding import decode_log_group, encode_log_group
 from yai_spool.sls.errors import ConfigError

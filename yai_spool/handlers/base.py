@@ -36,7 +36,9 @@ from yai_spool.handlers.core import (
     is_shipping_path,
 )
 from yai_spool.handlers.options import HandlerOptions
-from yai_spool.shipping.flusher import FlusherConfig, FlusherStats, Sender, ThreadFlusher
+from yai_spool.shipping.config import FlusherConfig, FlusherStats
+from yai_spool.shipping.cycle import Sender
+from yai_spool.shipping.thread import ThreadFlusher
 from yai_spool.spool.backend import SpoolBackend
 
 __all__ = ["AsyncDrained", "ConfiguredHandler", "FlusherLink", "QueuedHandler"]

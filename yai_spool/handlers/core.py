@@ -232,7 +232,7 @@ class Router:
 def _merge_tags(
     defaults: Iterable[tuple[str, str]], overrides: Iterable[Iterable[str]]
 ) -> tuple[tuple[str, str], ...]:
-    """``extra={"sls_tags": ...}`` merged over the handler's tags (the mapping package's contract)."""
+    """``extra={"sls_tags": ...}`` merged over the handler's tags (mapping's contract)."""
     merged = dict(defaults)
     merged.update((str(k), str(v)) for k, v in overrides)  # type: ignore[misc]
     return tuple(sorted(merged.items()))

@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 from yai_spool.handlers.base import QueuedHandler
 from yai_spool.handlers.core import Router, handle_unlocked
 from yai_spool.handlers.options import FlusherMode, HandlerOptions, SpoolOptions  # noqa: F401 - FlusherMode lived here
-from yai_spool.shipping.flusher import in_flusher_thread
+from yai_spool.shipping.marks import in_flusher_thread
 from yai_spool.spool import Spool, SpoolDropped
 
 __all__ = ["SpoolHandler", "default_spool_path"]

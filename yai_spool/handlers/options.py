@@ -37,7 +37,8 @@ from dataclasses import MISSING, Field, dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
-from yai_spool.shipping.flusher import FlusherConfig, Sender
+from yai_spool.shipping.config import FlusherConfig
+from yai_spool.shipping.cycle import Sender
 from yai_spool.shipping.retry import DEFAULT_RETRY, RetryPolicy
 from yai_spool.sls.compression import Compression
 from yai_spool.sls.credentials import CredentialsProvider, resolve_credentials

@@ -34,7 +34,7 @@ from typing import Any
 from yai_spool.handlers.base import ConfiguredHandler
 from yai_spool.handlers.core import Router, is_shipping_path
 from yai_spool.handlers.options import HandlerOptions
-from yai_spool.shipping.flusher import Sender
+from yai_spool.shipping.cycle import Sender
 from yai_spool.shipping.retry import Backoff
 from yai_spool.sls.encoding import join_logs
 from yai_spool.sls.errors import Outcome, SLSError, classify_exception
